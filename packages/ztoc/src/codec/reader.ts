@@ -1,0 +1,221 @@
+import { ZtocError } from '../errors.js';
+import type { CompressionAlgorithm, FileMetadata, FileType, Ztoc } from '../model.js';
+import {
+  ALGORITHM_GZIP,
+  ALGORITHM_UNCOMPRESSED,
+  CompressionField,
+  FileField,
+  TocField,
+  XattrField,
+  ZtocField,
+} from './schema.js';
+import { corrupt, FbBuffer, type FbTable, type FbVector } from './table.js';
+
+const FILE_TYPES: ReadonlySet<string> = new Set([
+  'reg',
+  'dir',
+  'symlink',
+  'hardlink',
+  'char',
+  'block',
+  'fifo',
+]);
+
+/**
+ * Reads a serialized zTOC in place. Construction checks the top-level tables only; each file
+ * entry is decoded (and checked) when asked for, so opening a zTOC with 10^5 entries is cheap.
+ * Every accessor throws ZtocError('BAD_ZTOC') on corrupt bytes, never anything else.
+ */
+export class ZtocReader {
+  readonly version: string;
+  readonly buildToolIdentifier: string;
+  readonly compressedArchiveSize: number;
+  readonly uncompressedArchiveSize: number;
+  readonly algorithm: CompressionAlgorithm;
+  readonly maxSpanId: number;
+  private readonly metadata: FbVector | undefined;
+  private readonly digests: FbVector | undefined;
+  private readonly checkpointBytes: Uint8Array;
+  private names: Map<string, number> | undefined;
+
+  constructor(bytes: Uint8Array) {
+    if (!(bytes instanceof Uint8Array))
+      throw new ZtocError('BAD_ARGUMENT', 'zTOC bytes must be a Uint8Array');
+    const buf = new FbBuffer(bytes);
+    if (buf.length < 8) {
+      throw new ZtocError('BAD_ZTOC', `a zTOC is at least 8 bytes, got ${buf.length}; is this blob a zTOC?`);
+    }
+    const root = buf.root();
+    this.version = root.string(ZtocField.version, 'version');
+    this.buildToolIdentifier = root.string(ZtocField.buildToolIdentifier, 'build_tool_identifier');
+    this.compressedArchiveSize = nonNegative(
+      root,
+      ZtocField.compressedArchiveSize,
+      'compressed_archive_size',
+    );
+    this.uncompressedArchiveSize = nonNegative(
+      root,
+      ZtocField.uncompressedArchiveSize,
+      'uncompressed_archive_size',
+    );
+    const toc = root.table(ZtocField.toc, 'toc');
+    this.metadata = toc?.vector(TocField.metadata, 4, 'metadata');
+
+    const info = root.table(ZtocField.compressionInfo, 'compression_info');
+    if (!info) throw corrupt('it has no compression_info table');
+    const algorithm = info.int8(CompressionField.algorithm, ALGORITHM_GZIP);
+    if (algorithm === ALGORITHM_GZIP) this.algorithm = 'gzip';
+    else if (algorithm === ALGORITHM_UNCOMPRESSED) this.algorithm = 'uncompressed';
+    else throw corrupt(`unknown compression_algorithm ${algorithm}`);
+    this.maxSpanId = info.int32(CompressionField.maxSpanId);
+    this.digests = info.vector(CompressionField.spanDigests, 4, 'span_digests');
+    this.checkpointBytes =
+      info.vector(CompressionField.checkpoints, 1, 'checkpoints')?.bytes() ?? new Uint8Array(0);
+    const spanCount = this.digests?.length ?? 0;
+    if (this.maxSpanId < -1 || spanCount !== this.maxSpanId + 1) {
+      throw corrupt(`max_span_id is ${this.maxSpanId} but there are ${spanCount} span digests`);
+    }
+  }
+
+  get fileCount(): number {
+    return this.metadata?.length ?? 0;
+  }
+
+  get spanCount(): number {
+    return this.maxSpanId + 1;
+  }
+
+  /** `sha256:<hex>` digest of span `id`'s compressed bytes. */
+  spanDigest(id: number): string {
+    if (!this.digests)
+      throw new ZtocError('OUT_OF_RANGE', `span ${id} does not exist: the zTOC has no spans`);
+    return this.digests.string(id);
+  }
+
+  spanDigests(): string[] {
+    return Array.from({ length: this.spanCount }, (_, i) => this.spanDigest(i));
+  }
+
+  /** The checkpoint blob, a view into the zTOC bytes (not a copy). */
+  get checkpoints(): Uint8Array {
+    return this.checkpointBytes;
+  }
+
+  fileName(i: number): string {
+    return this.entry(i).string(FileField.name, 'name');
+  }
+
+  file(i: number): FileMetadata {
+    const t = this.entry(i);
+    const type = t.string(FileField.type, 'type');
+    if (!FILE_TYPES.has(type)) throw corrupt(`${t.what} has unknown type "${type}"`);
+    const uncompressedOffset = nonNegative(t, FileField.uncompressedOffset, 'uncompressed_offset');
+    const uncompressedSize = nonNegative(t, FileField.uncompressedSize, 'uncompressed_size');
+    if (uncompressedOffset + uncompressedSize > this.uncompressedArchiveSize) {
+      throw corrupt(
+        `${t.what} data [${uncompressedOffset}, +${uncompressedSize}) ends after the ` +
+          `${this.uncompressedArchiveSize}-byte archive`,
+      );
+    }
+    return {
+      name: t.string(FileField.name, 'name'),
+      type: type as FileType,
+      uncompressedOffset,
+      uncompressedSize,
+      linkname: t.string(FileField.linkname, 'linkname'),
+      mode: t.int64(FileField.mode, 'mode'),
+      uid: t.uint32(FileField.uid),
+      gid: t.uint32(FileField.gid),
+      uname: t.string(FileField.uname, 'uname'),
+      gname: t.string(FileField.gname, 'gname'),
+      modTime: t.string(FileField.modTime, 'mod_time'),
+      devmajor: t.int64(FileField.devmajor, 'devmajor'),
+      devminor: t.int64(FileField.devminor, 'devminor'),
+      xattrs: readXattrs(t),
+    };
+  }
+
+  *files(): IterableIterator<FileMetadata> {
+    for (let i = 0; i < this.fileCount; i++) yield this.file(i);
+  }
+
+  /**
+   * Index of the entry named `path`, or -1. Exact tar names match first; otherwise the name is
+   * compared without leading `./` or `/` and without a trailing `/`. When a tar holds the same
+   * path twice, the later entry wins, as it does on extraction.
+   */
+  findIndex(path: string): number {
+    if (!this.names) this.names = this.buildNameIndex();
+    return this.names.get(path) ?? this.names.get(normalizePath(path)) ?? -1;
+  }
+
+  findFile(path: string): FileMetadata | undefined {
+    const i = this.findIndex(path);
+    return i < 0 ? undefined : this.file(i);
+  }
+
+  /** Decodes everything (copies the checkpoints) into the plain model. */
+  toZtoc(): Ztoc {
+    return {
+      version: this.version,
+      buildToolIdentifier: this.buildToolIdentifier,
+      compressedArchiveSize: this.compressedArchiveSize,
+      uncompressedArchiveSize: this.uncompressedArchiveSize,
+      toc: Array.from(this.files()),
+      compressionInfo: {
+        algorithm: this.algorithm,
+        maxSpanId: this.maxSpanId,
+        spanDigests: this.spanDigests(),
+        checkpoints: this.checkpointBytes.slice(),
+      },
+    };
+  }
+
+  private entry(i: number): FbTable {
+    if (!this.metadata)
+      throw new ZtocError('OUT_OF_RANGE', `file ${i} does not exist: the zTOC lists no files`);
+    return this.metadata.table(i);
+  }
+
+  private buildNameIndex(): Map<string, number> {
+    const names = new Map<string, number>();
+    for (let i = 0; i < this.fileCount; i++) {
+      const name = this.fileName(i);
+      names.set(name, i);
+      const normalized = normalizePath(name);
+      if (normalized !== name) names.set(normalized, i);
+    }
+    return names;
+  }
+}
+
+/** Decodes a serialized zTOC completely; throws ZtocError('BAD_ZTOC') on corrupt input. */
+export function decodeZtoc(bytes: Uint8Array): Ztoc {
+  return new ZtocReader(bytes).toZtoc();
+}
+
+/** `./a/b/`, `/a/b` and `a/b` all name the same entry. */
+export function normalizePath(path: string): string {
+  let p = path;
+  while (p.startsWith('./')) p = p.slice(2);
+  while (p.startsWith('/')) p = p.slice(1);
+  while (p.endsWith('/')) p = p.slice(0, -1);
+  return p;
+}
+
+function readXattrs(t: FbTable): Record<string, string> {
+  const records: Record<string, string> = {};
+  const v = t.vector(FileField.xattrs, 4, 'xattrs');
+  if (!v) return records;
+  for (let j = 0; j < v.length; j++) {
+    const x = v.table(j);
+    records[x.string(XattrField.key, 'key')] = x.string(XattrField.value, 'value');
+  }
+  return records;
+}
+
+function nonNegative(t: FbTable, id: number, name: string): number {
+  const v = t.int64(id, name);
+  if (v < 0) throw corrupt(`${t.what}.${name} is negative (${v})`);
+  return v;
+}

@@ -1,0 +1,140 @@
+import { ZtocError } from '../errors.js';
+
+export const BLOCK = 512;
+
+/** The fields of one 512-byte tar header block, before PAX / GNU long-name overrides. */
+export interface RawHeader {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: string;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+}
+
+const utf8 = new TextDecoder('utf-8');
+
+export function isZeroBlock(block: Uint8Array): boolean {
+  for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Parses one header block (checksum verified). `offset` is only for messages.
+ * Handles V7, ustar (with prefix), GNU (no prefix: that area holds atime/ctime) and star
+ * (131-byte prefix followed by times and a `tar\0` trailer).
+ */
+export function parseHeader(block: Uint8Array, offset: number): RawHeader {
+  verifyChecksum(block, offset);
+  const magic = ascii(block, 257, 6);
+  const version = ascii(block, 263, 2);
+  const isUstar = magic === 'ustar\0';
+  const isGnu = magic === 'ustar ' && version === ' \0';
+  let name = text(block, 0, 100);
+  if (isUstar) {
+    const star = ascii(block, 508, 4) === 'tar\0';
+    const prefix = text(block, 345, star ? 131 : 155);
+    if (prefix) name = `${prefix}/${name}`;
+  }
+  const hasOwnerFields = isUstar || isGnu;
+  const typeflag = String.fromCharCode(block[156]!);
+  return {
+    name,
+    mode: numeric(block, 100, 8, 'mode', offset),
+    uid: numeric(block, 108, 8, 'uid', offset),
+    gid: numeric(block, 116, 8, 'gid', offset),
+    size: numeric(block, 124, 12, 'size', offset),
+    mtime: numeric(block, 136, 12, 'mtime', offset),
+    typeflag,
+    linkname: text(block, 157, 100),
+    uname: hasOwnerFields ? text(block, 265, 32) : '',
+    gname: hasOwnerFields ? text(block, 297, 32) : '',
+    devmajor: hasOwnerFields ? numeric(block, 329, 8, 'devmajor', offset) : 0,
+    devminor: hasOwnerFields ? numeric(block, 337, 8, 'devminor', offset) : 0,
+  };
+}
+
+function verifyChecksum(block: Uint8Array, offset: number): void {
+  const stored = numeric(block, 148, 8, 'checksum', offset);
+  // The checksum is computed with its own field read as spaces. Some old tars summed signed
+  // bytes; accept either, as GNU tar and Go do.
+  let unsigned = 8 * 0x20;
+  let signed = 8 * 0x20;
+  for (let i = 0; i < BLOCK; i++) {
+    if (i >= 148 && i < 156) continue;
+    const b = block[i]!;
+    unsigned += b;
+    signed += b < 128 ? b : b - 256;
+  }
+  if (stored !== unsigned && stored !== signed) {
+    throw new ZtocError(
+      'BAD_TAR',
+      `tar header at offset ${offset} has checksum ${stored}, expected ${unsigned}: ` +
+        'the layer is not a tar stream or is corrupt',
+    );
+  }
+}
+
+/**
+ * Numeric header field: octal text (space/NUL padded), or GNU base-256 when the high bit of
+ * the first byte is set (big-endian two's complement, used for sizes >= 8 GiB, negative times).
+ */
+export function numeric(
+  block: Uint8Array,
+  start: number,
+  len: number,
+  field: string,
+  offset: number,
+): number {
+  const first = block[start]!;
+  if (first & 0x80) {
+    let v = BigInt(first & 0x7f);
+    if (first & 0x40) v -= 0x80n; // sign bit set: negative
+    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(block[start + i]!);
+    const n = Number(v);
+    if (!Number.isSafeInteger(n)) throw badField(field, offset, `base-256 value ${v} is beyond 2^53`);
+    return n;
+  }
+  let i = start;
+  const end = start + len;
+  while (i < end && (block[i] === 0x20 || block[i] === 0)) i++;
+  let n = 0;
+  let digits = 0;
+  for (; i < end; i++) {
+    const c = block[i]!;
+    if (c === 0 || c === 0x20) break;
+    if (c < 0x30 || c > 0x37) throw badField(field, offset, `byte 0x${c.toString(16)} is not an octal digit`);
+    n = n * 8 + (c - 0x30);
+    digits++;
+  }
+  for (; i < end; i++) {
+    if (block[i] !== 0 && block[i] !== 0x20) throw badField(field, offset, 'text after the octal number');
+  }
+  return digits ? n : 0;
+}
+
+function badField(field: string, offset: number, why: string): ZtocError {
+  return new ZtocError('BAD_TAR', `tar header at offset ${offset}: bad ${field} field (${why})`);
+}
+
+/** NUL-terminated UTF-8 text field. */
+function text(block: Uint8Array, start: number, len: number): string {
+  let end = start;
+  while (end < start + len && block[end] !== 0) end++;
+  return utf8.decode(block.subarray(start, end));
+}
+
+function ascii(block: Uint8Array, start: number, len: number): string {
+  return String.fromCharCode(...block.subarray(start, start + len));
+}
+
+/** Data of an entry rounded up to whole blocks. */
+export function paddedSize(size: number): number {
+  return Math.ceil(size / BLOCK) * BLOCK;
+}
