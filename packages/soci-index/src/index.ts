@@ -1,1 +1,43 @@
-export {};
+export { ArchiveSource } from './archive-source.js';
+export {
+  type BuildOptions,
+  type BuildProgress,
+  type BuiltSociIndex,
+  buildSociIndex,
+  type LayerResult,
+  ztocNeedsXattrs,
+} from './build.js';
+export * from './constants.js';
+export {
+  annotateManifestForV2,
+  type ConvertedPlatform,
+  convertImageIndex,
+  ociMediaType,
+  wrapManifestInIndex,
+} from './convert-manifests.js';
+export { isDigest, sha256Digest } from './digest.js';
+export { type EncodedManifest, encodeManifest } from './encode.js';
+export { SociIndexError, type SociIndexErrorCode } from './errors.js';
+export {
+  type ImageRoot,
+  loadImageRoot,
+  loadPlatformImage,
+  type PlatformImage,
+  platformEntries,
+  selectPlatformImage,
+} from './image.js';
+export {
+  buildIndexManifest,
+  type PrefetchRef,
+  parseIndexManifest,
+  type SociIndex,
+  sociVersionOf,
+  type ZtocRef,
+  ztocForLayer,
+} from './index-manifest.js';
+export { type LayerCompression, layerCompression } from './layer-kind.js';
+export { LayoutSource } from './layout-source.js';
+export * from './oci.js';
+export { formatPlatform, hostPlatform, parsePlatform, platformMatches } from './platform.js';
+export type { ImageSource } from './source.js';
+export { ANNOTATION_CREATED, ANNOTATION_IMAGE_REF, LocalStore, type StoredIndex } from './store.js';

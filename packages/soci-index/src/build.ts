@@ -1,0 +1,169 @@
+/**
+ * Builds a SOCI index for one platform image: every layer at or above the minimum size is
+ * streamed once through the zTOC builder; layers run in parallel. Nothing is written
+ * anywhere: the caller stores or pushes the result.
+ */
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { buildZtoc, encodeZtoc, type Ztoc } from '@soci-ts/ztoc';
+import { mapConcurrent } from './concurrency.js';
+import {
+  BUILD_TOOL_IDENTIFIER,
+  DEFAULT_MIN_LAYER_SIZE,
+  DEFAULT_SPAN_SIZE,
+  type SociIndexVersion,
+} from './constants.js';
+import { sha256Digest } from './digest.js';
+import type { EncodedManifest } from './encode.js';
+import { SociIndexError } from './errors.js';
+import type { PlatformImage } from './image.js';
+import { buildIndexManifest, type SociIndex, type ZtocRef } from './index-manifest.js';
+import { layerCompression } from './layer-kind.js';
+import type { Descriptor, ImageManifest } from './oci.js';
+import type { ImageSource } from './source.js';
+
+export interface BuildProgress {
+  layer: Descriptor;
+  /** Position of the layer in the image manifest. */
+  layerIndex: number;
+  state: 'reading' | 'done' | 'skipped';
+  /** Compressed bytes read so far. */
+  bytesRead: number;
+  /** Why the layer gets no zTOC (state 'skipped'). */
+  reason?: string;
+}
+
+export interface BuildOptions {
+  /** Uncompressed bytes per span (default 4 MiB). */
+  spanSize?: number;
+  /** Layers with fewer compressed bytes get no zTOC (default 10 MiB). */
+  minLayerSize?: number;
+  /** v2 (default) has no subject; v1 points at the image manifest. */
+  version?: SociIndexVersion;
+  /** Layers built at once (default: the number of cores). */
+  concurrency?: number;
+  buildToolIdentifier?: string;
+  onProgress?: (progress: BuildProgress) => void;
+}
+
+export interface LayerResult {
+  layer: Descriptor;
+  /** The zTOC and its encoding, when the layer was indexed. */
+  ztoc?: { ztoc: Ztoc; bytes: Uint8Array; ref: ZtocRef };
+  skipped?: string;
+}
+
+export interface BuiltSociIndex {
+  index: SociIndex;
+  manifest: EncodedManifest<ImageManifest>;
+  /** Encoded zTOCs, in layer order (what the manifest's layers point at). */
+  ztocBlobs: Uint8Array[];
+  layers: LayerResult[];
+  image: PlatformImage;
+}
+
+/** Whether a zTOC needs xattr support: any PAX record, or an opaque-directory marker. */
+export function ztocNeedsXattrs(ztoc: Ztoc): boolean {
+  return ztoc.toc.some((f) => Object.keys(f.xattrs).length > 0 || /(^|\/)\.wh\.\.wh\.\.opq$/.test(f.name));
+}
+
+export async function buildSociIndex(
+  source: ImageSource,
+  image: PlatformImage,
+  options: BuildOptions = {},
+): Promise<BuiltSociIndex> {
+  const spanSize = options.spanSize ?? DEFAULT_SPAN_SIZE;
+  const minLayerSize = options.minLayerSize ?? DEFAULT_MIN_LAYER_SIZE;
+  const version = options.version ?? 'v2';
+  const buildToolIdentifier = options.buildToolIdentifier ?? BUILD_TOOL_IDENTIFIER;
+  const report = options.onProgress ?? (() => {});
+  if (!Number.isSafeInteger(spanSize) || spanSize <= 0) {
+    throw new SociIndexError('INVALID_IMAGE', `span size must be a positive integer, got ${spanSize}`);
+  }
+  const layers = image.manifest.layers;
+  // Classify every layer before reading any, so an unsupported one fails fast.
+  const plan = layers.map((layer) => (layer.size < minLayerSize ? undefined : layerCompression(layer)));
+
+  const results = await mapConcurrent(
+    layers,
+    options.concurrency ?? availableParallelism(),
+    async (layer, layerIndex) => {
+      const compression = plan[layerIndex];
+      if (!compression) {
+        const reason = `smaller than the minimum layer size (${layer.size} < ${minLayerSize} bytes)`;
+        report({ layer, layerIndex, state: 'skipped', bytesRead: 0, reason });
+        return { layer, skipped: reason } satisfies LayerResult;
+      }
+      let bytesRead = 0;
+      const hash = createHash('sha256');
+      async function* counted(): AsyncIterable<Uint8Array> {
+        report({ layer, layerIndex, state: 'reading', bytesRead });
+        for await (const chunk of source.fetchBlob(layer)) {
+          hash.update(chunk);
+          bytesRead += chunk.length;
+          report({ layer, layerIndex, state: 'reading', bytesRead });
+          yield chunk;
+        }
+      }
+      let ztoc: Ztoc;
+      try {
+        ztoc = await buildZtoc(counted(), { spanSize, compression, buildToolIdentifier });
+      } catch (err) {
+        if (err instanceof SociIndexError) throw err;
+        throw new SociIndexError(
+          'LAYER_BUILD_FAILED',
+          `cannot index layer ${layer.digest} of ${source.reference}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      const actual = `sha256:${hash.digest('hex')}`;
+      if (layer.digest.startsWith('sha256:') && actual !== layer.digest) {
+        throw new SociIndexError(
+          'DIGEST_MISMATCH',
+          `layer ${layer.digest} of ${source.reference} has different content (${actual}); the image source is corrupt`,
+        );
+      }
+      const bytes = encodeZtoc(ztoc);
+      const ref: ZtocRef = {
+        digest: sha256Digest(bytes),
+        size: bytes.length,
+        layerDigest: layer.digest,
+        layerMediaType: layer.mediaType,
+        spanSize,
+      };
+      report({ layer, layerIndex, state: 'done', bytesRead });
+      return { layer, ztoc: { ztoc, bytes, ref } } satisfies LayerResult;
+    },
+  );
+
+  const indexed = results.flatMap((r) => (r.ztoc ? [r.ztoc] : []));
+  if (indexed.length === 0) {
+    throw new SociIndexError(
+      'NO_LAYERS_INDEXED',
+      `no layer of ${source.reference} is ${minLayerSize} bytes or larger, so there is nothing to index; lower --min-layer-size`,
+    );
+  }
+  const index: SociIndex = {
+    version,
+    buildToolIdentifier,
+    disableXattrs: !indexed.some((z) => ztocNeedsXattrs(z.ztoc)),
+    ztocs: indexed.map((z) => z.ref),
+    prefetches: [],
+    ...(version === 'v1' ? { subject: subjectOf(image) } : {}),
+  };
+  return {
+    index,
+    manifest: buildIndexManifest(index),
+    ztocBlobs: indexed.map((z) => z.bytes),
+    layers: results,
+    image,
+  };
+}
+
+function subjectOf(image: PlatformImage): Descriptor {
+  return {
+    mediaType: image.descriptor.mediaType,
+    digest: image.descriptor.digest,
+    size: image.descriptor.size,
+  };
+}

@@ -1,0 +1,18 @@
+import type { Descriptor } from './oci.js';
+
+/**
+ * Where an image is read from: a registry repository, an OCI layout directory, an
+ * oci-archive tar. Only reads; every method takes digests from manifests it served.
+ */
+export interface ImageSource {
+  /** The reference as the user wrote it, for messages and the store's records. */
+  readonly reference: string;
+  /** Descriptor of what the reference names: an image manifest or an image index. */
+  resolve(): Promise<Descriptor>;
+  /** Bytes of a manifest or index. */
+  fetchManifest(descriptor: Descriptor): Promise<Uint8Array>;
+  /** A blob, streamed in order. */
+  fetchBlob(descriptor: Descriptor): AsyncIterable<Uint8Array>;
+  /** Bytes [start, end) of a blob. */
+  fetchBlobRange(descriptor: Descriptor, start: number, end: number): Promise<Uint8Array>;
+}
