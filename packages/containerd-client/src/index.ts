@@ -1,1 +1,36 @@
-export {};
+export { ContainerdClient, type ContainerdClientOptions } from './client.js';
+export {
+  ContainerdError,
+  type ContainerdErrorCode,
+  isAlreadyExists,
+  isContainerdError,
+  isNotFound,
+  PullError,
+  type PullErrorCode,
+} from './errors.js';
+export {
+  CONTAINERD_LOADER_OPTIONS,
+  CONTAINERD_PROTO_DIR,
+  CONTAINERD_PROTO_FILES,
+  type ContainerdService,
+  loadContainerdPackageDefinition,
+  loadContainerdProtos,
+} from './protos.js';
+export { ContentService, type WriteBlobOptions, type WriteBlobResult } from './services/content.js';
+export { DiffService } from './services/diff.js';
+export { type ImageInput, ImagesService } from './services/images.js';
+export { LEASE_EXPIRE_LABEL, LeasesService } from './services/leases.js';
+export { NamespacesService } from './services/namespaces.js';
+export { SnapshotsService } from './services/snapshots.js';
+export { LEASE_HEADER, NAMESPACE_HEADER } from './transport.js';
+export type {
+  ContentInfo,
+  Descriptor,
+  ImageRecord,
+  Labels,
+  Lease,
+  Mount,
+  SnapshotInfo,
+  SnapshotKind,
+  SnapshotUsage,
+} from './types.js';

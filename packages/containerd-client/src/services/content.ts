@@ -1,0 +1,227 @@
+import { createHash } from 'node:crypto';
+import { ContainerdError, isAlreadyExists } from '../errors.js';
+import { type CallScope, type Connection, DuplexExchange, serverStream, unary } from '../transport.js';
+import { type ContentInfo, type Labels, toDate, type WireTimestamp } from '../types.js';
+
+interface WireInfo {
+  digest: string;
+  size: number;
+  createdAt?: WireTimestamp;
+  updatedAt?: WireTimestamp;
+  labels?: Labels;
+}
+
+interface WriteRequest {
+  action: 'STAT' | 'WRITE' | 'COMMIT';
+  ref?: string;
+  total?: number;
+  expected?: string;
+  offset?: number;
+  data?: Uint8Array;
+  labels?: Labels;
+}
+
+interface WriteResponse {
+  action: string;
+  offset: number;
+  total: number;
+  digest: string;
+}
+
+/** Largest piece sent per Write message; well under containerd's 16 MiB message limit. */
+const WRITE_CHUNK = 1024 * 1024;
+
+export interface WriteBlobOptions {
+  /** Ingest reference; containerd locks it while a write is open (e.g. `layer-sha256:...`). */
+  ref: string;
+  /** What the bytes must be: containerd verifies size and digest on commit. */
+  expected: { digest: string; size: number };
+  /** The bytes, whole or streamed. */
+  data: Uint8Array | AsyncIterable<Uint8Array>;
+  /** Labels for the committed blob (also applied when the blob already existed). */
+  labels?: Labels;
+}
+
+export interface WriteBlobResult {
+  digest: string;
+  size: number;
+  /** True when containerd already had the blob; no bytes were sent (the data iterable was not read). */
+  existed: boolean;
+  /** Bytes sent to containerd. */
+  written: number;
+}
+
+/** containerd's content store: blobs by digest, with labels (gc references live here). */
+export class ContentService {
+  constructor(
+    private readonly conn: Connection,
+    private readonly scope: CallScope,
+  ) {}
+
+  async info(digest: string): Promise<ContentInfo> {
+    const res = await unary<object, { info: WireInfo }>(this.conn, this.scope, 'content', 'Info', { digest });
+    return toContentInfo(res.info);
+  }
+
+  /** Sets the given labels (only those keys: an empty value deletes a label). */
+  async updateLabels(digest: string, labels: Labels): Promise<ContentInfo> {
+    const paths = Object.keys(labels).map((k) => `labels.${k}`);
+    const res = await unary<object, { info: WireInfo }>(this.conn, this.scope, 'content', 'Update', {
+      info: { digest, labels },
+      updateMask: { paths },
+    });
+    return toContentInfo(res.info);
+  }
+
+  async *list(filters: string[] = []): AsyncGenerator<ContentInfo> {
+    for await (const page of serverStream<object, { info: WireInfo[] }>(
+      this.conn,
+      this.scope,
+      'content',
+      'List',
+      {
+        filters,
+      },
+    )) {
+      for (const info of page.info) yield toContentInfo(info);
+    }
+  }
+
+  async delete(digest: string): Promise<void> {
+    await unary(this.conn, this.scope, 'content', 'Delete', { digest });
+  }
+
+  /** Streams a blob (or the range `offset`..`offset+size`; size 0 means to the end). */
+  async *read(digest: string, range: { offset?: number; size?: number } = {}): AsyncGenerator<Buffer> {
+    for await (const msg of serverStream<object, { offset: number; data: Buffer }>(
+      this.conn,
+      this.scope,
+      'content',
+      'Read',
+      { digest, offset: range.offset ?? 0, size: range.size ?? 0 },
+    )) {
+      yield msg.data;
+    }
+  }
+
+  async readAll(digest: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const part of this.read(digest)) parts.push(part);
+    return Buffer.concat(parts);
+  }
+
+  /** Drops an unfinished ingest (no error when there is none). */
+  async abort(ref: string): Promise<void> {
+    try {
+      await unary(this.conn, this.scope, 'content', 'Abort', { ref });
+    } catch (err) {
+      if (!(err instanceof ContainerdError && err.code === 'NOT_FOUND')) throw err;
+    }
+  }
+
+  /**
+   * Writes a blob through the Write stream: STAT (containerd answers ALREADY_EXISTS when it has the
+   * digest, and adds it to the current lease), WRITE chunks from offset 0 (which discards any stale
+   * partial ingest under the same ref), COMMIT with the expected size, digest and labels. The digest
+   * is also computed here, so a mismatch is caught before the commit and the ingest aborted.
+   */
+  async writeBlob(options: WriteBlobOptions): Promise<WriteBlobResult> {
+    const { ref, expected } = options;
+    const exchange = new DuplexExchange<WriteRequest, WriteResponse>(
+      this.conn,
+      this.scope,
+      'content',
+      'Write',
+    );
+    try {
+      await exchange.send({ action: 'STAT', ref, total: expected.size, expected: expected.digest });
+    } catch (err) {
+      exchange.cancel();
+      if (!isAlreadyExists(err)) throw err;
+      if (options.labels && Object.keys(options.labels).length > 0)
+        await this.updateLabels(expected.digest, options.labels);
+      return { digest: expected.digest, size: expected.size, existed: true, written: 0 };
+    }
+
+    const hash = createHash(hashAlgorithm(expected.digest));
+    let offset = 0;
+    try {
+      for await (const chunk of chunks(options.data)) {
+        if (offset + chunk.byteLength > expected.size) {
+          throw new ContainerdError(
+            'FAILED_PRECONDITION',
+            'content.Write',
+            `blob ${expected.digest} is longer than its expected ${expected.size} bytes`,
+          );
+        }
+        hash.update(chunk);
+        const res = await exchange.send({ action: 'WRITE', offset, data: chunk });
+        offset = Number(res.offset);
+      }
+      const actual = `${expected.digest.split(':')[0]}:${hash.digest('hex')}`;
+      if (offset !== expected.size || actual !== expected.digest) {
+        throw new ContainerdError(
+          'FAILED_PRECONDITION',
+          'content.Write',
+          `blob ${expected.digest} has ${offset} bytes with digest ${actual}, expected ${expected.size} bytes`,
+        );
+      }
+      const res = await exchange.send({
+        action: 'COMMIT',
+        offset,
+        total: expected.size,
+        expected: expected.digest,
+        labels: options.labels ?? {},
+      });
+      exchange.end();
+      return {
+        digest: res.digest || expected.digest,
+        size: Number(res.offset),
+        existed: false,
+        written: offset,
+      };
+    } catch (err) {
+      exchange.cancel();
+      if (isAlreadyExists(err)) {
+        // Another writer committed the same blob meanwhile: the blob is there, which is all we wanted.
+        if (options.labels && Object.keys(options.labels).length > 0)
+          await this.updateLabels(expected.digest, options.labels);
+        return { digest: expected.digest, size: expected.size, existed: true, written: offset };
+      }
+      await this.abort(ref).catch(() => undefined);
+      throw err;
+    }
+  }
+}
+
+function toContentInfo(info: WireInfo): ContentInfo {
+  return {
+    digest: info.digest,
+    size: Number(info.size),
+    createdAt: toDate(info.createdAt),
+    updatedAt: toDate(info.updatedAt),
+    labels: { ...(info.labels ?? {}) },
+  };
+}
+
+function hashAlgorithm(digest: string): string {
+  const algorithm = digest.split(':')[0];
+  if (algorithm !== 'sha256' && algorithm !== 'sha512') {
+    throw new ContainerdError(
+      'INVALID_ARGUMENT',
+      'content.Write',
+      `unsupported digest algorithm in ${digest}`,
+    );
+  }
+  return algorithm;
+}
+
+/** Re-cuts input into pieces of at most WRITE_CHUNK bytes. */
+async function* chunks(data: Uint8Array | AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const source = data instanceof Uint8Array ? [data] : data;
+  for await (const piece of source) {
+    for (let at = 0; at < piece.byteLength; at += WRITE_CHUNK) {
+      yield piece.subarray(at, Math.min(at + WRITE_CHUNK, piece.byteLength));
+    }
+  }
+}

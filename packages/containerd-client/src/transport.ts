@@ -1,0 +1,178 @@
+import * as grpc from '@grpc/grpc-js';
+import { fromGrpcError } from './errors.js';
+import { serviceConstructor } from './protos.js';
+
+/** gRPC metadata keys containerd reads on every call (namespaces/grpc.go, leases/grpc.go). */
+export const NAMESPACE_HEADER = 'containerd-namespace';
+export const LEASE_HEADER = 'containerd-lease';
+
+const SERVICES = {
+  content: 'containerd.services.content.v1.Content',
+  images: 'containerd.services.images.v1.Images',
+  leases: 'containerd.services.leases.v1.Leases',
+  snapshots: 'containerd.services.snapshots.v1.Snapshots',
+  diff: 'containerd.services.diff.v1.Diff',
+  namespaces: 'containerd.services.namespaces.v1.Namespaces',
+  version: 'containerd.services.version.v1.Version',
+} as const;
+
+export type ServiceName = keyof typeof SERVICES;
+
+// Loosely typed gRPC stubs: each service module gives its calls precise types.
+type Stub = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+type Callback<Res> = (err: grpc.ServiceError | null, res: Res) => void;
+
+/** `unix:///path` for a bare socket path; anything with a scheme or host:port is kept. */
+export function grpcTarget(address: string): string {
+  if (address.startsWith('/')) return `unix://${address}`;
+  return address;
+}
+
+/**
+ * One gRPC channel to containerd shared by all service stubs. Cheap to copy per namespace or lease:
+ * the {@link CallScope} carries the headers, the Connection the sockets.
+ */
+export class Connection {
+  private readonly stubs = new Map<ServiceName, Stub>();
+  private channel: grpc.Channel | undefined;
+
+  constructor(
+    readonly address: string,
+    private readonly channelOptions: grpc.ChannelOptions = {},
+  ) {}
+
+  stub(service: ServiceName): Stub {
+    let stub = this.stubs.get(service);
+    if (!stub) {
+      const Ctor = serviceConstructor(SERVICES[service]);
+      const options: grpc.ClientOptions = { ...this.defaultOptions(), ...this.channelOptions };
+      if (this.channel) options.channelOverride = this.channel;
+      stub = new Ctor(
+        grpcTarget(this.address),
+        grpc.credentials.createInsecure(),
+        options,
+      ) as unknown as Stub;
+      this.channel ??= stub.getChannel() as grpc.Channel;
+      this.stubs.set(service, stub);
+    }
+    return stub;
+  }
+
+  close(): void {
+    for (const stub of this.stubs.values()) stub.close();
+    this.stubs.clear();
+    this.channel?.close();
+    this.channel = undefined;
+  }
+
+  private defaultOptions(): grpc.ChannelOptions {
+    // containerd answers up to 16 MiB per message (its default); manifests and configs fit easily.
+    return {
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      'grpc.max_send_message_length': 16 * 1024 * 1024,
+    };
+  }
+}
+
+/** Namespace and optional lease that every call of one client view carries. */
+export interface CallScope {
+  namespace: string;
+  lease?: string | undefined;
+}
+
+export function scopeMetadata(scope: CallScope): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set(NAMESPACE_HEADER, scope.namespace);
+  if (scope.lease) md.set(LEASE_HEADER, scope.lease);
+  return md;
+}
+
+/** Calls a unary method; failures become ContainerdErrors named `<Service>.<Method>`. */
+export function unary<Req, Res>(
+  conn: Connection,
+  scope: CallScope,
+  service: ServiceName,
+  method: string,
+  request: Req,
+): Promise<Res> {
+  const stub = conn.stub(service);
+  const fn = stub[method];
+  if (typeof fn !== 'function') throw new Error(`no method ${method} on ${SERVICES[service]}`);
+  return new Promise<Res>((resolve, reject) => {
+    fn.call(stub, request, scopeMetadata(scope), ((err, res) => {
+      if (err) reject(fromGrpcError(`${service}.${method}`, err));
+      else resolve(res);
+    }) as Callback<Res>);
+  });
+}
+
+/** Calls a server-streaming method and yields its messages. */
+export async function* serverStream<Req, Res>(
+  conn: Connection,
+  scope: CallScope,
+  service: ServiceName,
+  method: string,
+  request: Req,
+): AsyncGenerator<Res> {
+  const stub = conn.stub(service);
+  const call = (stub[method] as (req: Req, md: grpc.Metadata) => grpc.ClientReadableStream<Res>).call(
+    stub,
+    request,
+    scopeMetadata(scope),
+  );
+  try {
+    for await (const message of call) yield message as Res;
+  } catch (err) {
+    throw fromGrpcError(`${service}.${method}`, err);
+  } finally {
+    call.cancel();
+  }
+}
+
+/**
+ * A bidirectional stream driven as request/response pairs: containerd's content Write answers every
+ * message with exactly one response, so `send` resolves with the answer to that message.
+ */
+export class DuplexExchange<Req, Res> {
+  private readonly call: grpc.ClientDuplexStream<Req, Res>;
+  private readonly waiting: { resolve: (res: Res) => void; reject: (err: Error) => void }[] = [];
+  private failure: Error | undefined;
+  private readonly name: string;
+
+  constructor(conn: Connection, scope: CallScope, service: ServiceName, method: string) {
+    const stub = conn.stub(service);
+    this.name = `${service}.${method}`;
+    this.call = (stub[method] as (md: grpc.Metadata) => grpc.ClientDuplexStream<Req, Res>).call(
+      stub,
+      scopeMetadata(scope),
+    );
+    this.call.on('data', (res: Res) => this.waiting.shift()?.resolve(res));
+    this.call.on('error', (err) => this.fail(fromGrpcError(this.name, err)));
+    this.call.on('end', () =>
+      this.fail(fromGrpcError(this.name, new Error('stream ended before an answer'))),
+    );
+  }
+
+  send(request: Req): Promise<Res> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<Res>((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.call.write(request);
+    });
+  }
+
+  /** Half-closes the stream (the normal end after a commit). */
+  end(): void {
+    this.call.end();
+  }
+
+  /** Abandons the stream; containerd keeps the partial ingest until it is aborted or expires. */
+  cancel(): void {
+    this.call.cancel();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const w of this.waiting.splice(0)) w.reject(this.failure);
+  }
+}
