@@ -1,1 +1,47 @@
-export {};
+export {
+  ConfigError,
+  DEFAULT_ROOT,
+  defaultConfig,
+  formatConfig,
+  LOG_LEVELS,
+  type LogLevel,
+  loadConfigFile,
+  parseConfig,
+  type RegistryHostConfig,
+  type SnapshotterConfig,
+} from './config.js';
+export {
+  createLogger,
+  type RemoteSourceContext,
+  type RunningSnapshotter,
+  type StartOptions,
+  startSnapshotter,
+} from './daemon.js';
+export { isSnapshotError, SnapshotError, type SnapshotErrorCode } from './errors.js';
+export { type FieldAdaptor, type Filter, FilterSyntaxError, parseFilter, parseFilters } from './filters.js';
+export {
+  MetadataStore,
+  MetadataStoreError,
+  type SnapshotKind,
+  type SnapshotRecord,
+  type SnapshotUsage,
+} from './metadata-store.js';
+export { SnapshotterMetrics } from './metrics.js';
+export { type Mount, type MountOptions, type MountPlan, mountsFor } from './mounts.js';
+export { loadSnapshotsProto, PROTO_DIR } from './proto.js';
+export {
+  NoRemoteLayers,
+  REMOTE_LABEL,
+  REMOTE_LABEL_VALUE,
+  type RemoteLayerSource,
+  type RemotePrepareRequest,
+  type RemotePrepareResult,
+  type RemoteRestoreRequest,
+  TARGET_REF_LABEL,
+} from './remote.js';
+export {
+  type RemoteOutcome,
+  type SnapshotInfo,
+  Snapshotter,
+  type SnapshotterOptions,
+} from './snapshotter.js';

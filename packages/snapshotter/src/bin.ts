@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import {
+  ConfigError,
+  defaultConfig,
+  formatConfig,
+  loadConfigFile,
+  type SnapshotterConfig,
+} from './config.js';
+import { startSnapshotter } from './daemon.js';
+
+const USAGE = `usage: soci-snapshotter [--config FILE] [--print-config]
+
+  --config FILE    TOML configuration (default: built-in defaults)
+  --print-config   print the effective configuration as TOML and exit
+  --help           show this text
+`;
+
+async function main(): Promise<number> {
+  let args: ReturnType<
+    typeof parseArgs<{
+      options: { config: { type: 'string' }; 'print-config': { type: 'boolean' }; help: { type: 'boolean' } };
+    }>
+  >;
+  try {
+    args = parseArgs({
+      options: { config: { type: 'string' }, 'print-config': { type: 'boolean' }, help: { type: 'boolean' } },
+    });
+  } catch (err) {
+    process.stderr.write(`soci-snapshotter: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (args.values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let config: SnapshotterConfig;
+  try {
+    config = args.values.config ? await loadConfigFile(args.values.config) : defaultConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`soci-snapshotter: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (args.values['print-config']) {
+    process.stdout.write(formatConfig(config));
+    return 0;
+  }
+
+  const daemon = await startSnapshotter(config);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      daemon.logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await daemon.close();
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`soci-snapshotter: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,311 @@
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface RegistryHostConfig {
+  /** Base URLs tried in order instead of https://<host> (mirrors). Empty: the host itself. */
+  endpoints: string[];
+  /** Talk plain HTTP to the host (local test registries). */
+  plainHttp: boolean;
+  /** Accept any TLS certificate. */
+  skipVerify: boolean;
+  username?: string;
+  password?: string;
+}
+
+export interface SnapshotterConfig {
+  /** Snapshot directories and metadata. */
+  root: string;
+  /** Unix socket containerd's proxy plugin connects to. */
+  socket: string;
+  logLevel: LogLevel;
+  /** host:port for Prometheus /metrics; '' disables it. */
+  metricsAddress: string;
+  /** Longest wait for a remote mount before the layer is unpacked locally instead. */
+  mountTimeoutMs: number;
+  registry: { hosts: Record<string, RegistryHostConfig> };
+  spanCache: { dir: string; maxBytes: number };
+  backgroundFetch: {
+    enabled: boolean;
+    fetchPeriodMs: number;
+    silencePeriodMs: number;
+    maxConcurrency: number;
+  };
+  discovery: { sociV2: boolean; sociV1Referrers: boolean; referrersTagFallback: boolean };
+}
+
+export const DEFAULT_ROOT = '/var/lib/soci-ts';
+
+export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
+  return {
+    root,
+    socket: '/run/soci-ts/soci-snapshotter.sock',
+    logLevel: 'info',
+    metricsAddress: '127.0.0.1:9880',
+    mountTimeoutMs: 30_000,
+    registry: { hosts: {} },
+    spanCache: { dir: join(root, 'cache'), maxBytes: 10 * 1024 ** 3 },
+    backgroundFetch: { enabled: true, fetchPeriodMs: 500, silencePeriodMs: 30_000, maxConcurrency: 1 },
+    discovery: { sociV2: true, sociV1Referrers: true, referrersTagFallback: true },
+  };
+}
+
+/** A configuration value is wrong; `key` is its dotted TOML path. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'CONFIG_INVALID';
+  constructor(
+    readonly key: string,
+    problem: string,
+  ) {
+    super(key === '' ? `config: ${problem}` : `config: ${key}: ${problem}`);
+  }
+}
+
+type Table = Record<string, unknown>;
+const isTable = (v: unknown): v is Table =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "30s", "500ms", "2m", "1h" -> milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  const unit = m?.[2];
+  return m && unit ? Math.round(Number(m[1]) * DURATION_UNITS[unit]!) : undefined;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms !== 0 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms !== 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/** Reads typed values from one TOML table, remembering which keys were used so leftovers are reported. */
+class TableReader {
+  private readonly used = new Set<string>();
+  constructor(
+    private readonly table: Table,
+    private readonly prefix: string,
+  ) {}
+
+  private path(key: string) {
+    return this.prefix ? `${this.prefix}.${key}` : key;
+  }
+
+  private take(key: string): unknown {
+    this.used.add(key);
+    return this.table[key];
+  }
+
+  string(key: string, fallback: string, check?: (v: string) => string | undefined): string {
+    const v = this.take(key);
+    if (v === undefined) return fallback;
+    if (typeof v !== 'string') throw new ConfigError(this.path(key), `must be a string, got ${typeof v}`);
+    const problem = check?.(v);
+    if (problem) throw new ConfigError(this.path(key), problem);
+    return v;
+  }
+
+  optionalString(key: string): string | undefined {
+    const v = this.take(key);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw new ConfigError(this.path(key), `must be a string, got ${typeof v}`);
+    return v;
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const v = this.take(key);
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') throw new ConfigError(this.path(key), 'must be true or false');
+    return v;
+  }
+
+  integer(key: string, fallback: number, min: number): number {
+    const v = this.take(key);
+    if (v === undefined) return fallback;
+    const n = typeof v === 'bigint' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
+      throw new ConfigError(this.path(key), `must be an integer >= ${min}`);
+    }
+    return n;
+  }
+
+  duration(key: string, fallbackMs: number): number {
+    const v = this.take(key);
+    if (v === undefined) return fallbackMs;
+    const ms = typeof v === 'string' ? parseDuration(v) : undefined;
+    if (ms === undefined) {
+      throw new ConfigError(this.path(key), 'must be a duration string such as "500ms", "30s", "2m" or "1h"');
+    }
+    return ms;
+  }
+
+  stringList(key: string, fallback: string[]): string[] {
+    const v = this.take(key);
+    if (v === undefined) return fallback;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {
+      throw new ConfigError(this.path(key), 'must be an array of strings');
+    }
+    return v as string[];
+  }
+
+  table_(key: string): TableReader {
+    const v = this.take(key);
+    if (v === undefined) return new TableReader({}, this.path(key));
+    if (!isTable(v)) throw new ConfigError(this.path(key), 'must be a table');
+    return new TableReader(v, this.path(key));
+  }
+
+  entries(): [string, TableReader][] {
+    return Object.entries(this.table).map(([k, v]) => {
+      this.used.add(k);
+      if (!isTable(v)) throw new ConfigError(this.path(JSON.stringify(k)), 'must be a table');
+      return [k, new TableReader(v, this.path(JSON.stringify(k)))];
+    });
+  }
+
+  /** Fails on the first key no reader asked for (most likely a typo). */
+  done(): void {
+    for (const key of Object.keys(this.table)) {
+      if (!this.used.has(key)) throw new ConfigError(this.path(key), 'unknown key');
+    }
+  }
+}
+
+const absolutePath = (v: string) => (isAbsolute(v) ? undefined : 'must be an absolute path');
+const hostPortOrEmpty = (v: string) =>
+  v === '' || /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(v)
+    ? undefined
+    : 'must be host:port (or "" to disable)';
+const url = (v: string) => (/^https?:\/\/[^\s/]+/.test(v) ? undefined : 'must be an http:// or https:// URL');
+
+/** Validates a parsed TOML document into a full config (defaults for what is missing). */
+export function configFromToml(doc: Table): SnapshotterConfig {
+  const top = new TableReader(doc, '');
+  const root = top.string('root', DEFAULT_ROOT, absolutePath);
+  const d = defaultConfig(root);
+  const logLevel = top.string('log_level', d.logLevel, (v) =>
+    (LOG_LEVELS as readonly string[]).includes(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`,
+  ) as LogLevel;
+  const config: SnapshotterConfig = {
+    root,
+    socket: top.string('socket', d.socket, absolutePath),
+    logLevel,
+    metricsAddress: top.string('metrics_address', d.metricsAddress, hostPortOrEmpty),
+    mountTimeoutMs: top.duration('mount_timeout', d.mountTimeoutMs),
+    registry: { hosts: {} },
+    spanCache: d.spanCache,
+    backgroundFetch: d.backgroundFetch,
+    discovery: d.discovery,
+  };
+
+  const registry = top.table_('registry');
+  const hosts = registry.table_('hosts');
+  for (const [host, h] of hosts.entries()) {
+    config.registry.hosts[host] = {
+      endpoints: h.stringList('endpoints', []),
+      plainHttp: h.boolean('plain_http', false),
+      skipVerify: h.boolean('skip_verify', false),
+      username: h.optionalString('username'),
+      password: h.optionalString('password'),
+    };
+    for (const [i, e] of config.registry.hosts[host].endpoints.entries()) {
+      const problem = url(e);
+      if (problem) throw new ConfigError(`registry.hosts.${JSON.stringify(host)}.endpoints[${i}]`, problem);
+    }
+    h.done();
+  }
+  hosts.done();
+  registry.done();
+
+  const cache = top.table_('span_cache');
+  config.spanCache = {
+    dir: cache.string('dir', d.spanCache.dir, absolutePath),
+    maxBytes: cache.integer('max_bytes', d.spanCache.maxBytes, 0),
+  };
+  cache.done();
+
+  const bg = top.table_('background_fetch');
+  config.backgroundFetch = {
+    enabled: bg.boolean('enabled', d.backgroundFetch.enabled),
+    fetchPeriodMs: bg.duration('fetch_period', d.backgroundFetch.fetchPeriodMs),
+    silencePeriodMs: bg.duration('silence_period', d.backgroundFetch.silencePeriodMs),
+    maxConcurrency: bg.integer('max_concurrency', d.backgroundFetch.maxConcurrency, 1),
+  };
+  bg.done();
+
+  const disc = top.table_('discovery');
+  config.discovery = {
+    sociV2: disc.boolean('soci_v2', d.discovery.sociV2),
+    sociV1Referrers: disc.boolean('soci_v1_referrers', d.discovery.sociV1Referrers),
+    referrersTagFallback: disc.boolean('referrers_tag_fallback', d.discovery.referrersTagFallback),
+  };
+  disc.done();
+  top.done();
+  return config;
+}
+
+export function parseConfig(text: string): SnapshotterConfig {
+  let doc: Table;
+  try {
+    doc = parseToml(text) as Table;
+  } catch (err) {
+    if (err instanceof TomlError) {
+      throw new ConfigError(
+        '',
+        `TOML syntax error at line ${err.line}, column ${err.column}: ${err.message.split('\n')[0]}`,
+      );
+    }
+    throw err;
+  }
+  return configFromToml(doc);
+}
+
+export async function loadConfigFile(path: string): Promise<SnapshotterConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  return parseConfig(text);
+}
+
+/** The config as TOML, in the file's own key names; parseConfig(formatConfig(c)) gives c back. */
+export function formatConfig(c: SnapshotterConfig): string {
+  const hosts: Table = {};
+  for (const [host, h] of Object.entries(c.registry.hosts)) {
+    hosts[host] = {
+      endpoints: h.endpoints,
+      plain_http: h.plainHttp,
+      skip_verify: h.skipVerify,
+      ...(h.username !== undefined ? { username: h.username } : {}),
+      ...(h.password !== undefined ? { password: h.password } : {}),
+    };
+  }
+  return `${stringifyToml({
+    root: c.root,
+    socket: c.socket,
+    log_level: c.logLevel,
+    metrics_address: c.metricsAddress,
+    mount_timeout: formatDuration(c.mountTimeoutMs),
+    registry: { hosts },
+    span_cache: { dir: c.spanCache.dir, max_bytes: c.spanCache.maxBytes },
+    background_fetch: {
+      enabled: c.backgroundFetch.enabled,
+      fetch_period: formatDuration(c.backgroundFetch.fetchPeriodMs),
+      silence_period: formatDuration(c.backgroundFetch.silencePeriodMs),
+      max_concurrency: c.backgroundFetch.maxConcurrency,
+    },
+    discovery: {
+      soci_v2: c.discovery.sociV2,
+      soci_v1_referrers: c.discovery.sociV1Referrers,
+      referrers_tag_fallback: c.discovery.referrersTagFallback,
+    },
+  })}\n`;
+}

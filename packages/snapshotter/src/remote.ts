@@ -1,0 +1,57 @@
+/** Label containerd sets on Prepare: the name the prepared snapshot will be committed as. */
+export const TARGET_REF_LABEL = 'containerd.io/snapshot.ref';
+/** Label marking a committed snapshot whose content is a remotely mounted layer. */
+export const REMOTE_LABEL = 'containerd.io/snapshot/remote';
+export const REMOTE_LABEL_VALUE = 'remote snapshot';
+
+export interface RemotePrepareRequest {
+  /** Snapshot key as containerd sent it (namespaced, e.g. `default/12/extract-... sha256:...`). */
+  key: string;
+  /** Chain ID the layer will be committed as (value of `containerd.io/snapshot.ref`). */
+  target: string;
+  /** Name of the committed parent snapshot, '' for the bottom layer. */
+  parent: string;
+  /** All labels of the Prepare request (`containerd.io/snapshot/cri.*`, `.../remote/soci.*`, ...). */
+  labels: Readonly<Record<string, string>>;
+  /** Empty directory to mount the layer's file tree on. */
+  mountpoint: string;
+  /** Aborted when the mount timeout passes or the daemon shuts down: give up and do not mount. */
+  signal: AbortSignal;
+}
+
+/** 'mounted': the layer is mounted on the mountpoint; fallback: containerd should fetch and unpack it. */
+export type RemotePrepareResult = 'mounted' | { fallback: string };
+
+export interface RemoteRestoreRequest {
+  /** Committed snapshot name (the chain ID). */
+  name: string;
+  labels: Readonly<Record<string, string>>;
+  mountpoint: string;
+  signal: AbortSignal;
+}
+
+/**
+ * Where remote (lazily loaded) layers come from. The snapshotter calls it for every Prepare
+ * that carries a target; it decides from the labels whether it can serve the layer.
+ */
+export interface RemoteLayerSource {
+  /** Mount the layer of a Prepare on `mountpoint`, or say why it cannot. Must not throw for "cannot". */
+  prepareRemote(request: RemotePrepareRequest): Promise<RemotePrepareResult>;
+  /** Mount a remote snapshot again after a daemon restart; throw when that is impossible. */
+  restore(request: RemoteRestoreRequest): Promise<void>;
+  /** Unmount what prepareRemote/restore mounted on `mountpoint` (snapshot removal, shutdown). */
+  unmount(mountpoint: string): Promise<void>;
+  /** Release everything (called once at shutdown, after the unmounts). */
+  close?(): Promise<void>;
+}
+
+/** The default: no remote layers, every layer is fetched and unpacked by containerd. */
+export class NoRemoteLayers implements RemoteLayerSource {
+  async prepareRemote(): Promise<RemotePrepareResult> {
+    return { fallback: 'no remote layer source is configured' };
+  }
+  async restore(request: RemoteRestoreRequest): Promise<void> {
+    throw new Error(`cannot restore remote snapshot ${request.name}: no remote layer source is configured`);
+  }
+  async unmount(): Promise<void> {}
+}
