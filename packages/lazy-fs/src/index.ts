@@ -1,1 +1,28 @@
-export {};
+export {
+  BackgroundFetcher,
+  type BackgroundFetcherOptions,
+  type SpanRangeRequest,
+} from './background-fetcher.js';
+export { DiskSpanCache, type DiskSpanCacheOptions } from './disk-cache.js';
+export { errnoOf, LazyFsError, type LazyFsErrorCode } from './errors.js';
+export { FileTree, type FileTreeOptions, type Inode, type InodeKind, type OpaqueXattr } from './file-tree.js';
+export {
+  Errno,
+  type FuseBackend,
+  type FuseMount,
+  type FuseMountOptions,
+  type FuseOps,
+  type FuseStat,
+  type FuseStatfs,
+  type Reply,
+} from './fuse/backend.js';
+export { FuseNativeBackend } from './fuse/fuse-native-backend.js';
+export { layerOps } from './fuse/layer-ops.js';
+export { forceUnmount, isMounted } from './fuse/mount-table.js';
+export type { ByteRange, LayerSpans } from './layer-spans.js';
+export { type LazyFsMetrics, noopMetrics } from './metrics.js';
+export { type MountedLayer, type MountRemoteLayerOptions, mountRemoteLayer } from './mount.js';
+export { RemoteLayer, type RemoteLayerOptions, type RemoteLayerStats } from './remote-layer.js';
+export { SpanManager, type SpanManagerOptions, type SpanManagerStats } from './span-manager.js';
+export type { BlobRangeReader, FetchPriority, LayerDescriptor } from './types.js';
+export { layerSpansOf } from './ztoc-spans.js';

@@ -1,0 +1,134 @@
+import type { SpanManager } from './span-manager.js';
+import type { FetchPriority } from './types.js';
+
+/** Inclusive span range. */
+export interface SpanRangeRequest {
+  startSpan: number;
+  endSpan: number;
+}
+
+export interface BackgroundFetcherOptions {
+  /** Spans fetched first, in this order (prefetch list). */
+  prefetch?: SpanRangeRequest[];
+  /** Fetch every remaining span after the prefetch list. Default true. */
+  fetchAll?: boolean;
+  /** Parallel requests. Default 2. */
+  concurrency?: number;
+  /** Upper bound on compressed bytes per second for background spans (not prefetch). 0 = unlimited. */
+  bytesPerSecond?: number;
+  /** Spans per background request (adjacent spans are merged). Default 4. */
+  spansPerRequest?: number;
+  /** Called with any error that stopped one batch; the fetcher goes on with the next. */
+  onError?: (error: unknown) => void;
+}
+
+interface Batch {
+  first: number;
+  last: number;
+  priority: FetchPriority;
+}
+
+/**
+ * Fills the cache behind the foreground: first the prefetch list in order, then (when enabled)
+ * every other span. Each worker waits while a foreground read waits for bytes, and background
+ * batches are paced to `bytesPerSecond`. A failed batch is left for a later foreground read.
+ */
+export class BackgroundFetcher {
+  private stopped = false;
+  private readonly queue: Batch[] = [];
+  private readonly workers: Promise<void>[] = [];
+  private nextSlotAt = 0;
+  private readonly sleepers = new Set<() => void>();
+  private readonly options: Required<Omit<BackgroundFetcherOptions, 'prefetch' | 'onError'>> &
+    BackgroundFetcherOptions;
+
+  constructor(
+    private readonly spans: SpanManager,
+    options: BackgroundFetcherOptions = {},
+  ) {
+    this.options = { fetchAll: true, concurrency: 2, bytesPerSecond: 0, spansPerRequest: 4, ...options };
+    for (const r of options.prefetch ?? []) {
+      const first = Math.max(0, r.startSpan);
+      const last = Math.min(spans.spanCount - 1, r.endSpan);
+      for (let id = first; id <= last; id += this.options.spansPerRequest) {
+        this.queue.push({
+          first: id,
+          last: Math.min(last, id + this.options.spansPerRequest - 1),
+          priority: 'prefetch',
+        });
+      }
+    }
+    if (this.options.fetchAll) {
+      for (let id = 0; id < spans.spanCount; id += this.options.spansPerRequest) {
+        this.queue.push({
+          first: id,
+          last: Math.min(spans.spanCount - 1, id + this.options.spansPerRequest - 1),
+          priority: 'background',
+        });
+      }
+    }
+    this.queue.reverse(); // pop() from the end takes them in order
+  }
+
+  start(): this {
+    const n = Math.max(1, this.options.concurrency);
+    for (let i = 0; i < n; i++) this.workers.push(this.work());
+    return this;
+  }
+
+  /** Resolves when every queued batch was handled (or the fetcher stopped). */
+  async done(): Promise<void> {
+    await Promise.all(this.workers);
+  }
+
+  /** Stops taking new batches, cuts sleeps short, and waits for the ones in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const wake of this.sleepers) wake();
+    await this.done();
+  }
+
+  private async work(): Promise<void> {
+    while (!this.stopped) {
+      const batch = this.queue.pop();
+      if (!batch) return;
+      if (allCached(this.spans, batch)) continue;
+      await this.spans.whenForegroundIdle();
+      if (batch.priority === 'background') await this.pace(batch);
+      if (this.stopped) return;
+      try {
+        await this.spans.ensureSpans(batch.first, batch.last, batch.priority);
+      } catch (err) {
+        this.options.onError?.(err);
+      }
+    }
+  }
+
+  /** Reserves the next time slot for this batch's bytes at the configured rate. */
+  private async pace(batch: Batch): Promise<void> {
+    const rate = this.options.bytesPerSecond;
+    if (!rate) return;
+    const bytes = this.spans.compressedBytes(batch.first, batch.last);
+    const now = performance.now();
+    const at = Math.max(now, this.nextSlotAt);
+    this.nextSlotAt = at + (bytes / rate) * 1000;
+    if (at > now) await this.sleep(at - now);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
+  }
+}
+
+function allCached(spans: SpanManager, batch: Batch): boolean {
+  for (let id = batch.first; id <= batch.last; id++) if (!spans.isCached(id)) return false;
+  return true;
+}

@@ -1,0 +1,196 @@
+import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { LazyFsError } from '../errors.js';
+import { Errno, type FuseBackend, type FuseMount, type FuseMountOptions, type FuseOps } from './backend.js';
+import { forceUnmount, forceUnmountSync, isMounted } from './mount-table.js';
+
+// fuse-native is CommonJS without types; these are the parts we use.
+type NodeCallback = (...args: unknown[]) => void;
+interface FuseNativeInstance {
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+}
+type FuseNativeClass = new (mnt: string, ops: object, opts: object) => FuseNativeInstance;
+
+const require = createRequire(import.meta.url);
+let fuseNativeClass: FuseNativeClass | undefined;
+
+/**
+ * fuse-native, with two fixes: getxattr/listxattr answer ERANGE when the caller's buffer is
+ * too small (fuse-native would truncate silently), and value sizes are reported exactly.
+ */
+function fuseClass(): FuseNativeClass {
+  if (fuseNativeClass) return fuseNativeClass;
+  const Base = require('fuse-native') as FuseNativeClass;
+  // biome-ignore lint/suspicious/noExplicitAny: extending an untyped CommonJS class
+  const Patched = class extends (Base as any) {
+    _op_getxattr(signal: NodeCallback, path: string, name: string, valueBuf: Buffer) {
+      this.ops.getxattr(path, name, 0, (err: number, value?: Buffer) => {
+        if (err) return signal(err, valueBuf.buffer);
+        if (!value) return signal(-Errno.ENODATA, valueBuf.buffer);
+        if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer);
+        if (value.length > valueBuf.length) return signal(-Errno.ERANGE, valueBuf.buffer);
+        value.copy(valueBuf);
+        return signal(value.length, valueBuf.buffer);
+      });
+    }
+
+    _op_listxattr(signal: NodeCallback, path: string, listBuf: Buffer) {
+      this.ops.listxattr(path, (err: number, list?: string[]) => {
+        if (err) return signal(err, listBuf.buffer);
+        const encoded = Buffer.from((list ?? []).map((n) => `${n}\0`).join(''));
+        if (listBuf.length === 0) return signal(encoded.length, listBuf.buffer);
+        if (encoded.length > listBuf.length) return signal(-Errno.ERANGE, listBuf.buffer);
+        encoded.copy(listBuf);
+        return signal(encoded.length, listBuf.buffer);
+      });
+    }
+  };
+  fuseNativeClass = Patched as unknown as FuseNativeClass;
+  return fuseNativeClass;
+}
+
+/** Mountpoints of this process, unmounted when the process exits. */
+const live = new Set<string>();
+let exitHookInstalled = false;
+
+function trackForExit(mountpoint: string): void {
+  live.add(mountpoint);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const mnt of live) forceUnmountSync(mnt);
+  });
+}
+
+/** Mounts with fuse-native 2 (libfuse 2, high-level path API). */
+export class FuseNativeBackend implements FuseBackend {
+  async mount(mountpoint: string, ops: FuseOps, options: FuseMountOptions): Promise<FuseMount> {
+    const mnt = resolve(mountpoint);
+    await mkdir(mnt, { recursive: true });
+    // A mount left by a process that died answers ENOTCONN; clear it before mounting again.
+    if (await isMounted(mnt)) await forceUnmount(mnt);
+    const Fuse = fuseClass();
+    const fuse = new Fuse(mnt, toNativeOps(ops), nativeOptions(options));
+    try {
+      await withTimeout(
+        new Promise<void>((ok, fail) => fuse.mount((err) => (err ? fail(err) : ok()))),
+        30_000,
+        'the kernel did not answer the FUSE init within 30 s',
+      );
+    } catch (err) {
+      await forceUnmount(mnt);
+      throw new LazyFsError(
+        'MOUNT_FAILED',
+        `could not mount a FUSE file system at ${mnt}: ${String(err)}; check that /dev/fuse exists and fusermount is installed`,
+        { cause: err },
+      );
+    }
+    trackForExit(mnt);
+    let unmounted: Promise<void> | undefined;
+    return {
+      mountpoint: mnt,
+      unmount: () => {
+        unmounted ??= (async () => {
+          await new Promise<void>((done) => fuse.unmount(() => done()));
+          if (!(await forceUnmount(mnt))) {
+            throw new LazyFsError('UNMOUNT_FAILED', `${mnt} is still mounted; unmount it with umount -l`);
+          }
+          live.delete(mnt);
+        })();
+        return unmounted;
+      },
+    };
+  }
+}
+
+function nativeOptions(o: FuseMountOptions): object {
+  // fuse-native has no switch for `ro` and `use_ino`; they ride along in the fsname option,
+  // which it passes into the comma-separated -o list as it is.
+  const extra = ['ro', ...(o.useIno === false ? [] : ['use_ino'])];
+  const fsName = (o.fsName ?? 'soci-ts').replace(/[,\s]/g, '_');
+  return {
+    fsname: [fsName, ...extra].join(','),
+    subtype: 'soci',
+    attrTimeout: o.attrTimeout ?? 3600,
+    entryTimeout: o.entryTimeout ?? 3600,
+    kernelCache: o.kernelCache ?? true,
+    allowOther: o.allowOther ?? true,
+    defaultPermissions: o.defaultPermissions ?? true,
+    timeout: o.opTimeoutMs ?? 300_000,
+    debug: o.debug ?? false,
+    mkdir: false,
+  };
+}
+
+const READ_ONLY_OPS = [
+  'truncate',
+  'ftruncate',
+  'utimens',
+  'chown',
+  'chmod',
+  'mknod',
+  'setxattr',
+  'removexattr',
+  'write',
+  'create',
+  'unlink',
+  'rename',
+  'link',
+  'symlink',
+  'mkdir',
+  'rmdir',
+] as const;
+
+/** Adapts our ops to fuse-native's callback conventions (negative errno, `cb(bytes)` for read). */
+function toNativeOps(ops: FuseOps): object {
+  const native: Record<string, unknown> = {
+    init: (cb: NodeCallback) => (ops.init ? ops.init((e) => cb(-e)) : cb(0)),
+    getattr: (path: string, cb: NodeCallback) =>
+      ops.getattr(path, (e, st) =>
+        e
+          ? cb(-e)
+          : cb(0, {
+              mode: st!.mode,
+              uid: st!.uid,
+              gid: st!.gid,
+              size: st!.size,
+              nlink: st!.nlink,
+              ino: st!.ino,
+              rdev: st!.rdev,
+              blocks: st!.blocks,
+              blksize: st!.blksize,
+              mtime: st!.mtimeMs,
+              atime: st!.atimeMs,
+              ctime: st!.ctimeMs,
+            }),
+      ),
+    readdir: (path: string, cb: NodeCallback) => ops.readdir(path, (e, names) => (e ? cb(-e) : cb(0, names))),
+    open: (path: string, flags: number, cb: NodeCallback) =>
+      ops.open(path, flags, (e, fh) => (e ? cb(-e) : cb(0, fh))),
+    read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NodeCallback) =>
+      ops.read(path, fh, len === buf.length ? buf : buf.subarray(0, len), pos, (n) => cb(n)),
+    release: (path: string, fh: number, cb: NodeCallback) => ops.release(path, fh, (e) => cb(-e)),
+    readlink: (path: string, cb: NodeCallback) =>
+      ops.readlink(path, (e, target) => (e ? cb(-e) : cb(0, target))),
+    // Called by the patched _op_getxattr/_op_listxattr above with our own conventions.
+    getxattr: (path: string, name: string, _pos: number, cb: NodeCallback) =>
+      ops.getxattr(path, name, (e, value) => (e ? cb(-e) : cb(0, value))),
+    listxattr: (path: string, cb: NodeCallback) =>
+      ops.listxattr(path, (e, names) => (e ? cb(-e) : cb(0, names))),
+    statfs: (path: string, cb: NodeCallback) => ops.statfs(path, (e, st) => (e ? cb(-e) : cb(0, st))),
+  };
+  for (const name of READ_ONLY_OPS) {
+    native[name] = (...args: unknown[]) => (args[args.length - 1] as NodeCallback)(-Errno.EROFS);
+  }
+  return native;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, fail) => {
+    timer = setTimeout(() => fail(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

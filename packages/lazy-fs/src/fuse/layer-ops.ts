@@ -1,0 +1,108 @@
+import { errnoOf } from '../errors.js';
+import type { Inode } from '../file-tree.js';
+import type { RemoteLayer } from '../remote-layer.js';
+import { Errno, type FuseOps, type FuseStat, type FuseStatfs } from './backend.js';
+
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+const O_TRUNC = 0o1000;
+
+/**
+ * The FUSE operations of one remote layer. Lookups go through the tree's path index; open
+ * files are a small handle table so a read costs one array access before the span copy.
+ */
+export function layerOps(layer: RemoteLayer): FuseOps {
+  const tree = layer.tree;
+  const stats = new WeakMap<Inode, FuseStat>();
+  const handles: (Inode | undefined)[] = [];
+  const freeHandles: number[] = [];
+  const statOf = (inode: Inode): FuseStat => {
+    let st = stats.get(inode);
+    if (!st) {
+      st = {
+        mode: inode.mode,
+        uid: inode.uid,
+        gid: inode.gid,
+        size: inode.size,
+        nlink: inode.nlink,
+        ino: inode.ino,
+        rdev: inode.rdev,
+        blocks: Math.ceil(inode.size / 512),
+        blksize: 4096,
+        mtimeMs: inode.mtimeMs,
+        atimeMs: inode.mtimeMs,
+        ctimeMs: inode.mtimeMs,
+      };
+      stats.set(inode, st);
+    }
+    return st;
+  };
+  let totalBytes = 0;
+  for (const [, inode] of tree.walk()) if (inode.kind === 'file') totalBytes += inode.size;
+  const statfs: FuseStatfs = {
+    bsize: 4096,
+    frsize: 4096,
+    blocks: Math.ceil(totalBytes / 4096),
+    bfree: 0,
+    bavail: 0,
+    files: tree.inodeCount,
+    ffree: 0,
+    favail: 0,
+    namemax: 255,
+  };
+
+  return {
+    getattr(path, reply) {
+      const inode = tree.lookup(path);
+      if (inode) reply(0, statOf(inode));
+      else reply(Errno.ENOENT);
+    },
+    readdir(path, reply) {
+      const inode = tree.lookup(path);
+      if (!inode) reply(Errno.ENOENT);
+      else if (!inode.names) reply(20 /* ENOTDIR */);
+      else reply(0, inode.names);
+    },
+    open(path, flags, reply) {
+      const inode = tree.lookup(path);
+      if (!inode) return reply(Errno.ENOENT);
+      if ((flags & O_ACCMODE) !== O_RDONLY || flags & O_TRUNC) return reply(Errno.EROFS);
+      const fh = freeHandles.pop() ?? handles.length;
+      handles[fh] = inode;
+      reply(0, fh);
+    },
+    read(_path, fh, buffer, position, reply) {
+      const inode = handles[fh];
+      if (!inode) return reply(-Errno.EBADF);
+      layer.readInto(inode, position, buffer).then(reply, (err) => reply(-errnoOf(err)));
+    },
+    release(_path, fh, reply) {
+      if (handles[fh]) {
+        handles[fh] = undefined;
+        freeHandles.push(fh);
+      }
+      reply(0);
+    },
+    readlink(path, reply) {
+      const inode = tree.lookup(path);
+      if (!inode) reply(Errno.ENOENT);
+      else if (inode.kind !== 'symlink') reply(Errno.EINVAL);
+      else reply(0, inode.linkTarget);
+    },
+    getxattr(path, name, reply) {
+      const inode = tree.lookup(path);
+      if (!inode) return reply(Errno.ENOENT);
+      const value = inode.xattrs.get(name);
+      if (value) reply(0, value);
+      else reply(Errno.ENODATA);
+    },
+    listxattr(path, reply) {
+      const inode = tree.lookup(path);
+      if (!inode) reply(Errno.ENOENT);
+      else reply(0, [...inode.xattrs.keys()]);
+    },
+    statfs(_path, reply) {
+      reply(0, statfs);
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import { execFile, spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+
+/** True when `mountpoint` is a mount point in this process's mount namespace. */
+export async function isMounted(mountpoint: string): Promise<boolean> {
+  const target = resolve(mountpoint);
+  const table = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  for (const line of table.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field !== undefined && unescapeMountField(field) === target) return true;
+  }
+  return false;
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal (`\040`). */
+function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
+}
+
+function run(cmd: string, args: string[]): Promise<boolean> {
+  return new Promise((done) => execFile(cmd, args, { timeout: 30_000 }, (err) => done(!err)));
+}
+
+/**
+ * Detaches a FUSE mount: `fusermount -u -z` (lazy, works while files are open), then
+ * `umount -l` as the fallback for mounts fusermount will not touch. Resolves true when the
+ * mountpoint is free afterwards.
+ */
+export async function forceUnmount(mountpoint: string): Promise<boolean> {
+  if (!(await isMounted(mountpoint))) return true;
+  await run('fusermount', ['-u', '-z', mountpoint]);
+  if (!(await isMounted(mountpoint))) return true;
+  await run('umount', ['-l', mountpoint]);
+  return !(await isMounted(mountpoint));
+}
+
+/** Synchronous variant for `process.on('exit')`, where no callback runs any more. */
+export function forceUnmountSync(mountpoint: string): void {
+  const r = spawnSync('fusermount', ['-u', '-z', mountpoint], { stdio: 'ignore', timeout: 10_000 });
+  if (r.status !== 0) spawnSync('umount', ['-l', mountpoint], { stdio: 'ignore', timeout: 10_000 });
+}

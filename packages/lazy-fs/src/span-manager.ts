@@ -1,0 +1,410 @@
+import { webcrypto } from 'node:crypto';
+import type { DiskSpanCache } from './disk-cache.js';
+import { LazyFsError } from './errors.js';
+import type { LayerSpans } from './layer-spans.js';
+import { MemoryLru } from './memory-lru.js';
+import type { LazyFsMetrics } from './metrics.js';
+import type { BlobRangeReader, FetchPriority } from './types.js';
+
+export interface SpanManagerOptions {
+  /** Layer digest, the disk cache's key. */
+  layerDigest: string;
+  layout: LayerSpans;
+  blob: BlobRangeReader;
+  diskCache?: DiskSpanCache;
+  metrics: LazyFsMetrics;
+  /** Decoded spans kept in memory. Default 64 MiB. */
+  memoryBudgetBytes?: number;
+  /** Largest compressed range one request may cover when adjacent missing spans are merged. Default 16 MiB. */
+  maxCoalesceBytes?: number;
+  /** Fetch attempts per span before a read fails with EIO. Default 3. */
+  maxAttempts?: number;
+  /** Pause before a retry, multiplied by the attempt number. Default 50 ms. */
+  retryDelayMs?: number;
+}
+
+export interface SpanManagerStats {
+  spanCount: number;
+  spansCached: number;
+  fetches: number;
+  bytesFetched: number;
+  bytesServed: number;
+  verifyFailures: number;
+  fetchErrors: number;
+  memoryHits: number;
+  diskHits: number;
+}
+
+/**
+ * Serves tar byte ranges of one layer from its spans: memory cache, then disk cache, then one
+ * range request per run of adjacent missing spans. Every fetched span is checked against its
+ * zTOC digest before it is decoded, cached or served; a span that keeps failing fails the read
+ * with a {@link LazyFsError} (EIO) and is tried afresh by the next read.
+ */
+export class SpanManager {
+  private readonly layout: LayerSpans;
+  private readonly memory: MemoryLru<number, Uint8Array>;
+  private readonly inflight = new Map<number, Promise<Uint8Array>>();
+  /** Spans stored in the disk cache or (without one) ever decoded; drives the background fetcher. */
+  private readonly completed: Uint8Array;
+  private completedCount = 0;
+  private readonly maxCoalesceBytes: number;
+  private readonly maxAttempts: number;
+  private readonly retryDelayMs: number;
+  private foregroundWaiting = 0;
+  private idleWaiters: (() => void)[] = [];
+  private closed = false;
+  private readonly counters = {
+    fetches: 0,
+    bytesFetched: 0,
+    bytesServed: 0,
+    verifyFailures: 0,
+    fetchErrors: 0,
+    memoryHits: 0,
+    diskHits: 0,
+  };
+
+  constructor(private readonly options: SpanManagerOptions) {
+    this.layout = options.layout;
+    this.memory = new MemoryLru(options.memoryBudgetBytes ?? 64 * 1024 * 1024);
+    this.maxCoalesceBytes = options.maxCoalesceBytes ?? 16 * 1024 * 1024;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
+    this.retryDelayMs = options.retryDelayMs ?? 50;
+    this.completed = new Uint8Array(this.layout.spanCount);
+    const disk = options.diskCache;
+    if (disk) {
+      for (let id = 0; id < this.layout.spanCount; id++) {
+        if (disk.has(options.layerDigest, id)) this.markCompleted(id);
+      }
+    }
+  }
+
+  get spanCount(): number {
+    return this.layout.spanCount;
+  }
+
+  get uncompressedSize(): number {
+    return this.layout.uncompressedSize;
+  }
+
+  /** True when the span was stored for good (disk cache), or fetched once when there is no disk cache. */
+  isCached(spanId: number): boolean {
+    return this.completed[spanId] === 1;
+  }
+
+  /** True when serving the span needs no fetch. */
+  private isAvailable(spanId: number): boolean {
+    return this.memory.has(spanId) || this.options.diskCache?.has(this.options.layerDigest, spanId) === true;
+  }
+
+  /** Compressed bytes of spans `first..last`. */
+  compressedBytes(first: number, last: number): number {
+    return this.layout.compressedRange(last).end - this.layout.compressedRange(first).start;
+  }
+
+  /** Spans holding tar bytes `[start, end)` (end > start), as an inclusive id range. */
+  spansOfRange(start: number, end: number): { first: number; last: number } {
+    return { first: this.layout.spanForOffset(start), last: this.layout.spanForOffset(end - 1) };
+  }
+
+  get isComplete(): boolean {
+    return this.completedCount === this.layout.spanCount;
+  }
+
+  /**
+   * Fills `target` with tar bytes starting at `offset`. The range must lie inside the tar
+   * stream. Served from memory without waiting when every span is there.
+   */
+  async readTar(offset: number, target: Uint8Array): Promise<void> {
+    if (this.closed) throw new LazyFsError('LAYER_CLOSED', 'the layer was closed; mount it again to read');
+    const length = target.byteLength;
+    if (length === 0) return;
+    const first = this.layout.spanForOffset(offset);
+    const last = this.layout.spanForOffset(offset + length - 1);
+    if (this.copyFromMemory(first, last, offset, target)) return;
+    this.foregroundWaiting++;
+    try {
+      this.startFetches(first, last, 'foreground');
+      for (let id = first; id <= last; id++) {
+        const span = await this.getSpan(id, 'foreground');
+        copySpan(this.layout.uncompressedRange(id).start, span, offset, target);
+      }
+      this.counters.bytesServed += length;
+      this.options.metrics.onBytesServed(length);
+    } finally {
+      this.foregroundWaiting--;
+      if (this.foregroundWaiting === 0) this.wakeIdleWaiters();
+    }
+  }
+
+  /** Makes sure spans `first..last` are stored, fetching the missing ones with coalesced requests. */
+  async ensureSpans(first: number, last: number, priority: FetchPriority): Promise<void> {
+    this.startFetches(first, last, priority);
+    const waits: Promise<unknown>[] = [];
+    for (let id = first; id <= last; id++) {
+      if (!this.isAvailable(id)) waits.push(this.getSpan(id, priority));
+    }
+    await Promise.all(waits);
+  }
+
+  /** Resolves when no foreground read waits for bytes (background work yields until then). */
+  whenForegroundIdle(): Promise<void> {
+    if (this.foregroundWaiting === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.memory.clear();
+    this.wakeIdleWaiters();
+  }
+
+  stats(): SpanManagerStats {
+    return { spanCount: this.layout.spanCount, spansCached: this.completedCount, ...this.counters };
+  }
+
+  private wakeIdleWaiters(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private copyFromMemory(first: number, last: number, offset: number, target: Uint8Array): boolean {
+    for (let id = first; id <= last; id++) {
+      if (this.memory.get(id) === undefined) return false;
+    }
+    for (let id = first; id <= last; id++) {
+      copySpan(this.layout.uncompressedRange(id).start, this.memory.get(id)!, offset, target);
+    }
+    this.counters.memoryHits += last - first + 1;
+    this.counters.bytesServed += target.byteLength;
+    this.options.metrics.onCacheHit('memory');
+    this.options.metrics.onBytesServed(target.byteLength);
+    return true;
+  }
+
+  /** One span's decoded bytes, from whichever tier has it; concurrent callers share one fetch. */
+  private getSpan(spanId: number, priority: FetchPriority): Promise<Uint8Array> {
+    const cached = this.memory.get(spanId);
+    if (cached) {
+      this.counters.memoryHits++;
+      this.options.metrics.onCacheHit('memory');
+      return Promise.resolve(cached);
+    }
+    const pending = this.inflight.get(spanId);
+    if (pending) return pending;
+    const disk = this.options.diskCache;
+    if (disk?.has(this.options.layerDigest, spanId)) {
+      return this.track(spanId, this.loadFromDisk(spanId, priority));
+    }
+    this.startRun([spanId], priority);
+    return this.inflight.get(spanId)!;
+  }
+
+  private async loadFromDisk(spanId: number, priority: FetchPriority): Promise<Uint8Array> {
+    const range = this.layout.uncompressedRange(spanId);
+    const bytes = await this.options.diskCache!.get(this.options.layerDigest, spanId);
+    if (bytes && bytes.byteLength === range.end - range.start) {
+      this.counters.diskHits++;
+      this.options.metrics.onCacheHit('disk');
+      this.memory.set(spanId, bytes);
+      return bytes;
+    }
+    // Evicted meanwhile (or damaged): fetch it again.
+    this.unmarkCompleted(spanId);
+    return this.fetchWithRetries([spanId], priority).then((spans) => spans.get(spanId)!);
+  }
+
+  /**
+   * Starts fetches for the missing spans in `first..last`, merging adjacent missing spans into
+   * one request up to `maxCoalesceBytes`, and registers them as in flight.
+   */
+  private startFetches(first: number, last: number, priority: FetchPriority): void {
+    let run: number[] = [];
+    let runBytes = 0;
+    const flush = () => {
+      if (run.length > 0) this.startRun(run, priority);
+      run = [];
+      runBytes = 0;
+    };
+    for (let id = first; id <= last; id++) {
+      if (this.inflight.has(id) || this.isAvailable(id)) {
+        flush();
+        continue;
+      }
+      const range = this.layout.compressedRange(id);
+      const bytes = range.end - range.start;
+      if (run.length > 0 && runBytes + bytes > this.maxCoalesceBytes) flush();
+      run.push(id);
+      runBytes += bytes;
+    }
+    flush();
+  }
+
+  private startRun(ids: number[], priority: FetchPriority): void {
+    this.options.metrics.onCacheMiss();
+    const all = this.fetchWithRetries(ids, priority);
+    for (const id of ids) {
+      this.track(
+        id,
+        all.then((spans) => spans.get(id)!),
+      );
+    }
+  }
+
+  private track(spanId: number, promise: Promise<Uint8Array>): Promise<Uint8Array> {
+    const tracked = promise.finally(() => {
+      if (this.inflight.get(spanId) === tracked) this.inflight.delete(spanId);
+    });
+    // A failure is reported to whoever awaits the span; this keeps a run's siblings quiet.
+    tracked.catch(() => {});
+    this.inflight.set(spanId, tracked);
+    return tracked;
+  }
+
+  /**
+   * Fetches `ids` (adjacent) with one request, then refetches each span that failed, alone, up
+   * to `maxAttempts` attempts in total. Resolves with every span's decoded bytes, or rejects
+   * when one span could not be had.
+   */
+  private async fetchWithRetries(ids: number[], priority: FetchPriority): Promise<Map<number, Uint8Array>> {
+    const done = new Map<number, Uint8Array>();
+    let lastError: unknown;
+    let todo = ids;
+    for (let attempt = 1; attempt <= this.maxAttempts && todo.length > 0; attempt++) {
+      if (attempt > 1) await sleep(this.retryDelayMs * (attempt - 1));
+      if (this.closed) break;
+      const groups = attempt === 1 ? [todo] : todo.map((id) => [id]);
+      const results = await Promise.allSettled(groups.map((group) => this.fetchGroup(group, priority, done)));
+      for (const r of results) if (r.status === 'rejected') lastError = r.reason;
+      todo = ids.filter((id) => !done.has(id));
+    }
+    if (todo.length > 0) {
+      if (this.closed) throw new LazyFsError('LAYER_CLOSED', 'the layer was closed while a span was fetched');
+      if (lastError instanceof LazyFsError) throw lastError;
+      throw new LazyFsError(
+        'SPAN_FETCH_FAILED',
+        `could not fetch span ${todo[0]} of layer ${this.options.layerDigest} after ${this.maxAttempts} attempts: ${String(lastError)}`,
+        { cause: lastError },
+      );
+    }
+    return done;
+  }
+
+  /** One range request for adjacent spans; verified spans go into `done`, the rest throw. */
+  private async fetchGroup(
+    ids: number[],
+    priority: FetchPriority,
+    done: Map<number, Uint8Array>,
+  ): Promise<void> {
+    const start = this.layout.compressedRange(ids[0]!).start;
+    const end = this.layout.compressedRange(ids[ids.length - 1]!).end;
+    const began = performance.now();
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.options.blob.readRange(start, end);
+      if (bytes.byteLength !== end - start) {
+        throw new Error(`got ${bytes.byteLength} bytes for range [${start}, ${end}) of ${end - start}`);
+      }
+    } catch (err) {
+      this.counters.fetchErrors++;
+      this.options.metrics.onFetchError(err);
+      throw new LazyFsError(
+        'SPAN_FETCH_FAILED',
+        `range request for spans ${ids[0]}..${ids.at(-1)} failed: ${err}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    this.counters.fetches++;
+    this.counters.bytesFetched += bytes.byteLength;
+    this.options.metrics.onSpanFetch(bytes.byteLength, performance.now() - began, priority);
+    let failure: unknown;
+    await Promise.all(
+      ids.map(async (id) => {
+        const range = this.layout.compressedRange(id);
+        const compressed = bytes.subarray(range.start - start, range.end - start);
+        try {
+          done.set(id, await this.verifyAndDecode(id, compressed));
+        } catch (err) {
+          failure = err;
+        }
+      }),
+    );
+    if (failure) throw failure;
+  }
+
+  private async verifyAndDecode(spanId: number, compressed: Uint8Array): Promise<Uint8Array> {
+    const expected = this.layout.digest(spanId);
+    const actual = await sha256(compressed);
+    if (actual !== expected) {
+      this.counters.verifyFailures++;
+      this.options.metrics.onVerifyFailure(spanId);
+      throw new LazyFsError(
+        'SPAN_VERIFY_FAILED',
+        `span ${spanId} of layer ${this.options.layerDigest} has digest ${actual}, the zTOC says ${expected}; the registry served different bytes`,
+      );
+    }
+    const range = this.layout.uncompressedRange(spanId);
+    let decoded: Uint8Array;
+    try {
+      decoded = await this.layout.decode(spanId, compressed);
+    } catch (err) {
+      throw new LazyFsError('SPAN_DECODE_FAILED', `span ${spanId} could not be decoded: ${err}`, {
+        cause: err,
+      });
+    }
+    if (decoded.byteLength !== range.end - range.start) {
+      throw new LazyFsError(
+        'SPAN_DECODE_FAILED',
+        `span ${spanId} decoded to ${decoded.byteLength} bytes, expected ${range.end - range.start}; the zTOC does not match the layer`,
+      );
+    }
+    this.memory.set(spanId, decoded);
+    void this.store(spanId, decoded); // readers need not wait for the disk write
+    return decoded;
+  }
+
+  private async store(spanId: number, decoded: Uint8Array): Promise<void> {
+    const disk = this.options.diskCache;
+    if (disk) {
+      try {
+        await disk.put(this.options.layerDigest, spanId, decoded);
+      } catch {
+        return; // a full or broken cache disk costs speed, not correctness
+      }
+    }
+    this.markCompleted(spanId);
+  }
+
+  private markCompleted(spanId: number): void {
+    if (this.completed[spanId] === 1) return;
+    this.completed[spanId] = 1;
+    this.completedCount++;
+    if (this.completedCount === this.layout.spanCount) this.options.metrics.onLayerComplete();
+  }
+
+  private unmarkCompleted(spanId: number): void {
+    if (this.completed[spanId] !== 1) return;
+    this.completed[spanId] = 0;
+    this.completedCount--;
+  }
+}
+
+/** Copies the overlap of a decoded span (starting at tar offset `spanStart`) into `target` (at `offset`). */
+function copySpan(spanStart: number, span: Uint8Array, offset: number, target: Uint8Array): void {
+  const from = Math.max(offset, spanStart);
+  const to = Math.min(offset + target.byteLength, spanStart + span.byteLength);
+  if (to > from) target.set(span.subarray(from - spanStart, to - spanStart), from - offset);
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  // WebCrypto digests run on libuv's thread pool: hashing a span never blocks the event loop.
+  const digest = await webcrypto.subtle.digest('SHA-256', bytes);
+  return `sha256:${Buffer.from(digest).toString('hex')}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
