@@ -1,1 +1,3 @@
-export {};
+export { CliError, describeError } from './errors.js';
+export { type BufferIo, bufferIo, type Io, processIo } from './io.js';
+export { buildProgram, main, VERSION } from './main.js';

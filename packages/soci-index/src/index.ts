@@ -37,6 +37,7 @@ export {
 } from './index-manifest.js';
 export { type LayerCompression, layerCompression } from './layer-kind.js';
 export { LayoutSource } from './layout-source.js';
+export { type MergedEntry, MergedView } from './merged-view.js';
 export * from './oci.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches } from './platform.js';
 export type { ImageSource } from './source.js';

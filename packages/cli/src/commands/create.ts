@@ -1,0 +1,150 @@
+/** `soci create <ref>`: build a SOCI index (v1) for an image and keep it in the local store. */
+import {
+  type BuildProgress,
+  buildSociIndex,
+  DEFAULT_MIN_LAYER_SIZE,
+  DEFAULT_SPAN_SIZE,
+  formatPlatform,
+  hostPlatform,
+  type ImageSource,
+  loadImageRoot,
+  loadPlatformImage,
+  type PlatformImage,
+  parsePlatform,
+  platformEntries,
+  selectPlatformImage,
+} from '@soci-ts/soci-index';
+import type { Command } from 'commander';
+import { type Context, withSharedOptions } from '../context.js';
+import { CliError } from '../errors.js';
+import type { Io } from '../io.js';
+import { action } from '../main.js';
+import type { Progress } from '../progress.js';
+import { openSource } from '../sources.js';
+
+export interface BuildFlags {
+  spanSize: string;
+  minLayerSize: string;
+  platform?: string[];
+  allPlatforms?: boolean;
+  concurrency?: string;
+}
+
+function parseSize(text: string, flag: string): number {
+  const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(text.trim());
+  if (!m)
+    throw new CliError('USAGE', `${flag} takes a byte count like 4194304, 64KiB or 4MiB, not "${text}"`);
+  const unit = (m[2] ?? '').toLowerCase()[0];
+  const scale = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Number(m[1]) * scale;
+}
+
+/** Adds the flags of index building (create and convert). */
+export function withBuildOptions(cmd: Command): Command {
+  return cmd
+    .option('--span-size <bytes>', 'uncompressed bytes per span', String(DEFAULT_SPAN_SIZE))
+    .option(
+      '--min-layer-size <bytes>',
+      'layers smaller than this get no zTOC',
+      String(DEFAULT_MIN_LAYER_SIZE),
+    )
+    .option('--platform <os/arch...>', 'platforms to index (default: this machine)')
+    .option('--all-platforms', 'index every platform of the image')
+    .option('--concurrency <n>', 'layers built at once (default: number of cores)');
+}
+
+export function buildOptionsFrom(flags: BuildFlags) {
+  const concurrency = flags.concurrency !== undefined ? Number(flags.concurrency) : undefined;
+  if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
+    throw new CliError('USAGE', `--concurrency takes a positive integer, not "${flags.concurrency}"`);
+  }
+  const spanSize = parseSize(flags.spanSize, '--span-size');
+  if (spanSize <= 0) throw new CliError('USAGE', '--span-size must be at least 1 byte');
+  return {
+    spanSize,
+    minLayerSize: parseSize(flags.minLayerSize, '--min-layer-size'),
+    ...(concurrency !== undefined ? { concurrency } : {}),
+  };
+}
+
+/** The platform images a build is about, per --platform / --all-platforms. */
+export async function selectImages(source: ImageSource, flags: BuildFlags): Promise<PlatformImage[]> {
+  const root = await loadImageRoot(source);
+  if (root.kind === 'manifest') return [root.image];
+  if (flags.allPlatforms) {
+    return Promise.all(platformEntries(root.index).map((d) => loadPlatformImage(source, d, d.platform)));
+  }
+  const wanted = flags.platform?.length ? flags.platform.map(parsePlatform) : [hostPlatform()];
+  return Promise.all(wanted.map((p) => selectPlatformImage(source, root, p)));
+}
+
+/** Progress rows for one image's layers. */
+export function layerProgress(progress: Progress, image: PlatformImage) {
+  const prefix = image.platform ? `${formatPlatform(image.platform)} ` : '';
+  return (p: BuildProgress) =>
+    progress.update(`${image.descriptor.digest}/${p.layerIndex}`, {
+      label: `${prefix}${p.layer.digest.slice(7, 19)}`,
+      total: p.layer.size,
+      done: p.bytesRead,
+      state: p.state === 'skipped' ? 'skipped (small)' : p.state,
+    });
+}
+
+/** Builds v1 indexes for the selected platforms of `ref` and stores them. */
+export async function createIndexes(ctx: Context, ref: string, flags: BuildFlags) {
+  const source = await openSource(ctx, ref);
+  const options = buildOptionsFrom(flags);
+  const images = await selectImages(source, flags);
+  const progress = ctx.progress();
+  const store = await ctx.store();
+  const created = [];
+  for (const image of images) {
+    const built = await buildSociIndex(source, image, {
+      ...options,
+      version: 'v1',
+      onProgress: layerProgress(progress, image),
+    });
+    const stored = await store.addIndex({
+      manifestBytes: built.manifest.bytes,
+      blobs: built.ztocBlobs,
+      imageManifestDigest: image.descriptor.digest,
+      imageRef: source.reference,
+      platform: image.platform,
+    });
+    created.push({
+      ...stored,
+      layers: built.layers.map((l) => ({
+        digest: l.layer.digest,
+        ztoc: l.ztoc?.ref.digest ?? null,
+        skipped: l.skipped ?? null,
+      })),
+    });
+  }
+  progress.finish();
+  return created;
+}
+
+export function registerCreate(program: Command, io: Io): void {
+  withBuildOptions(
+    withSharedOptions(
+      program
+        .command('create')
+        .argument('<ref>', 'image: registry ref, oci:<dir>[:tag] or oci-archive:<file>[:tag]'),
+    ),
+  )
+    .description('build a SOCI index for an image into the local store')
+    .option('--json', 'print the result as JSON')
+    .action(
+      action<BuildFlags>(io, async (ctx, [ref], flags) => {
+        const created = await createIndexes(ctx, ref!, flags);
+        ctx.print(created, () =>
+          created
+            .map(
+              (c) =>
+                `${c.digest}  ${formatPlatform(c.platform)}  ${c.layers.filter((l) => l.ztoc).length} zTOC(s)`,
+            )
+            .join('\n'),
+        );
+      }),
+    );
+}

@@ -1,0 +1,68 @@
+/**
+ * What every command needs, built from the shared flags: the local store, image sources
+ * by reference, registry access, progress and output helpers.
+ */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { LocalStore } from '@soci-ts/soci-index';
+import type { Command } from 'commander';
+import type { Io } from './io.js';
+import { Progress } from './progress.js';
+
+export interface SharedOptions {
+  root: string;
+  plainHttp?: boolean;
+  insecure?: boolean;
+  user?: string;
+  debug?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+export function defaultRoot(): string {
+  return process.env.SOCI_ROOT ?? join(homedir(), '.soci');
+}
+
+/** Adds the flags every command understands. */
+export function withSharedOptions(cmd: Command): Command {
+  return cmd
+    .option('--root <dir>', 'local store (an OCI layout) for indexes and zTOCs', defaultRoot())
+    .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
+    .option('--insecure', 'accept any TLS certificate from the registry')
+    .option('-u, --user <user:password>', 'registry credentials (default: docker config.json)')
+    .option('-q, --quiet', 'no progress output')
+    .option('--debug', 'print stack traces and details on errors');
+}
+
+export class Context {
+  private storePromise?: Promise<LocalStore>;
+
+  constructor(
+    readonly io: Io,
+    readonly options: SharedOptions,
+  ) {}
+
+  store(): Promise<LocalStore> {
+    this.storePromise ??= LocalStore.open(resolve(this.options.root));
+    return this.storePromise;
+  }
+
+  /** Progress shows only on a terminal and never with --quiet or --json. */
+  progress(): Progress {
+    return new Progress(this.io, this.io.isTTY && !this.options.quiet && !this.options.json);
+  }
+
+  /** Prints a value as JSON (with --json) or as text lines. */
+  print(value: unknown, text: () => string): void {
+    if (this.options.json) this.io.out(`${JSON.stringify(value, null, 2)}\n`);
+    else {
+      const t = text();
+      if (t) this.io.out(t.endsWith('\n') ? t : `${t}\n`);
+    }
+  }
+
+  /** A status line on stderr (not with --quiet or --json). */
+  note(text: string): void {
+    if (!this.options.quiet && !this.options.json) this.io.err(`${text}\n`);
+  }
+}
