@@ -1,1 +1,37 @@
-export {};
+// @soci-ts/oci-referrers: a typed OCI distribution client on undici.
+export { type Challenge, parseChallenge } from './auth.js';
+export type { BlobRangeReader } from './blob-range.js';
+export { RegistryClient, type RegistryClientOptions } from './client.js';
+export {
+  type Credential,
+  type CredentialsProvider,
+  chainCredentials,
+  dockerConfigCredentials,
+  staticCredentials,
+} from './credentials.js';
+export { assertDigest, createVerifyingStream, digestOf, verifyBytes } from './digest.js';
+export {
+  DigestMismatchError,
+  InvalidReferenceError,
+  RegistryError,
+  type RegistryErrorCode,
+} from './errors.js';
+export { type HostOptions, type HostsConfig, registryOrigin } from './hosts.js';
+export { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform } from './platform.js';
+export { DOCKER_HUB, formatReference, isDigest, parseReference, type Reference } from './reference.js';
+export {
+  type BlobSource,
+  type FetchedManifest,
+  type PushBlobOptions,
+  type ReferrersOptions,
+  Repository,
+  referrerDescriptor,
+  referrersTag,
+} from './repository.js';
+export {
+  type AgentOptions,
+  createRegistryAgent,
+  type RetryOptions,
+  type TimeoutOptions,
+} from './transport.js';
+export * from './types.js';

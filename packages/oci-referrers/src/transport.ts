@@ -1,0 +1,450 @@
+import { Agent, type Dispatcher, Pool, request } from 'undici';
+import {
+  basicAuthorization,
+  type Challenge,
+  parseChallenge,
+  parseTokenResponse,
+  TokenCache,
+  tokenRequest,
+} from './auth.js';
+import type { Credential, CredentialsProvider } from './credentials.js';
+import { codeForResponse, parseErrorBody, RegistryError } from './errors.js';
+import { type HostsConfig, hostOptionsForOrigin, registryOrigin } from './hosts.js';
+
+export interface RetryOptions {
+  /** Retries after the first attempt (connection errors, 429, 5xx). Default 4. */
+  maxRetries?: number;
+  /** First backoff; doubles each retry, with full jitter. Default 200 ms. */
+  baseDelayMs?: number;
+  /** Backoff ceiling. Default 5 s. */
+  maxDelayMs?: number;
+  /** A `Retry-After` longer than this fails at once instead of waiting. Default 30 s. */
+  maxRetryAfterMs?: number;
+}
+
+export interface TimeoutOptions {
+  /** TCP + TLS connect. Default 10 s. */
+  connectMs?: number;
+  /** From request sent to response headers. Default 30 s. */
+  headersMs?: number;
+  /** Longest gap between two body chunks (a stalled body). Default 30 s. */
+  bodyStallMs?: number;
+}
+
+export interface AgentOptions {
+  hosts?: HostsConfig;
+  timeouts?: TimeoutOptions;
+  /** Connections per origin. Default 12. */
+  connectionsPerOrigin?: number;
+  /** Negotiate HTTP/2 (ALPN) on TLS origins. Default true. */
+  http2?: boolean;
+}
+
+/**
+ * An undici Agent tuned for many small concurrent range GETs: keep-alive, no pipelining (one request per
+ * connection at a time, so a slow blob never blocks a small one), 12 connections per origin, HTTP/2 when
+ * TLS allows it, per-host TLS settings (custom CA, skip verify).
+ */
+export function createRegistryAgent(options: AgentOptions = {}): Agent {
+  const hosts = options.hosts ?? {};
+  return new Agent({
+    factory(origin, opts) {
+      const originText = String(origin).replace(/\/$/, '');
+      const host = hostOptionsForOrigin(hosts, originText);
+      const tls = originText.startsWith('https:');
+      return new Pool(origin, {
+        ...opts,
+        connections: options.connectionsPerOrigin ?? 12,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 300_000,
+        allowH2: tls && (options.http2 ?? true),
+        connect: {
+          timeout: options.timeouts?.connectMs ?? 10_000,
+          ...(tls && host?.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
+          ...(tls && host?.ca ? { ca: host.ca } : {}),
+        },
+      });
+    },
+  });
+}
+
+export interface TransportOptions {
+  hosts?: HostsConfig;
+  credentials?: CredentialsProvider;
+  dispatcher?: Dispatcher;
+  retry?: RetryOptions;
+  timeouts?: TimeoutOptions;
+  userAgent?: string;
+}
+
+export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface HttpRequest {
+  registry: string;
+  method: Method;
+  /** `/v2/...` on the registry, or an absolute URL the registry gave (upload Location). */
+  path: string;
+  headers?: Record<string, string>;
+  body?: Uint8Array;
+  /** Token scopes this request needs, e.g. `repository:library/alpine:pull`. */
+  scopes: readonly string[];
+  /** Statuses the caller handles; any other status becomes a RegistryError. */
+  ok: readonly number[];
+  /** What is being fetched, for error messages (`manifest docker.io/library/alpine:3`). */
+  what: string;
+  /** Whether failures may be retried. Default: true except for PATCH. */
+  retry?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  /** Final URL, after redirects. */
+  url: URL;
+}
+
+export function header(res: { headers: HttpResponse['headers'] }, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** URL for messages: no query (signed redirect URLs carry secrets there) and no user info. */
+export function safeUrl(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Turns a low-level failure (undici, socket, abort) into a RegistryError; RegistryErrors pass through. */
+export function mapFailure(error: unknown, method: string, url: URL | string): RegistryError {
+  if (error instanceof RegistryError) return error;
+  const where = `${method} ${typeof url === 'string' ? url : safeUrl(url)}`;
+  const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
+  if (code && TIMEOUT_CODES.has(code)) {
+    const phase =
+      code === 'UND_ERR_CONNECT_TIMEOUT'
+        ? 'connect'
+        : code === 'UND_ERR_HEADERS_TIMEOUT'
+          ? 'headers'
+          : 'body';
+    return new RegistryError(
+      'TIMEOUT',
+      `${where}: timed out waiting for ${phase}; the registry is slow or unreachable`,
+      {
+        method,
+        url: String(url),
+        cause: error,
+      },
+    );
+  }
+  if ((error as Error).name === 'AbortError') {
+    return new RegistryError('NETWORK', `${where}: aborted`, { method, cause: error });
+  }
+  return new RegistryError(
+    'NETWORK',
+    `${where}: connection failed (${code ?? (error as Error).message}); check that the registry is reachable`,
+    { method, cause: error },
+  );
+}
+
+function isRetryableFailure(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code !== undefined && (NETWORK_CODES.has(code) || TIMEOUT_CODES.has(code));
+}
+
+/** Reads at most `limit` bytes of a body, then drops the rest. */
+export async function readLimited(body: HttpResponse['body'], limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    const room = limit - total;
+    chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+    total += Math.min(chunk.length, room);
+    if (total >= limit) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
+async function discard(body: HttpResponse['body']): Promise<void> {
+  try {
+    await body.dump({ limit: 64 * 1024 });
+  } catch {
+    // The connection is dropped instead of reused; nothing else to do.
+  }
+}
+
+function retryAfterMs(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Sends registry requests: auth (anonymous, basic, bearer tokens cached per scope, one retry after a 401),
+ * redirects (Authorization only to the registry's own origin), bounded jittered retries on connection
+ * errors, 429 and 5xx, and timeouts. Every failure is a RegistryError.
+ */
+export class Transport {
+  private readonly dispatcher: Dispatcher;
+  private readonly hosts: HostsConfig;
+  private readonly tokens = new TokenCache();
+  /** Registries that asked for basic auth: send it up front next time. */
+  private readonly basicHosts = new Set<string>();
+  private readonly credentialCache = new Map<string, Promise<Credential | undefined>>();
+  private readonly retry: Required<RetryOptions>;
+  private readonly timeouts: Required<TimeoutOptions>;
+
+  constructor(private readonly options: TransportOptions = {}) {
+    this.hosts = options.hosts ?? {};
+    this.retry = {
+      maxRetries: options.retry?.maxRetries ?? 4,
+      baseDelayMs: options.retry?.baseDelayMs ?? 200,
+      maxDelayMs: options.retry?.maxDelayMs ?? 5000,
+      maxRetryAfterMs: options.retry?.maxRetryAfterMs ?? 30_000,
+    };
+    this.timeouts = {
+      connectMs: options.timeouts?.connectMs ?? 10_000,
+      headersMs: options.timeouts?.headersMs ?? 30_000,
+      bodyStallMs: options.timeouts?.bodyStallMs ?? 30_000,
+    };
+    this.dispatcher =
+      options.dispatcher ?? createRegistryAgent({ hosts: this.hosts, timeouts: this.timeouts });
+  }
+
+  origin(registry: string): string {
+    return registryOrigin(registry, this.hosts[registry]);
+  }
+
+  async close(): Promise<void> {
+    if (!this.options.dispatcher) await this.dispatcher.close();
+  }
+
+  /** Sends with retries; answers with a status in `req.ok` or throws a RegistryError. */
+  async send(req: HttpRequest): Promise<HttpResponse> {
+    const retryable = req.retry ?? req.method !== 'PATCH';
+    const url = new URL(req.path, this.origin(req.registry));
+    for (let attempt = 0; ; attempt++) {
+      const canRetry = retryable && attempt < this.retry.maxRetries;
+      let res: HttpResponse;
+      try {
+        res = await this.sendAuthorized(req, url);
+      } catch (error) {
+        if (canRetry && isRetryableFailure(error)) {
+          await sleep(this.backoff(attempt));
+          continue;
+        }
+        throw mapFailure(error, req.method, url);
+      }
+      if (req.ok.includes(res.status)) return res;
+      const transient = res.status === 429 || (res.status >= 500 && res.status !== 501);
+      if (canRetry && transient) {
+        const after = retryAfterMs(header(res, 'retry-after'));
+        if (after === undefined || after <= this.retry.maxRetryAfterMs) {
+          await discard(res.body);
+          await sleep(after ?? this.backoff(attempt));
+          continue;
+        }
+      }
+      throw await this.responseError(req, res);
+    }
+  }
+
+  private backoff(attempt: number): number {
+    const ceiling = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** attempt);
+    return Math.random() * ceiling;
+  }
+
+  private async responseError(req: HttpRequest, res: HttpResponse): Promise<RegistryError> {
+    const text =
+      req.method === 'HEAD'
+        ? ''
+        : (await readLimited(res.body, 64 * 1024).catch(() => Buffer.alloc(0))).toString();
+    if (req.method === 'HEAD') await discard(res.body);
+    const body = parseErrorBody(text);
+    const code = codeForResponse(res.status, body.code);
+    const detail = body.code ? `${body.code}: ${body.message ?? ''}`.trim() : `HTTP ${res.status}`;
+    const hint =
+      code === 'UNAUTHORIZED'
+        ? '; check the credentials for this registry (docker login / config.json)'
+        : code === 'DENIED'
+          ? '; the credentials lack permission for this repository'
+          : code === 'TOOMANYREQUESTS'
+            ? '; the registry rate-limits you, retry later'
+            : '';
+    return new RegistryError(
+      code,
+      `${req.what}: ${req.method} ${safeUrl(res.url)} failed with ${detail}${hint}`,
+      {
+        status: res.status,
+        registryCode: body.code,
+        registryMessage: body.message,
+        method: req.method,
+        url: safeUrl(res.url),
+      },
+    );
+  }
+
+  /** One attempt: pre-emptive auth from cache, then one re-authorization after a 401. */
+  private async sendAuthorized(req: HttpRequest, url: URL): Promise<HttpResponse> {
+    let authorization = await this.cachedAuthorization(req);
+    const res = await this.sendFollowing(req, url, authorization);
+    if (res.status !== 401) return res;
+    const challenge = parseChallenge(header(res, 'www-authenticate'));
+    if (!challenge) return res;
+    await discard(res.body);
+    authorization = await this.authorize(req, challenge);
+    if (!authorization) return this.sendFollowing(req, url, undefined);
+    return this.sendFollowing(req, url, authorization);
+  }
+
+  private async credential(registry: string): Promise<Credential | undefined> {
+    const provider = this.options.credentials;
+    if (!provider) return undefined;
+    let found = this.credentialCache.get(registry);
+    if (!found) {
+      found = provider(registry);
+      this.credentialCache.set(registry, found);
+      found.catch(() => this.credentialCache.delete(registry));
+    }
+    return found;
+  }
+
+  private async cachedAuthorization(req: HttpRequest): Promise<string | undefined> {
+    const token = this.tokens.get(req.registry, req.scopes);
+    if (token) return `Bearer ${token}`;
+    if (this.basicHosts.has(req.registry)) {
+      const credential = await this.credential(req.registry);
+      return credential ? basicAuthorization(credential) : undefined;
+    }
+    return undefined;
+  }
+
+  private async authorize(req: HttpRequest, challenge: Challenge): Promise<string | undefined> {
+    const credential = await this.credential(req.registry);
+    if (challenge.scheme === 'basic') {
+      this.basicHosts.add(req.registry);
+      return credential ? basicAuthorization(credential) : undefined;
+    }
+    if (challenge.scheme !== 'bearer' || !challenge.params.realm) return undefined;
+    this.tokens.delete(req.registry, req.scopes);
+    const token = await this.fetchToken(req, challenge, credential);
+    return `Bearer ${token}`;
+  }
+
+  private async fetchToken(
+    req: HttpRequest,
+    challenge: Challenge,
+    credential: Credential | undefined,
+  ): Promise<string> {
+    let spec: ReturnType<typeof tokenRequest>;
+    try {
+      spec = tokenRequest(challenge, req.scopes, credential);
+    } catch {
+      throw new RegistryError(
+        'PROTOCOL',
+        `${req.what}: the registry sent a bearer challenge with an invalid realm`,
+      );
+    }
+    const where = `token server ${safeUrl(spec.url)}`;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(spec.url, {
+        dispatcher: this.dispatcher,
+        method: spec.method,
+        headers: { ...spec.headers, 'user-agent': this.userAgent() },
+        body: spec.body,
+        headersTimeout: this.timeouts.headersMs,
+        bodyTimeout: this.timeouts.bodyStallMs,
+        signal: req.signal,
+      });
+    } catch (error) {
+      throw mapFailure(error, spec.method, spec.url);
+    }
+    const text = (await readLimited(res.body, 1 << 20)).toString();
+    if (res.statusCode !== 200) {
+      const body = parseErrorBody(text);
+      const code =
+        res.statusCode === 401
+          ? 'UNAUTHORIZED'
+          : res.statusCode === 403
+            ? 'DENIED'
+            : codeForResponse(res.statusCode, body.code);
+      throw new RegistryError(
+        code,
+        `${req.what}: ${where} refused a token (HTTP ${res.statusCode}${body.code ? ` ${body.code}` : ''})${credential ? '; check the credentials for this registry' : '; this registry needs credentials'}`,
+        {
+          status: res.statusCode,
+          registryCode: body.code,
+          registryMessage: body.message,
+          url: safeUrl(spec.url),
+        },
+      );
+    }
+    const parsed = parseTokenResponse(text);
+    if (!parsed) throw new RegistryError('PROTOCOL', `${req.what}: ${where} answered without a token`);
+    this.tokens.set(req.registry, req.scopes, parsed.token, parsed.expiresIn);
+    return parsed.token;
+  }
+
+  private userAgent(): string {
+    return this.options.userAgent ?? 'soci-ts/0.1';
+  }
+
+  /** Sends and follows redirects; Authorization goes only to the registry's own origin. */
+  private async sendFollowing(
+    req: HttpRequest,
+    start: URL,
+    authorization: string | undefined,
+  ): Promise<HttpResponse> {
+    const registryOrigin = this.origin(req.registry);
+    let url = start;
+    let method: Method = req.method;
+    let body = req.body;
+    for (let hop = 0; hop <= 5; hop++) {
+      const headers: Record<string, string> = { 'user-agent': this.userAgent(), ...req.headers };
+      if (authorization && url.origin === registryOrigin) headers.authorization = authorization;
+      const res = await request(url, {
+        dispatcher: this.dispatcher,
+        method,
+        headers,
+        body: body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+        headersTimeout: this.timeouts.headersMs,
+        bodyTimeout: this.timeouts.bodyStallMs,
+        signal: req.signal,
+      });
+      const location = header(res, 'location');
+      if (!REDIRECTS.has(res.statusCode) || !location || req.ok.includes(res.statusCode)) {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url };
+      }
+      await discard(res.body);
+      url = new URL(location, url);
+      if (res.statusCode === 303) {
+        method = 'GET';
+        body = undefined;
+      }
+    }
+    throw new RegistryError('PROTOCOL', `${req.what}: more than 5 redirects from ${safeUrl(start)}`);
+  }
+}
