@@ -23,9 +23,10 @@ import {
  */
 export function encodeZtoc(ztoc: Ztoc): Uint8Array {
   const b = new Builder(1024 + ztoc.toc.length * 160 + ztoc.compressionInfo.checkpoints.length);
+  const shared = sharedStrings(b);
   const version = b.createString(ztoc.version);
   const buildTool = b.createString(ztoc.buildToolIdentifier);
-  const toc = writeToc(b, ztoc.toc);
+  const toc = writeToc(b, shared, ztoc.toc);
   const compressionInfo = writeCompressionInfo(b, ztoc);
 
   b.startObject(ZTOC_FIELDS);
@@ -47,22 +48,40 @@ export function encodeZtoc(ztoc: Ztoc): Uint8Array {
   return b.asUint8Array().slice();
 }
 
-function writeToc(b: Builder, files: readonly FileMetadata[]): number {
-  const offsets = files.map((f) => writeFile(b, f));
+/**
+ * Interns repeated strings. The runtime's createSharedString writes nothing for '' (the field
+ * is then absent); the reference writer stores empty strings, so this does too.
+ */
+function sharedStrings(b: Builder): (s: string) => number {
+  const seen = new Map<string, number>();
+  return (s) => {
+    let offset = seen.get(s);
+    if (offset === undefined) {
+      offset = b.createString(s);
+      seen.set(s, offset);
+    }
+    return offset;
+  };
+}
+
+type Share = (s: string) => number;
+
+function writeToc(b: Builder, share: Share, files: readonly FileMetadata[]): number {
+  const offsets = files.map((f) => writeFile(b, share, f));
   const metadata = writeOffsetVector(b, offsets);
   b.startObject(TOC_FIELDS);
   b.addFieldOffset(TocField.metadata, metadata, 0);
   return b.endObject();
 }
 
-function writeFile(b: Builder, f: FileMetadata): number {
+function writeFile(b: Builder, share: Share, f: FileMetadata): number {
   const name = b.createString(f.name);
-  const type = b.createSharedString(f.type);
-  const linkname = b.createSharedString(f.linkname);
-  const uname = b.createSharedString(f.uname);
-  const gname = b.createSharedString(f.gname);
-  const modTime = b.createSharedString(f.modTime);
-  const xattrs = writeXattrs(b, f.xattrs);
+  const type = share(f.type);
+  const linkname = share(f.linkname);
+  const uname = share(f.uname);
+  const gname = share(f.gname);
+  const modTime = share(f.modTime);
+  const xattrs = writeXattrs(b, share, f.xattrs);
 
   b.startObject(FILE_FIELDS);
   b.addFieldOffset(FileField.name, name, 0);
@@ -83,11 +102,11 @@ function writeFile(b: Builder, f: FileMetadata): number {
   return b.endObject();
 }
 
-function writeXattrs(b: Builder, records: Readonly<Record<string, string>>): number {
+function writeXattrs(b: Builder, share: Share, records: Readonly<Record<string, string>>): number {
   const keys = Object.keys(records).sort(compareUtf8);
   const offsets = keys.map((key) => {
-    const k = b.createSharedString(key);
-    const v = b.createSharedString(records[key]!);
+    const k = share(key);
+    const v = share(records[key]!);
     b.startObject(XATTR_FIELDS);
     b.addFieldOffset(XattrField.key, k, 0);
     b.addFieldOffset(XattrField.value, v, 0);

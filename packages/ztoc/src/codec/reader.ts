@@ -166,7 +166,7 @@ export class ZtocReader {
         algorithm: this.algorithm,
         maxSpanId: this.maxSpanId,
         spanDigests: this.spanDigests(),
-        checkpoints: this.checkpointBytes.slice(),
+        checkpoints: new Uint8Array(this.checkpointBytes), // a plain copy, even from a Buffer
       },
     };
   }
@@ -204,14 +204,15 @@ export function normalizePath(path: string): string {
 }
 
 function readXattrs(t: FbTable): Record<string, string> {
-  const records: Record<string, string> = {};
   const v = t.vector(FileField.xattrs, 4, 'xattrs');
-  if (!v) return records;
+  if (!v) return {};
+  const records: [string, string][] = [];
   for (let j = 0; j < v.length; j++) {
     const x = v.table(j);
-    records[x.string(XattrField.key, 'key')] = x.string(XattrField.value, 'value');
+    records.push([x.string(XattrField.key, 'key'), x.string(XattrField.value, 'value')]);
   }
-  return records;
+  // fromEntries defines own properties, so a hostile key like "__proto__" stays a plain key.
+  return Object.fromEntries(records);
 }
 
 function nonNegative(t: FbTable, id: number, name: string): number {

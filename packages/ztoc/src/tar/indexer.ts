@@ -200,8 +200,8 @@ export class TarIndexer {
     const mtime = mtimeRecord === undefined ? { seconds: h.mtime, nanos: 0 } : parsePaxTime(mtimeRecord, at);
     const uid = records.get('uid');
     const gid = records.get('gid');
-    const xattrs: Record<string, string> = {};
-    for (const key of [...records.keys()].sort(compareUtf8)) xattrs[key] = records.get(key)!;
+    // fromEntries defines own properties, so a hostile key like "__proto__" stays a plain key.
+    const xattrs = Object.fromEntries([...records].sort((a, b) => compareUtf8(a[0], b[0])));
 
     this.entries.push({
       name,
