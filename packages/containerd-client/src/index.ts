@@ -16,6 +16,29 @@ export {
   loadContainerdPackageDefinition,
   loadContainerdProtos,
 } from './protos.js';
+export { chainIds } from './pull/chain-id.js';
+export {
+  configSnapshotGcLabel,
+  distributionSourceLabel,
+  imageLayersLabel,
+  isInheritedSnapshotLabel,
+  LABEL,
+  MAX_LABEL_BYTES,
+  manifestGcLabels,
+  snapshotLabels,
+} from './pull/labels.js';
+export { type LayerReport, type PullImageOptions, type PullReport, pullImage } from './pull/pull.js';
+export { type ImageReference, parseImageReference } from './pull/reference.js';
+export {
+  hostPlatform,
+  type ImageSource,
+  isLayerType,
+  MediaTypes,
+  type Platform,
+  parsePlatform,
+  platformMatches,
+} from './pull/source.js';
+export type { BlobData } from './services/content.js';
 export { ContentService, type WriteBlobOptions, type WriteBlobResult } from './services/content.js';
 export { DiffService } from './services/diff.js';
 export { type ImageInput, ImagesService } from './services/images.js';

@@ -11,6 +11,8 @@ interface WireInfo {
   labels?: Labels;
 }
 
+export type BlobData = Uint8Array | AsyncIterable<Uint8Array>;
+
 interface WriteRequest {
   action: 'STAT' | 'WRITE' | 'COMMIT';
   ref?: string;
@@ -36,8 +38,11 @@ export interface WriteBlobOptions {
   ref: string;
   /** What the bytes must be: containerd verifies size and digest on commit. */
   expected: { digest: string; size: number };
-  /** The bytes, whole or streamed. */
-  data: Uint8Array | AsyncIterable<Uint8Array>;
+  /**
+   * The bytes, whole or streamed, or a function that opens the stream: it is called only when
+   * containerd does not have the blob yet, so nothing is downloaded for a blob already present.
+   */
+  data: BlobData | (() => BlobData | Promise<BlobData>);
   /** Labels for the committed blob (also applied when the blob already existed). */
   labels?: Labels;
 }
@@ -146,7 +151,8 @@ export class ContentService {
     const hash = createHash(hashAlgorithm(expected.digest));
     let offset = 0;
     try {
-      for await (const chunk of chunks(options.data)) {
+      const data = typeof options.data === 'function' ? await options.data() : options.data;
+      for await (const chunk of chunks(data)) {
         if (offset + chunk.byteLength > expected.size) {
           throw new ContainerdError(
             'FAILED_PRECONDITION',
@@ -217,7 +223,7 @@ function hashAlgorithm(digest: string): string {
 }
 
 /** Re-cuts input into pieces of at most WRITE_CHUNK bytes. */
-async function* chunks(data: Uint8Array | AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+async function* chunks(data: BlobData): AsyncGenerator<Uint8Array> {
   const source = data instanceof Uint8Array ? [data] : data;
   for await (const piece of source) {
     for (let at = 0; at < piece.byteLength; at += WRITE_CHUNK) {

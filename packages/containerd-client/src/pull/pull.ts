@@ -1,0 +1,540 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { ContainerdClient } from '../client.js';
+import { ContainerdError, isAlreadyExists, isContainerdError, isNotFound, PullError } from '../errors.js';
+import type { SnapshotsService } from '../services/snapshots.js';
+import type { Descriptor, Labels } from '../types.js';
+import { chainIds } from './chain-id.js';
+import {
+  configSnapshotGcLabel,
+  distributionSourceLabel,
+  LABEL,
+  manifestGcLabels,
+  snapshotLabels,
+} from './labels.js';
+import { type ImageReference, parseImageReference } from './reference.js';
+import {
+  hostPlatform,
+  type ImageSource,
+  isIndexType,
+  isLayerType,
+  isManifestType,
+  type Platform,
+  parsePlatform,
+  platformMatches,
+} from './source.js';
+
+export interface PullImageOptions {
+  client: ContainerdClient;
+  /** Image reference, e.g. `127.0.0.1:5000/app:1` (normalized like containerd: `docker.io/library/...`). */
+  ref: string;
+  /** Snapshotter to unpack into: `overlayfs`, or a remote one such as `soci`. */
+  snapshotter: string;
+  /** The repository `ref` names, in a registry (or anything else that serves manifests and blobs). */
+  registry: ImageSource;
+  /** Platform to pick from an index: `linux/amd64` or a Platform; the host's by default. */
+  platform?: string | Platform;
+  /** Extra `containerd.io/snapshot/...` labels for a layer's Prepare, e.g. the SOCI index digest. */
+  labels?: (layer: Descriptor, index: number) => Labels;
+  /**
+   * When the snapshotter prepares a layer instead of committing it remotely: download the layer and
+   * apply it through containerd's Diff service (true, the default), or fail with UNPACK_DISABLED.
+   */
+  unpackFallback?: boolean;
+  /** Labels for the image record. */
+  imageLabels?: Labels;
+  /** How long the pull's lease lives if this process dies mid-pull (default one hour). */
+  leaseExpiresInMs?: number;
+}
+
+/** What happened to one layer. */
+export interface LayerReport {
+  digest: string;
+  diffId: string;
+  chainId: string;
+  size: number;
+  /** `present`: snapshot existed; `remote`: committed by the snapshotter on Prepare; `unpacked`: downloaded and applied here. */
+  mode: 'present' | 'remote' | 'unpacked';
+  /** Layer bytes downloaded from the registry (0 when the content store had it). */
+  bytesFetched: number;
+  durationMs: number;
+}
+
+export interface PullReport {
+  /** The image record's name. */
+  name: string;
+  manifest: Descriptor;
+  config: Descriptor;
+  snapshotter: string;
+  /** Chain ID of the top layer: the snapshot a container's rootfs is prepared on. */
+  chainId: string;
+  layers: LayerReport[];
+  /** Manifest, config and layer bytes downloaded. */
+  bytesFetched: number;
+  /** Whole pull, and the part spent resolving manifest and config. */
+  durationMs: number;
+  resolveMs: number;
+}
+
+interface ImageManifest {
+  mediaType?: string;
+  config?: Descriptor;
+  layers?: Descriptor[];
+}
+
+interface ImageIndex {
+  manifests?: (Descriptor & { platform?: Partial<Platform> })[];
+}
+
+const DEFAULT_LEASE_MS = 60 * 60 * 1000;
+const PREPARE_TRIES = 3;
+
+/**
+ * Pulls an image into containerd the way containerd's own unpacker does, but with the labels a
+ * remote snapshotter needs on every Prepare: manifest and config go into the content store (with gc
+ * labels), each layer's snapshot is prepared with the target chain ID and the CRI labels; a
+ * snapshotter that mounts the layer remotely answers ALREADY_EXISTS, any other layer is downloaded
+ * and applied here. Finally the image record is created or updated. Everything runs under a lease
+ * that is deleted at the end, so a failed pull leaves only what gc may collect.
+ */
+export async function pullImage(options: PullImageOptions): Promise<PullReport> {
+  const started = performance.now();
+  const reference = parseImageReference(options.ref);
+  const platform =
+    typeof options.platform === 'string'
+      ? parsePlatform(options.platform)
+      : (options.platform ?? hostPlatform());
+  const unpackFallback = options.unpackFallback ?? true;
+  let bytesFetched = 0;
+
+  const resolved = await resolveManifest(options.registry, reference, platform);
+  bytesFetched += resolved.fetched;
+  const { manifestDesc, manifest } = resolved;
+  const configBytes = await fetchVerified(options.registry, manifest.config, 'config');
+  bytesFetched += configBytes.byteLength;
+  const diffIds = parseDiffIds(configBytes, manifest.config, manifest.layers.length);
+  const chains = chainIds(diffIds);
+  const resolveMs = performance.now() - started;
+
+  const source = distributionSourceLabel(reference.registry, reference.repository);
+  const { client: base } = options;
+  const lease = await containerd('create lease', () =>
+    base.leases.create({
+      expiresInMs: options.leaseExpiresInMs ?? DEFAULT_LEASE_MS,
+      labels: { 'soci-ts/pull': reference.name },
+    }),
+  );
+  const client = base.withLease(lease.id);
+  try {
+    await containerd('store config', () =>
+      client.content.writeBlob({
+        ref: refKey('config', manifest.config),
+        expected: manifest.config,
+        data: configBytes,
+        labels: source,
+      }),
+    );
+    await containerd('store manifest', () =>
+      client.content.writeBlob({
+        ref: refKey('manifest', manifestDesc),
+        expected: manifestDesc,
+        data: resolved.manifestBytes,
+        labels: { ...source, ...manifestGcLabels(manifest.config, manifest.layers) },
+      }),
+    );
+
+    const snapshots = client.snapshots(options.snapshotter);
+    const layers: LayerReport[] = [];
+    for (const [index, layer] of manifest.layers.entries()) {
+      const report = await pullLayer({
+        client,
+        snapshots,
+        reference,
+        registry: options.registry,
+        manifestDesc,
+        layers: manifest.layers,
+        index,
+        diffId: diffIds[index]!,
+        chainId: chains[index]!,
+        parent: chains[index - 1] ?? '',
+        extraLabels: options.labels?.(layer, index) ?? {},
+        unpackFallback,
+        sourceLabels: source,
+      });
+      bytesFetched += report.bytesFetched;
+      layers.push(report);
+    }
+
+    const top = chains[chains.length - 1] ?? '';
+    if (top) {
+      await containerd('label config', () =>
+        client.content.updateLabels(manifest.config.digest, configSnapshotGcLabel(options.snapshotter, top)),
+      );
+    }
+    await containerd('record image', () =>
+      upsertImage(client, { name: reference.name, target: manifestDesc, labels: options.imageLabels ?? {} }),
+    );
+    return {
+      name: reference.name,
+      manifest: manifestDesc,
+      config: manifest.config,
+      snapshotter: options.snapshotter,
+      chainId: top,
+      layers,
+      bytesFetched,
+      durationMs: performance.now() - started,
+      resolveMs,
+    };
+  } finally {
+    await base.leases.delete(lease.id).catch(() => undefined);
+  }
+}
+
+interface LayerJob {
+  client: ContainerdClient;
+  snapshots: SnapshotsService;
+  reference: ImageReference;
+  registry: ImageSource;
+  manifestDesc: Descriptor;
+  layers: readonly Descriptor[];
+  index: number;
+  diffId: string;
+  chainId: string;
+  parent: string;
+  extraLabels: Labels;
+  unpackFallback: boolean;
+  sourceLabels: Labels;
+}
+
+/** Stat, Prepare with labels, and if the snapshotter did not commit remotely: fetch, apply, commit. */
+async function pullLayer(job: LayerJob): Promise<LayerReport> {
+  const started = performance.now();
+  const layer = job.layers[job.index]!;
+  const report = (mode: LayerReport['mode'], bytesFetched = 0): LayerReport => ({
+    digest: layer.digest,
+    diffId: job.diffId,
+    chainId: job.chainId,
+    size: layer.size,
+    mode,
+    bytesFetched,
+    durationMs: performance.now() - started,
+  });
+
+  if (await snapshotExists(job.snapshots, job.chainId)) return report('present');
+  const labels = snapshotLabels(
+    {
+      imageRef: job.reference.name,
+      manifestDigest: job.manifestDesc.digest,
+      layers: job.layers,
+      index: job.index,
+      chainId: job.chainId,
+    },
+    job.extraLabels,
+  );
+
+  let key = '';
+  let mounts: Awaited<ReturnType<SnapshotsService['prepare']>> | undefined;
+  for (let attempt = 1; attempt <= PREPARE_TRIES && !mounts; attempt++) {
+    key = unpackKey(job.chainId);
+    try {
+      mounts = await job.snapshots.prepare(key, job.parent, labels);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw pullFailure(`prepare snapshot for layer ${layer.digest}`, err);
+      // The snapshotter committed the target itself (a remote layer), or a concurrent pull did.
+      if (await snapshotExists(job.snapshots, job.chainId)) return report('remote');
+    }
+  }
+  if (!mounts) {
+    throw new PullError(
+      'CONTAINERD_ERROR',
+      `snapshotter ${job.snapshots.snapshotter} kept answering "already exists" for layer ${layer.digest} without a snapshot ${job.chainId}`,
+    );
+  }
+
+  try {
+    if (!job.unpackFallback) {
+      throw new PullError(
+        'UNPACK_DISABLED',
+        `snapshotter ${job.snapshots.snapshotter} did not mount layer ${layer.digest} remotely and unpackFallback is off: check that the snapshotter is the remote one and the image has a SOCI index`,
+      );
+    }
+    const written = await storeLayer(job, layer);
+    const applied = await containerd(`apply layer ${layer.digest}`, () =>
+      job.client.diff.apply(layer, mounts),
+    );
+    if (applied.digest !== job.diffId) {
+      throw new PullError(
+        'UNPACK_FAILED',
+        `layer ${layer.digest} unpacked to ${applied.digest} but the image config says its diff ID is ${job.diffId}`,
+      );
+    }
+    try {
+      await job.snapshots.commit(job.chainId, key, labels);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      await removeQuietly(job.snapshots, key); // committed meanwhile by a concurrent pull
+      return report('present', written);
+    }
+    await containerd('label layer', () =>
+      job.client.content.updateLabels(layer.digest, { [LABEL.uncompressed]: job.diffId }),
+    );
+    return report('unpacked', written);
+  } catch (err) {
+    await removeQuietly(job.snapshots, key);
+    throw err instanceof PullError ? err : pullFailure(`unpack layer ${layer.digest}`, err);
+  }
+}
+
+/** Puts the layer blob into the content store (downloading only when it is not there yet). */
+async function storeLayer(job: LayerJob, layer: Descriptor): Promise<number> {
+  try {
+    const result = await job.client.content.writeBlob({
+      ref: refKey('layer', layer),
+      expected: layer,
+      data: () => job.registry.fetchBlob(layer),
+      labels: job.sourceLabels,
+    });
+    return result.written;
+  } catch (err) {
+    if (isContainerdError(err, 'FAILED_PRECONDITION')) {
+      throw new PullError(
+        'DIGEST_MISMATCH',
+        `layer ${layer.digest} from the registry does not match its descriptor: ${err.message}`,
+        { cause: err },
+      );
+    }
+    throw pullFailure(`fetch layer ${layer.digest}`, err);
+  }
+}
+
+async function resolveManifest(
+  registry: ImageSource,
+  reference: ImageReference,
+  platform: Platform,
+): Promise<{
+  manifestDesc: Descriptor;
+  manifestBytes: Uint8Array;
+  manifest: Required<Pick<ImageManifest, 'config' | 'layers'>>;
+  fetched: number;
+}> {
+  const first = await registryCall(`fetch manifest of ${reference.name}`, () =>
+    registry.fetchManifest(reference.digest ?? reference.tag ?? 'latest'),
+  );
+  let fetched = first.bytes.byteLength;
+  let mediaType = first.mediaType || sniffMediaType(first.bytes);
+  let bytes = first.bytes;
+  let digest = digestOf(bytes, reference.digest);
+  if (reference.digest && digest !== reference.digest) {
+    throw new PullError('DIGEST_MISMATCH', `registry served ${digest} for ${reference.name}`);
+  }
+  if (isIndexType(mediaType)) {
+    const index = parseJson<ImageIndex>(bytes, `index ${digest}`);
+    const entry = (index.manifests ?? []).find(
+      (m) => isManifestType(m.mediaType) && platformMatches(m.platform, platform),
+    );
+    if (!entry) {
+      const offered = (index.manifests ?? [])
+        .map((m) => `${m.platform?.os}/${m.platform?.architecture}`)
+        .join(', ');
+      throw new PullError(
+        'PLATFORM_NOT_FOUND',
+        `${reference.name} has no manifest for ${platform.os}/${platform.architecture} (it has: ${offered || 'none'}); pass another platform`,
+      );
+    }
+    const second = await registryCall(`fetch manifest ${entry.digest}`, () =>
+      registry.fetchManifest(entry.digest),
+    );
+    fetched += second.bytes.byteLength;
+    bytes = second.bytes;
+    mediaType = entry.mediaType;
+    digest = digestOf(bytes, entry.digest);
+    if (digest !== entry.digest)
+      throw new PullError('DIGEST_MISMATCH', `registry served ${digest} for manifest ${entry.digest}`);
+  }
+  if (!isManifestType(mediaType)) {
+    throw new PullError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `${reference.name} is a ${mediaType}, not an image manifest or index`,
+    );
+  }
+  const manifest = parseJson<ImageManifest>(bytes, `manifest ${digest}`);
+  if (!manifest.config?.digest || !Array.isArray(manifest.layers)) {
+    throw new PullError(
+      'INVALID_MANIFEST',
+      `manifest ${digest} of ${reference.name} has no config or layers`,
+    );
+  }
+  const bad = manifest.layers.find((l) => !isLayerType(l.mediaType));
+  if (bad)
+    throw new PullError('UNSUPPORTED_MEDIA_TYPE', `manifest ${digest} has a layer of type ${bad.mediaType}`);
+  return {
+    manifestDesc: { mediaType, digest, size: bytes.byteLength },
+    manifestBytes: bytes,
+    manifest: { config: plainDescriptor(manifest.config), layers: manifest.layers.map(plainDescriptor) },
+    fetched,
+  };
+}
+
+async function fetchVerified(registry: ImageSource, desc: Descriptor, what: string): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  await registryCall(`fetch ${what} ${desc.digest}`, async () => {
+    for await (const part of await registry.fetchBlob(desc)) parts.push(part);
+  });
+  const bytes = Buffer.concat(parts);
+  const digest = digestOf(bytes, desc.digest);
+  if (digest !== desc.digest || bytes.byteLength !== desc.size) {
+    throw new PullError(
+      'DIGEST_MISMATCH',
+      `${what} ${desc.digest} from the registry hashes to ${digest} (${bytes.byteLength} bytes)`,
+    );
+  }
+  return bytes;
+}
+
+function parseDiffIds(bytes: Uint8Array, config: Descriptor, layerCount: number): string[] {
+  const parsed = parseJson<{ rootfs?: { diff_ids?: unknown } }>(bytes, `config ${config.digest}`);
+  const diffIds = parsed.rootfs?.diff_ids;
+  if (
+    !Array.isArray(diffIds) ||
+    !diffIds.every((d) => typeof d === 'string' && /^sha(256|512):[a-f0-9]+$/.test(d))
+  ) {
+    throw new PullError('INVALID_CONFIG', `config ${config.digest} has no valid rootfs.diff_ids`);
+  }
+  if (diffIds.length !== layerCount) {
+    throw new PullError(
+      'INVALID_CONFIG',
+      `config ${config.digest} lists ${diffIds.length} diff IDs for ${layerCount} layers`,
+    );
+  }
+  return diffIds as string[];
+}
+
+async function upsertImage(
+  client: ContainerdClient,
+  image: { name: string; target: Descriptor; labels: Labels },
+) {
+  for (;;) {
+    try {
+      return await client.images.create(image);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    try {
+      return await client.images.update(image);
+    } catch (err) {
+      if (!isNotFound(err)) throw err; // deleted between create and update: create again
+    }
+  }
+}
+
+async function snapshotExists(snapshots: SnapshotsService, key: string): Promise<boolean> {
+  try {
+    await snapshots.stat(key);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw pullFailure(`stat snapshot ${key}`, err);
+  }
+}
+
+async function removeQuietly(snapshots: SnapshotsService, key: string): Promise<void> {
+  if (!key) return;
+  await snapshots.remove(key).catch(() => undefined);
+}
+
+/** containerd's unpack key (snapshots.UnpackKeyFormat `extract-%s %s`): unique part, then the target chain ID. */
+function unpackKey(chainId: string): string {
+  return `extract-${process.hrtime.bigint() % 1_000_000_000n}-${randomBytes(3).toString('base64url')} ${chainId}`;
+}
+
+/** Ingest reference like containerd's remotes.MakeRefKey: `<kind>-<digest>`. */
+function refKey(kind: 'manifest' | 'config' | 'layer', desc: Descriptor): string {
+  return `${kind}-${desc.digest}`;
+}
+
+function plainDescriptor(d: Descriptor): Descriptor {
+  return { mediaType: d.mediaType, digest: d.digest, size: Number(d.size) };
+}
+
+function digestOf(bytes: Uint8Array, like?: string): string {
+  const algorithm = like?.startsWith('sha512:') ? 'sha512' : 'sha256';
+  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+}
+
+function sniffMediaType(bytes: Uint8Array): string {
+  const parsed = parseJson<{ mediaType?: string; manifests?: unknown }>(bytes, 'manifest');
+  if (parsed.mediaType) return parsed.mediaType;
+  return Array.isArray(parsed.manifests)
+    ? 'application/vnd.oci.image.index.v1+json'
+    : 'application/vnd.oci.image.manifest.v1+json';
+}
+
+function parseJson<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
+  } catch (err) {
+    throw new PullError(
+      what.startsWith('config') ? 'INVALID_CONFIG' : 'INVALID_MANIFEST',
+      `${what} is not JSON`,
+      { cause: err },
+    );
+  }
+}
+
+async function containerd<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw pullFailure(what, err);
+  }
+}
+
+function pullFailure(what: string, err: unknown): PullError {
+  if (err instanceof PullError) return err;
+  if (err instanceof ContainerdError)
+    return new PullError('CONTAINERD_ERROR', `${what}: ${err.message}`, { cause: err });
+  return registryFailure(what, err);
+}
+
+async function registryCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw registryFailure(what, err);
+  }
+}
+
+const NOT_FOUND_CODES = new Set(['NOT_FOUND', 'NAME_UNKNOWN', 'MANIFEST_UNKNOWN', 'BLOB_UNKNOWN']);
+const UNREACHABLE_CODES = new Set([
+  'NETWORK',
+  'TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+]);
+
+/** Maps an image source's failure (an oci-referrers RegistryError, a fetch error ...) to a PullError. */
+function registryFailure(what: string, err: unknown): PullError {
+  if (err instanceof PullError) return err;
+  const code = errorCode(err);
+  const message = `${what}: ${err instanceof Error ? err.message : String(err)}`;
+  if (code && NOT_FOUND_CODES.has(code)) return new PullError('IMAGE_NOT_FOUND', message, { cause: err });
+  if (code && UNREACHABLE_CODES.has(code)) {
+    return new PullError('REGISTRY_UNREACHABLE', `${message} (is the registry up and the address right?)`, {
+      cause: err,
+    });
+  }
+  if (code === 'DIGEST_MISMATCH' || code === 'SIZE_MISMATCH')
+    return new PullError('DIGEST_MISMATCH', message, { cause: err });
+  return new PullError('REGISTRY_ERROR', message, { cause: err });
+}
+
+/** The first `code` string along the error's cause chain (undici puts ECONNREFUSED on `cause`). */
+function errorCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}

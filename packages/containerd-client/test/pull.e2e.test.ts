@@ -1,0 +1,223 @@
+import { readFile } from 'node:fs/promises';
+import { pushLayout } from '@soci-ts/testing/images';
+import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ContainerdClient, chainIds, LABEL, type PullError, pullImage } from '../src/index.js';
+import { buildBusyboxImage } from './support/busybox-image.js';
+import { startContainerd, type TestContainerd } from './support/containerd.js';
+import { httpImageSource } from './support/registry-source.js';
+
+const NS = 'pull-e2e';
+const SNAPSHOTTER = 'overlayfs';
+const HELLO = 'hello from layer 1\n';
+const OVERRIDE = 'layer 2 wins\n';
+
+let ctd: TestContainerd;
+let registry: TestRegistry;
+let client: ContainerdClient;
+let ref: string;
+let manifestDigest: string;
+
+beforeAll(async () => {
+  [ctd, registry] = await Promise.all([startContainerd(), startRegistry()]);
+  client = new ContainerdClient({ address: ctd.address, namespace: NS });
+  const image = await buildBusyboxImage([
+    { 'bin/busybox': { busybox: true } },
+    { 'etc/hello.txt': HELLO, 'etc/motd': 'first\n' },
+    { 'etc/motd': OVERRIDE },
+  ]);
+  ref = await pushLayout(image, { host: registry.host, repository: 'e2e/busybox', tag: 'v1' });
+  manifestDigest = image.manifestDigest;
+  await image.cleanup();
+});
+
+afterAll(async () => {
+  client?.close();
+  await Promise.all([ctd?.stop(), registry?.stop()]);
+});
+
+async function expectPullError(promise: Promise<unknown>, code: string): Promise<PullError> {
+  const err = (await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as PullError | undefined;
+  expect(err, `expected PullError ${code}`).toBeDefined();
+  expect(err?.name).toBe('PullError');
+  expect(err?.code).toBe(code);
+  return err!;
+}
+
+describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', () => {
+  test('pulls, records the image and runs a container from it', async () => {
+    const source = httpImageSource(registry.url, 'e2e/busybox');
+    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, registry: source });
+
+    expect(report.name).toBe(ref);
+    expect(report.manifest.digest).toBe(manifestDigest);
+    expect(report.layers.map((l) => l.mode)).toEqual(['unpacked', 'unpacked', 'unpacked']);
+    const busyboxSize = (await readFile('/bin/busybox')).byteLength;
+    expect(report.layers[0]!.bytesFetched).toBeGreaterThan(busyboxSize / 4); // gzip of a static binary
+    expect(report.bytesFetched).toBe(
+      report.layers.reduce((n, l) => n + l.bytesFetched, 0) + report.manifest.size + report.config.size,
+    );
+
+    // Chain IDs as containerd names them: the top one is what the config's gc label points at.
+    const config = JSON.parse((await client.content.readAll(report.config.digest)).toString()) as {
+      rootfs: { diff_ids: string[] };
+    };
+    const chains = chainIds(config.rootfs.diff_ids);
+    expect(report.layers.map((l) => l.chainId)).toEqual(chains);
+    expect(report.chainId).toBe(chains[2]);
+    const configInfo = await client.content.info(report.config.digest);
+    expect(configInfo.labels[`containerd.io/gc.ref.snapshot.${SNAPSHOTTER}`]).toBe(chains[2]);
+    const manifestInfo = await client.content.info(report.manifest.digest);
+    expect(manifestInfo.labels[LABEL.gcConfig]).toBe(report.config.digest);
+    expect(manifestInfo.labels[`${LABEL.gcLayerPrefix}2`]).toBe(report.layers[2]!.digest);
+    const layerInfo = await client.content.info(report.layers[1]!.digest);
+    expect(layerInfo.labels[LABEL.uncompressed]).toBe(config.rootfs.diff_ids[1]);
+
+    const snapshots = client.snapshots(SNAPSHOTTER);
+    const top = await snapshots.stat(chains[2]!);
+    expect(top.kind).toBe('COMMITTED');
+    expect(top.parent).toBe(chains[1]);
+    expect(top.labels[LABEL.snapshotRef]).toBe(chains[2]);
+    expect(top.labels[LABEL.layerDigest]).toBe(report.layers[2]!.digest);
+    expect(top.labels[LABEL.manifestDigest]).toBe(manifestDigest);
+    // No extraction snapshot is left behind.
+    expect((await snapshots.list()).map((s) => s.name).sort()).toEqual([...chains].sort());
+
+    expect(await ctd.ctr(NS, ['images', 'ls', '-q'])).toContain(ref);
+    const hello = await ctd.ctr(NS, [
+      'run',
+      '--rm',
+      '--snapshotter',
+      SNAPSHOTTER,
+      ref,
+      'c1',
+      '/bin/busybox',
+      'cat',
+      '/etc/hello.txt',
+    ]);
+    expect(hello).toBe(HELLO);
+    const motd = await ctd.ctr(NS, [
+      'run',
+      '--rm',
+      '--snapshotter',
+      SNAPSHOTTER,
+      ref,
+      'c2',
+      '/bin/busybox',
+      'cat',
+      '/etc/motd',
+    ]);
+    expect(motd).toBe(OVERRIDE);
+  });
+
+  test('pulling again is idempotent: every layer present, nothing downloaded but manifest and config', async () => {
+    const source = httpImageSource(registry.url, 'e2e/busybox');
+    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, registry: source });
+    expect(report.layers.map((l) => l.mode)).toEqual(['present', 'present', 'present']);
+    expect(report.layers.every((l) => l.bytesFetched === 0)).toBe(true);
+    expect(source.requests.filter((p) => p.startsWith('blobs/'))).toEqual([`blobs/${report.config.digest}`]);
+    expect((await client.images.list()).filter((i) => i.name === ref)).toHaveLength(1);
+    expect(await client.leases.list()).toEqual([]);
+  });
+
+  test('what the pull wrote survives garbage collection once its lease is gone', async () => {
+    // A throwaway lease deleted with sync=true makes containerd run its collector before answering.
+    const lease = await client.leases.create();
+    await client.leases.delete(lease.id, { sync: true });
+    const image = await client.images.get(ref);
+    const config = await client.content.info(
+      JSON.parse((await client.content.readAll(image.target.digest)).toString()).config.digest,
+    );
+    const top = config.labels[`containerd.io/gc.ref.snapshot.${SNAPSHOTTER}`]!;
+    expect((await client.snapshots(SNAPSHOTTER).stat(top)).kind).toBe('COMMITTED');
+    expect(
+      await ctd.ctr(NS, [
+        'run',
+        '--rm',
+        '--snapshotter',
+        SNAPSHOTTER,
+        ref,
+        'c3',
+        '/bin/busybox',
+        'cat',
+        '/etc/hello.txt',
+      ]),
+    ).toBe(HELLO);
+  });
+
+  test('a missing image is IMAGE_NOT_FOUND and leaves nothing behind', async () => {
+    const fresh = client.withNamespace('pull-missing');
+    const source = httpImageSource(registry.url, 'e2e/nothing-here');
+    await expectPullError(
+      pullImage({
+        client: fresh,
+        ref: `${registry.host}/e2e/nothing-here:v1`,
+        snapshotter: SNAPSHOTTER,
+        registry: source,
+      }),
+      'IMAGE_NOT_FOUND',
+    );
+    expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
+    expect(await fresh.images.list()).toEqual([]);
+  });
+
+  test('registry going down mid-pull is REGISTRY_UNREACHABLE and leaves no extraction snapshot', async () => {
+    const doomed = await startRegistry();
+    const image = await buildBusyboxImage([{ 'bin/busybox': { busybox: true } }, { 'etc/x': 'x\n' }]);
+    const doomedRef = await pushLayout(image, { host: doomed.host, repository: 'e2e/doomed', tag: 'v1' });
+    await image.cleanup();
+    const fresh = client.withNamespace('pull-down');
+    const real = httpImageSource(doomed.url, 'e2e/doomed');
+    // Manifest and config come through; the registry stops before the first layer download.
+    const source = {
+      fetchManifest: real.fetchManifest,
+      fetchBlob: async (d: Parameters<typeof real.fetchBlob>[0]) => {
+        if (!d.mediaType.includes('config')) await doomed.stop();
+        return real.fetchBlob(d);
+      },
+    };
+    await expectPullError(
+      pullImage({ client: fresh, ref: doomedRef, snapshotter: SNAPSHOTTER, registry: source }),
+      'REGISTRY_UNREACHABLE',
+    );
+    expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
+    expect(await fresh.images.list()).toEqual([]);
+    expect(await fresh.leases.list()).toEqual([]);
+    // And with the registry down from the start.
+    await expectPullError(
+      pullImage({ client: fresh, ref: doomedRef, snapshotter: SNAPSHOTTER, registry: real }),
+      'REGISTRY_UNREACHABLE',
+    );
+  });
+
+  test('unpackFallback: false refuses to unpack and removes the prepared snapshot', async () => {
+    const fresh = client.withNamespace('pull-nofallback');
+    const source = httpImageSource(registry.url, 'e2e/busybox');
+    await expectPullError(
+      pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, registry: source, unpackFallback: false }),
+      'UNPACK_DISABLED',
+    );
+    expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
+  });
+
+  test('containerd down is a typed CONTAINERD_ERROR (UNAVAILABLE underneath)', async () => {
+    const nowhere = new ContainerdClient({ address: `${ctd.dir}/no-such.sock`, namespace: NS });
+    try {
+      const err = await expectPullError(
+        pullImage({
+          client: nowhere,
+          ref,
+          snapshotter: SNAPSHOTTER,
+          registry: httpImageSource(registry.url, 'e2e/busybox'),
+        }),
+        'CONTAINERD_ERROR',
+      );
+      expect((err.cause as { code?: string }).code).toBe('UNAVAILABLE');
+    } finally {
+      nowhere.close();
+    }
+  });
+});
