@@ -54,10 +54,20 @@ export async function extractRange(
         );
       }
     }
-    const data = layout.gzipIndex ? await decodeSpan(layout.gzipIndex, span.spanId, bytes) : bytes;
+    // Only the part of the span inside the range is inflated (decoding stops at its end).
     const from = Math.max(offset, span.uncompressedStart);
     const to = Math.min(offset + length, span.uncompressedEnd);
-    out.set(data.subarray(from - span.uncompressedStart, to - span.uncompressedStart), from - offset);
+    const part = { offset: from - span.uncompressedStart, length: to - from };
+    const data = layout.gzipIndex
+      ? await decodeSpan(layout.gzipIndex, span.spanId, bytes, part)
+      : bytes.subarray(part.offset, part.offset + part.length);
+    if (data.length !== part.length) {
+      throw new ZtocError(
+        'BAD_ZTOC',
+        `span ${span.spanId} decoded to ${data.length} bytes, expected ${part.length}`,
+      );
+    }
+    out.set(data, from - offset);
   }
   return out;
 }

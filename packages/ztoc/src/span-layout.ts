@@ -6,6 +6,8 @@ import {
   spanCount,
   spanForOffset,
   spanRange,
+  uncompressedSpanCount,
+  uncompressedSpanRange,
 } from '@soci-ts/seekable-gzip';
 import { ZtocError } from './errors.js';
 import type { Ztoc } from './model.js';
@@ -72,26 +74,16 @@ function tarLayout(ztoc: Ztoc): SpanLayout {
   let size: number;
   try {
     ({ spanSize, size } = decodeTarZinfo(ztoc.compressionInfo.checkpoints));
+    uncompressedSpanCount(size, spanSize); // validates spanSize
   } catch (cause) {
     throw new ZtocError('BAD_ZTOC', `the zTOC's tar checkpoints are unreadable: ${String(cause)}`, { cause });
   }
-  if (!(spanSize > 0)) throw new ZtocError('BAD_ZTOC', `the zTOC's span size is ${spanSize}`);
-  const count = Math.ceil(size / spanSize);
+  const count = uncompressedSpanCount(size, spanSize);
   return {
     spanSize,
     spanCount: count,
     gzipIndex: undefined,
-    range: (id) => {
-      const start = checkSpan(id, count) * spanSize;
-      const end = Math.min(start + spanSize, size);
-      return {
-        spanId: id,
-        compressedStart: start,
-        compressedEnd: end,
-        uncompressedStart: start,
-        uncompressedEnd: end,
-      };
-    },
+    range: (id) => uncompressedSpanRange(size, spanSize, checkSpan(id, count)),
     spanAt: (offset) => Math.max(0, Math.min(Math.floor(offset / spanSize), count - 1)),
   };
 }

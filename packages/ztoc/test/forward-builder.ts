@@ -66,9 +66,11 @@ function write(out: Out, node: Node): number {
       // soffset, then 8-byte fields at 8-aligned offsets, then the rest.
       let size = 8;
       const place = new Map<Field, number>();
-      for (const f of fields.filter((f) => f.kind === 'i64')) place.set(f, (size += 8) - 8);
-      for (const f of fields.filter((f) => f.kind !== 'i64'))
-        place.set(f, (size += SIZE[f.kind]) - SIZE[f.kind]);
+      const ordered = [...fields.filter((f) => f.kind === 'i64'), ...fields.filter((f) => f.kind !== 'i64')];
+      for (const f of ordered) {
+        place.set(f, size);
+        size += SIZE[f.kind];
+      }
       const table = out.alloc(size, 8);
       const maxId = Math.max(-1, ...fields.map((f) => f.id));
       const vtable = out.alloc(4 + 2 * (maxId + 1), 2);
