@@ -63,7 +63,7 @@ export function tokenRequest(
 ): { url: URL; method: 'GET' | 'POST'; headers: Record<string, string>; body?: string } {
   const url = new URL(challenge.params.realm!);
   const service = challenge.params.service;
-  const allScopes = [...new Set([...scopes, ...(challenge.params.scope?.split(' ') ?? [])])].filter(Boolean);
+  const allScopes = mergeScopes([...scopes, ...(challenge.params.scope?.split(' ') ?? [])]);
   if (credential?.identityToken) {
     const form = new URLSearchParams({
       grant_type: 'refresh_token',
@@ -85,6 +85,25 @@ export function tokenRequest(
   const basic = credential && basicAuthorization(credential);
   if (basic) headers.authorization = basic;
   return { url, method: 'GET', headers };
+}
+
+/**
+ * Unions scopes per resource, keeping first-seen order: `repository:a:pull` + `repository:a:push` ->
+ * `repository:a:pull,push`.
+ */
+export function mergeScopes(scopes: readonly string[]): string[] {
+  const byResource = new Map<string, Set<string>>();
+  for (const scope of scopes) {
+    if (!scope) continue;
+    const i = scope.lastIndexOf(':');
+    const resource = i < 0 ? scope : scope.slice(0, i);
+    const actions = byResource.get(resource) ?? new Set<string>();
+    for (const action of i < 0 ? [] : scope.slice(i + 1).split(',')) if (action) actions.add(action);
+    byResource.set(resource, actions);
+  }
+  return [...byResource].map(([resource, actions]) =>
+    actions.size ? `${resource}:${[...actions].join(',')}` : resource,
+  );
 }
 
 /** Reads `token` (or OAuth2 `access_token`) and `expires_in` (default 60 s) from a token answer. */
