@@ -36,11 +36,21 @@ export function withSharedOptions(cmd: Command): Command {
 
 export class Context {
   private storePromise?: Promise<LocalStore>;
+  private readonly closers: (() => Promise<void>)[] = [];
 
   constructor(
     readonly io: Io,
     readonly options: SharedOptions,
   ) {}
+
+  /** Registers cleanup (connection pools) run when the command ends. */
+  onClose(fn: () => Promise<void>): void {
+    this.closers.push(fn);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.closers.splice(0).map((fn) => fn()));
+  }
 
   store(): Promise<LocalStore> {
     this.storePromise ??= LocalStore.open(resolve(this.options.root));

@@ -23,7 +23,12 @@ export function action<O = Record<string, any>>(io: Io, fn: Action<O>) {
   return async (...params: unknown[]) => {
     const cmd = params[params.length - 1] as Command;
     const options = cmd.optsWithGlobals() as O & SharedOptions;
-    await fn(new Context(io, options), cmd.args, options);
+    const ctx = new Context(io, options);
+    try {
+      await fn(ctx, cmd.args, options);
+    } finally {
+      await ctx.close();
+    }
   };
 }
 

@@ -23,6 +23,8 @@ import type { Descriptor, ImageManifest } from './oci.js';
 import type { ImageSource } from './source.js';
 
 export interface BuildProgress {
+  /** Digest of the image manifest being indexed. */
+  imageDigest: string;
   layer: Descriptor;
   /** Position of the layer in the image manifest. */
   layerIndex: number;
@@ -91,17 +93,24 @@ export async function buildSociIndex(
       const compression = plan[layerIndex];
       if (!compression) {
         const reason = `smaller than the minimum layer size (${layer.size} < ${minLayerSize} bytes)`;
-        report({ layer, layerIndex, state: 'skipped', bytesRead: 0, reason });
+        report({
+          imageDigest: image.descriptor.digest,
+          layer,
+          layerIndex,
+          state: 'skipped',
+          bytesRead: 0,
+          reason,
+        });
         return { layer, skipped: reason } satisfies LayerResult;
       }
       let bytesRead = 0;
       const hash = createHash('sha256');
       async function* counted(): AsyncIterable<Uint8Array> {
-        report({ layer, layerIndex, state: 'reading', bytesRead });
+        report({ imageDigest: image.descriptor.digest, layer, layerIndex, state: 'reading', bytesRead });
         for await (const chunk of source.fetchBlob(layer)) {
           hash.update(chunk);
           bytesRead += chunk.length;
-          report({ layer, layerIndex, state: 'reading', bytesRead });
+          report({ imageDigest: image.descriptor.digest, layer, layerIndex, state: 'reading', bytesRead });
           yield chunk;
         }
       }
@@ -131,7 +140,7 @@ export async function buildSociIndex(
         layerMediaType: layer.mediaType,
         spanSize,
       };
-      report({ layer, layerIndex, state: 'done', bytesRead });
+      report({ imageDigest: image.descriptor.digest, layer, layerIndex, state: 'done', bytesRead });
       return { layer, ztoc: { ztoc, bytes, ref } } satisfies LayerResult;
     },
   );

@@ -100,7 +100,7 @@ export async function selectPlatformImage(
   if (root.kind === 'manifest') return root.image;
   const entry = platformEntries(root.index).find((d) => platformMatches(d.platform, want));
   if (!entry) {
-    const have = platformEntries(root.index).map((d) => formatPlatform(d.platform));
+    const have = platformEntries(root.index).map((d) => formatPlatform(d.platform!));
     throw new SociIndexError(
       'PLATFORM_NOT_FOUND',
       `${source.reference} has no image for ${formatPlatform(want)} (it has: ${have.join(', ') || 'none'}); pass --platform`,

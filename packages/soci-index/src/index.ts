@@ -9,6 +9,13 @@ export {
 } from './build.js';
 export * from './constants.js';
 export {
+  type ConvertedImage,
+  type ConvertedPlatformImage,
+  convertImage,
+  type PushStep,
+  pushConvertedImage,
+} from './convert.js';
+export {
   annotateManifestForV2,
   type ConvertedPlatform,
   convertImageIndex,
@@ -16,6 +23,12 @@ export {
   wrapManifestInIndex,
 } from './convert-manifests.js';
 export { isDigest, sha256Digest } from './digest.js';
+export {
+  type DiscoveryRepository,
+  type FindOptions,
+  type FoundSociIndex,
+  findSociIndex,
+} from './discover.js';
 export { type EncodedManifest, encodeManifest } from './encode.js';
 export { SociIndexError, type SociIndexErrorCode } from './errors.js';
 export {
@@ -26,6 +39,7 @@ export {
   platformEntries,
   selectPlatformImage,
 } from './image.js';
+export { ImageFiles } from './image-files.js';
 export {
   buildIndexManifest,
   type PrefetchRef,
@@ -40,5 +54,7 @@ export { LayoutSource } from './layout-source.js';
 export { type MergedEntry, MergedView } from './merged-view.js';
 export * from './oci.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches } from './platform.js';
+export { copyBlob, existingV1Indexes, pushSociIndex, type SociIndexArtifact } from './push.js';
+export { RegistrySource } from './registry-source.js';
 export type { ImageSource } from './source.js';
 export { ANNOTATION_CREATED, ANNOTATION_IMAGE_REF, LocalStore, type StoredIndex } from './store.js';

@@ -1,64 +1,21 @@
 /**
- * The few OCI shapes this package reads and writes. Kept structural so that the
- * descriptors and manifests of @soci-ts/oci-referrers fit without conversion.
+ * OCI shapes and media types: the types come from @soci-ts/oci-referrers; the few media
+ * types it does not name (Docker tar/foreign layers, non-distributable OCI layers) are here.
  */
-export interface Platform {
-  architecture: string;
-  os: string;
-  variant?: string;
-  'os.version'?: string;
-  'os.features'?: string[];
-}
+import { MediaType } from '@soci-ts/oci-referrers';
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-  artifactType?: string;
-  platform?: Platform;
-  urls?: string[];
-}
+export type { Descriptor, ImageIndex, ImageManifest, Platform } from '@soci-ts/oci-referrers';
+export { isIndexMediaType, isManifestMediaType } from '@soci-ts/oci-referrers';
 
-export interface ImageManifest {
-  schemaVersion: 2;
-  mediaType?: string;
-  artifactType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-  subject?: Descriptor;
-  annotations?: Record<string, string>;
-}
-
-export interface ImageIndex {
-  schemaVersion: 2;
-  mediaType?: string;
-  artifactType?: string;
-  manifests: Descriptor[];
-  subject?: Descriptor;
-  annotations?: Record<string, string>;
-}
-
-export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
-export const OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
-export const OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
-export const OCI_LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
-export const OCI_LAYER_NONDIST_TAR = 'application/vnd.oci.image.layer.nondistributable.v1.tar';
+export const OCI_MANIFEST = MediaType.OciManifest;
+export const OCI_INDEX = MediaType.OciIndex;
+export const OCI_CONFIG = MediaType.OciConfig;
+export const OCI_LAYER_TAR = MediaType.OciLayer;
+export const OCI_LAYER_GZIP = MediaType.OciLayerGzip;
 export const OCI_LAYER_NONDIST_GZIP = 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip';
-export const OCI_LAYER_NONDIST_ZSTD = 'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd';
-export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
-export const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
-export const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+export const DOCKER_MANIFEST = MediaType.DockerManifest;
+export const DOCKER_MANIFEST_LIST = MediaType.DockerManifestList;
+export const DOCKER_CONFIG = MediaType.DockerConfig;
+export const DOCKER_LAYER_GZIP = MediaType.DockerLayerGzip;
 export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
 export const DOCKER_FOREIGN_LAYER_GZIP = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip';
-
-export function isIndexMediaType(mediaType: string | undefined): boolean {
-  return mediaType === OCI_INDEX || mediaType === DOCKER_MANIFEST_LIST;
-}
-
-export function isManifestMediaType(mediaType: string | undefined): boolean {
-  return mediaType === OCI_MANIFEST || mediaType === DOCKER_MANIFEST;
-}

@@ -4,8 +4,8 @@ import {
   buildSociIndex,
   DEFAULT_MIN_LAYER_SIZE,
   DEFAULT_SPAN_SIZE,
-  formatPlatform,
   hostPlatform,
+  type ImageRoot,
   type ImageSource,
   loadImageRoot,
   loadPlatformImage,
@@ -19,6 +19,7 @@ import { type Context, withSharedOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
 import { action } from '../main.js';
+import { platformText } from '../platform-text.js';
 import type { Progress } from '../progress.js';
 import { openSource } from '../sources.js';
 
@@ -68,8 +69,11 @@ export function buildOptionsFrom(flags: BuildFlags) {
 }
 
 /** The platform images a build is about, per --platform / --all-platforms. */
-export async function selectImages(source: ImageSource, flags: BuildFlags): Promise<PlatformImage[]> {
-  const root = await loadImageRoot(source);
+export async function selectImages(
+  source: ImageSource,
+  root: ImageRoot,
+  flags: BuildFlags,
+): Promise<PlatformImage[]> {
   if (root.kind === 'manifest') return [root.image];
   if (flags.allPlatforms) {
     return Promise.all(platformEntries(root.index).map((d) => loadPlatformImage(source, d, d.platform)));
@@ -80,7 +84,7 @@ export async function selectImages(source: ImageSource, flags: BuildFlags): Prom
 
 /** Progress rows for one image's layers. */
 export function layerProgress(progress: Progress, image: PlatformImage) {
-  const prefix = image.platform ? `${formatPlatform(image.platform)} ` : '';
+  const prefix = image.platform ? `${platformText(image.platform)} ` : '';
   return (p: BuildProgress) =>
     progress.update(`${image.descriptor.digest}/${p.layerIndex}`, {
       label: `${prefix}${p.layer.digest.slice(7, 19)}`,
@@ -94,7 +98,7 @@ export function layerProgress(progress: Progress, image: PlatformImage) {
 export async function createIndexes(ctx: Context, ref: string, flags: BuildFlags) {
   const source = await openSource(ctx, ref);
   const options = buildOptionsFrom(flags);
-  const images = await selectImages(source, flags);
+  const images = await selectImages(source, await loadImageRoot(source), flags);
   const progress = ctx.progress();
   const store = await ctx.store();
   const created = [];
@@ -141,7 +145,7 @@ export function registerCreate(program: Command, io: Io): void {
           created
             .map(
               (c) =>
-                `${c.digest}  ${formatPlatform(c.platform)}  ${c.layers.filter((l) => l.ztoc).length} zTOC(s)`,
+                `${c.digest}  ${platformText(c.platform)}  ${c.layers.filter((l) => l.ztoc).length} zTOC(s)`,
             )
             .join('\n'),
         );

@@ -1,10 +1,11 @@
 /** `soci index list|info|rm`: the SOCI indexes in the local store. */
-import { formatPlatform, type StoredIndex } from '@soci-ts/soci-index';
+import type { StoredIndex } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
 import { withSharedOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
 import { action } from '../main.js';
+import { platformText } from '../platform-text.js';
 import { formatTable } from '../table.js';
 
 function matches(
@@ -12,7 +13,7 @@ function matches(
   o: { ref?: string; platform?: string; manifestDigest?: string },
 ): boolean {
   if (o.ref && entry.imageRef !== o.ref) return false;
-  if (o.platform && formatPlatform(entry.platform) !== o.platform) return false;
+  if (o.platform && platformText(entry.platform) !== o.platform) return false;
   if (o.manifestDigest && entry.imageManifestDigest !== o.manifestDigest) return false;
   return true;
 }
@@ -26,7 +27,7 @@ export function registerIndex(program: Command, io: Io): void {
     .option('--platform <os/arch>', 'only indexes of this platform')
     .option('--json', 'print JSON')
     .action(
-      action(io, async (ctx, _args, o) => {
+      action<{ ref?: string; platform?: string }>(io, async (ctx, _args, o) => {
         const entries = (await (await ctx.store()).listIndexes()).filter((e) => matches(e, o));
         ctx.print(entries, () =>
           formatTable(
@@ -35,7 +36,7 @@ export function registerIndex(program: Command, io: Io): void {
               e.digest,
               String(e.size),
               e.imageRef,
-              formatPlatform(e.platform),
+              platformText(e.platform),
               e.imageManifestDigest,
               e.artifactType.includes('v1') ? 'v1' : 'v2',
               e.created,

@@ -1,0 +1,84 @@
+/** `soci convert <src> <dst>`: v2 SOCI conversion; the image index at dst lists the SOCI indexes. */
+import { formatReference } from '@soci-ts/oci-referrers';
+import { convertImage, loadImageRoot, pushConvertedImage } from '@soci-ts/soci-index';
+import type { Command } from 'commander';
+import { withSharedOptions } from '../context.js';
+import { CliError } from '../errors.js';
+import type { Io } from '../io.js';
+import { action } from '../main.js';
+import { platformText } from '../platform-text.js';
+import { openRepository } from '../registry.js';
+import { isLocalReference, openSource } from '../sources.js';
+import {
+  type BuildFlags,
+  buildOptionsFrom,
+  layerProgress,
+  selectImages,
+  withBuildOptions,
+} from './create.js';
+
+export function registerConvert(program: Command, io: Io): void {
+  withBuildOptions(
+    withSharedOptions(
+      program
+        .command('convert')
+        .argument('<src>', 'image: registry ref, oci:<dir>[:tag] or oci-archive:<file>[:tag]')
+        .argument('<dst>', 'registry ref to push the converted image to'),
+    ),
+  )
+    .description('build v2 SOCI indexes and push the image with them (layers are not re-uploaded)')
+    .option('--json', 'print the result as JSON')
+    .action(
+      action<BuildFlags>(io, async (ctx, [src, dst], flags) => {
+        if (isLocalReference(dst!))
+          throw new CliError('USAGE', `convert pushes to a registry; ${dst} is not a registry reference`);
+        const { ref: target, repository } = openRepository(ctx, dst!);
+        if (!target.tag)
+          throw new CliError('USAGE', `name the destination with a tag (${dst} has only a digest)`);
+        const source = await openSource(ctx, src!);
+        const root = await loadImageRoot(source);
+        const images = await selectImages(source, root, flags);
+        const progress = ctx.progress();
+        const onProgress = new Map(
+          images.map((image) => [image.descriptor.digest, layerProgress(progress, image)]),
+        );
+        const converted = await convertImage(source, root, images, {
+          ...buildOptionsFrom(flags),
+          onProgress: (p) => onProgress.get(p.imageDigest)?.(p),
+        });
+        const store = await ctx.store();
+        for (const p of converted.platforms) {
+          await store.addIndex({
+            manifestBytes: p.built.manifest.bytes,
+            blobs: p.built.ztocBlobs,
+            imageManifestDigest: p.manifest.descriptor.digest,
+            imageRef: formatReference(target),
+            platform: p.image.platform,
+          });
+        }
+        let uploaded = 0;
+        const pushed = await pushConvertedImage(source, repository, converted, target.tag, (step) => {
+          if (step.result === 'uploaded') uploaded++;
+        });
+        progress.finish();
+        const result = {
+          digest: pushed.digest,
+          reference: formatReference(target),
+          uploadedLayers: uploaded,
+          platforms: converted.platforms.map((p) => ({
+            platform: platformText(p.image.platform),
+            manifest: p.manifest.descriptor.digest,
+            sociIndex: p.built.manifest.descriptor.digest,
+          })),
+        };
+        ctx.print(result, () =>
+          [
+            `${result.reference}@${result.digest}`,
+            ...result.platforms.map(
+              (p) => `  ${p.platform}  manifest ${p.manifest}  soci index ${p.sociIndex}`,
+            ),
+          ].join('\n'),
+        );
+      }),
+    );
+}

@@ -1,0 +1,6 @@
+import { formatPlatform, type Platform } from '@soci-ts/soci-index';
+
+/** `os/arch[/variant]`, or empty when an entry has no platform. */
+export function platformText(p: Platform | undefined): string {
+  return p ? formatPlatform(p) : '';
+}

@@ -1,0 +1,54 @@
+/**
+ * Finding the SOCI index of an image manifest in a registry, in the reference snapshotter's
+ * order: an explicit index digest; the v2 annotation on the manifest; v1 referrers (first).
+ */
+import type { Repository } from '@soci-ts/oci-referrers';
+import { ANNOTATION_INDEX_DIGEST, SOCI_INDEX_V1 } from './constants.js';
+import { parseIndexManifest, type SociIndex } from './index-manifest.js';
+import type { Descriptor, ImageManifest } from './oci.js';
+
+export interface FindOptions {
+  /** An index digest given by the user (e.g. a snapshot label); tried first. */
+  explicitDigest?: string;
+  /** Look at the v2 annotation on the manifest (default true). */
+  v2?: boolean;
+  /** Look for v1 referrers (default true). */
+  v1?: boolean;
+}
+
+export interface FoundSociIndex {
+  descriptor: Descriptor;
+  bytes: Uint8Array;
+  index: SociIndex;
+  via: 'explicit' | 'v2-annotation' | 'v1-referrers';
+}
+
+/** Registry reads discovery needs (a Repository of @soci-ts/oci-referrers fits). */
+export type DiscoveryRepository = Pick<Repository, 'fetchManifest' | 'referrers'>;
+
+export async function findSociIndex(
+  repo: DiscoveryRepository,
+  manifestDigest: string,
+  options: FindOptions = {},
+): Promise<FoundSociIndex | undefined> {
+  const load = async (digest: string, via: FoundSociIndex['via']): Promise<FoundSociIndex> => {
+    const fetched = await repo.fetchManifest(digest);
+    return {
+      descriptor: fetched.descriptor,
+      bytes: fetched.bytes,
+      index: parseIndexManifest(fetched.bytes),
+      via,
+    };
+  };
+  if (options.explicitDigest) return load(options.explicitDigest, 'explicit');
+  if (options.v2 ?? true) {
+    const { manifest } = await repo.fetchManifest(manifestDigest);
+    const digest = (manifest as ImageManifest).annotations?.[ANNOTATION_INDEX_DIGEST];
+    if (digest) return load(digest, 'v2-annotation');
+  }
+  if (options.v1 ?? true) {
+    const [first] = await repo.referrers(manifestDigest, { artifactType: SOCI_INDEX_V1 });
+    if (first) return load(first.digest, 'v1-referrers');
+  }
+  return undefined;
+}
