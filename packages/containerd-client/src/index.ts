@@ -28,18 +28,13 @@ export {
   snapshotLabels,
 } from './pull/labels.js';
 export { type LayerReport, type PullImageOptions, type PullReport, pullImage } from './pull/pull.js';
-export { type ImageReference, parseImageReference } from './pull/reference.js';
+export { type ImageSource, isLayerType } from './pull/source.js';
 export {
-  hostPlatform,
-  type ImageSource,
-  isLayerType,
-  MediaTypes,
-  type Platform,
-  parsePlatform,
-  platformMatches,
-} from './pull/source.js';
-export type { BlobData } from './services/content.js';
-export { ContentService, type WriteBlobOptions, type WriteBlobResult } from './services/content.js';
+  type BlobData,
+  ContentService,
+  type WriteBlobOptions,
+  type WriteBlobResult,
+} from './services/content.js';
 export { DiffService } from './services/diff.js';
 export { type ImageInput, ImagesService } from './services/images.js';
 export { LEASE_EXPIRE_LABEL, LeasesService } from './services/leases.js';

@@ -1,11 +1,18 @@
 import { readFile } from 'node:fs/promises';
+import { RegistryClient } from '@soci-ts/oci-referrers';
 import { pushLayout } from '@soci-ts/testing/images';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ContainerdClient, chainIds, LABEL, type PullError, pullImage } from '../src/index.js';
+import {
+  ContainerdClient,
+  chainIds,
+  type ImageSource,
+  LABEL,
+  type PullError,
+  pullImage,
+} from '../src/index.js';
 import { buildBusyboxImage } from './support/busybox-image.js';
 import { startContainerd, type TestContainerd } from './support/containerd.js';
-import { httpImageSource } from './support/registry-source.js';
 
 const NS = 'pull-e2e';
 const SNAPSHOTTER = 'overlayfs';
@@ -13,28 +20,46 @@ const HELLO = 'hello from layer 1\n';
 const OVERRIDE = 'layer 2 wins\n';
 
 let ctd: TestContainerd;
-let registry: TestRegistry;
+let server: TestRegistry;
 let client: ContainerdClient;
+let registries: RegistryClient;
 let ref: string;
 let manifestDigest: string;
 
 beforeAll(async () => {
-  [ctd, registry] = await Promise.all([startContainerd(), startRegistry()]);
+  [ctd, server] = await Promise.all([startContainerd(), startRegistry()]);
   client = new ContainerdClient({ address: ctd.address, namespace: NS });
+  // No retries: a stopped registry must fail the pull at once.
+  registries = new RegistryClient({ retry: { maxRetries: 0 } });
   const image = await buildBusyboxImage([
     { 'bin/busybox': { busybox: true } },
     { 'etc/hello.txt': HELLO, 'etc/motd': 'first\n' },
     { 'etc/motd': OVERRIDE },
   ]);
-  ref = await pushLayout(image, { host: registry.host, repository: 'e2e/busybox', tag: 'v1' });
+  ref = await pushLayout(image, { host: server.host, repository: 'e2e/busybox', tag: 'v1' });
   manifestDigest = image.manifestDigest;
   await image.cleanup();
 });
 
 afterAll(async () => {
   client?.close();
-  await Promise.all([ctd?.stop(), registry?.stop()]);
+  await registries?.close();
+  await Promise.all([ctd?.stop(), server?.stop()]);
 });
+
+/** The repository a reference names, recording which blobs the pull downloads. */
+function source(reference: string): ImageSource & { blobs: string[] } {
+  const repo = registries.repository(reference);
+  const blobs: string[] = [];
+  return {
+    blobs,
+    fetchImageManifest: (r, p) => repo.fetchImageManifest(r, p),
+    fetchBlob: (d) => {
+      blobs.push(typeof d === 'string' ? d : d.digest);
+      return repo.fetchBlob(d);
+    },
+  };
+}
 
 async function expectPullError(promise: Promise<unknown>, code: string): Promise<PullError> {
   const err = (await promise.then(
@@ -49,8 +74,8 @@ async function expectPullError(promise: Promise<unknown>, code: string): Promise
 
 describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', () => {
   test('pulls, records the image and runs a container from it', async () => {
-    const source = httpImageSource(registry.url, 'e2e/busybox');
-    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, registry: source });
+    const registry = source(ref);
+    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, registry });
 
     expect(report.name).toBe(ref);
     expect(report.manifest.digest).toBe(manifestDigest);
@@ -114,11 +139,11 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
   });
 
   test('pulling again is idempotent: every layer present, nothing downloaded but manifest and config', async () => {
-    const source = httpImageSource(registry.url, 'e2e/busybox');
-    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, registry: source });
+    const registry = source(ref);
+    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, registry });
     expect(report.layers.map((l) => l.mode)).toEqual(['present', 'present', 'present']);
     expect(report.layers.every((l) => l.bytesFetched === 0)).toBe(true);
-    expect(source.requests.filter((p) => p.startsWith('blobs/'))).toEqual([`blobs/${report.config.digest}`]);
+    expect(registry.blobs).toEqual([report.config.digest]);
     expect((await client.images.list()).filter((i) => i.name === ref)).toHaveLength(1);
     expect(await client.leases.list()).toEqual([]);
   });
@@ -150,13 +175,13 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
 
   test('a missing image is IMAGE_NOT_FOUND and leaves nothing behind', async () => {
     const fresh = client.withNamespace('pull-missing');
-    const source = httpImageSource(registry.url, 'e2e/nothing-here');
+    const missing = `${server.host}/e2e/nothing-here:v1`;
     await expectPullError(
       pullImage({
         client: fresh,
-        ref: `${registry.host}/e2e/nothing-here:v1`,
+        ref: missing,
         snapshotter: SNAPSHOTTER,
-        registry: source,
+        registry: source(missing),
       }),
       'IMAGE_NOT_FOUND',
     );
@@ -170,17 +195,17 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     const doomedRef = await pushLayout(image, { host: doomed.host, repository: 'e2e/doomed', tag: 'v1' });
     await image.cleanup();
     const fresh = client.withNamespace('pull-down');
-    const real = httpImageSource(doomed.url, 'e2e/doomed');
+    const real = source(doomedRef);
     // Manifest and config come through; the registry stops before the first layer download.
-    const source = {
-      fetchManifest: real.fetchManifest,
-      fetchBlob: async (d: Parameters<typeof real.fetchBlob>[0]) => {
-        if (!d.mediaType.includes('config')) await doomed.stop();
+    const dying: ImageSource = {
+      fetchImageManifest: real.fetchImageManifest,
+      fetchBlob: async (d) => {
+        if (typeof d !== 'string' && !d.mediaType.includes('config')) await doomed.stop();
         return real.fetchBlob(d);
       },
     };
     await expectPullError(
-      pullImage({ client: fresh, ref: doomedRef, snapshotter: SNAPSHOTTER, registry: source }),
+      pullImage({ client: fresh, ref: doomedRef, snapshotter: SNAPSHOTTER, registry: dying }),
       'REGISTRY_UNREACHABLE',
     );
     expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
@@ -195,9 +220,9 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
 
   test('unpackFallback: false refuses to unpack and removes the prepared snapshot', async () => {
     const fresh = client.withNamespace('pull-nofallback');
-    const source = httpImageSource(registry.url, 'e2e/busybox');
+    const registry = source(ref);
     await expectPullError(
-      pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, registry: source, unpackFallback: false }),
+      pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, registry, unpackFallback: false }),
       'UNPACK_DISABLED',
     );
     expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
@@ -211,7 +236,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
           client: nowhere,
           ref,
           snapshotter: SNAPSHOTTER,
-          registry: httpImageSource(registry.url, 'e2e/busybox'),
+          registry: source(ref),
         }),
         'CONTAINERD_ERROR',
       );

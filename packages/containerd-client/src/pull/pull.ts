@@ -1,6 +1,21 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import {
+  formatReference,
+  hostPlatform,
+  type Platform,
+  parsePlatform,
+  parseReference,
+  type Reference,
+} from '@soci-ts/oci-referrers';
 import type { ContainerdClient } from '../client.js';
-import { ContainerdError, isAlreadyExists, isContainerdError, isNotFound, PullError } from '../errors.js';
+import {
+  ContainerdError,
+  isAlreadyExists,
+  isContainerdError,
+  isNotFound,
+  PullError,
+  type PullErrorCode,
+} from '../errors.js';
 import type { SnapshotsService } from '../services/snapshots.js';
 import type { Descriptor, Labels } from '../types.js';
 import { chainIds } from './chain-id.js';
@@ -11,17 +26,7 @@ import {
   manifestGcLabels,
   snapshotLabels,
 } from './labels.js';
-import { type ImageReference, parseImageReference } from './reference.js';
-import {
-  hostPlatform,
-  type ImageSource,
-  isIndexType,
-  isLayerType,
-  isManifestType,
-  type Platform,
-  parsePlatform,
-  platformMatches,
-} from './source.js';
+import { type ImageSource, isLayerType, isManifestType } from './source.js';
 
 export interface PullImageOptions {
   client: ContainerdClient;
@@ -29,7 +34,7 @@ export interface PullImageOptions {
   ref: string;
   /** Snapshotter to unpack into: `overlayfs`, or a remote one such as `soci`. */
   snapshotter: string;
-  /** The repository `ref` names, in a registry (or anything else that serves manifests and blobs). */
+  /** The repository `ref` names: `new RegistryClient().repository(ref)` from @soci-ts/oci-referrers. */
   registry: ImageSource;
   /** Platform to pick from an index: `linux/amd64` or a Platform; the host's by default. */
   platform?: string | Platform;
@@ -75,16 +80,6 @@ export interface PullReport {
   resolveMs: number;
 }
 
-interface ImageManifest {
-  mediaType?: string;
-  config?: Descriptor;
-  layers?: Descriptor[];
-}
-
-interface ImageIndex {
-  manifests?: (Descriptor & { platform?: Partial<Platform> })[];
-}
-
 const DEFAULT_LEASE_MS = 60 * 60 * 1000;
 const PREPARE_TRIES = 3;
 
@@ -98,15 +93,13 @@ const PREPARE_TRIES = 3;
  */
 export async function pullImage(options: PullImageOptions): Promise<PullReport> {
   const started = performance.now();
-  const reference = parseImageReference(options.ref);
-  const platform =
-    typeof options.platform === 'string'
-      ? parsePlatform(options.platform)
-      : (options.platform ?? hostPlatform());
+  const reference = parseRef(options.ref);
+  const name = formatReference(reference);
+  const platform = resolvePlatform(options.platform);
   const unpackFallback = options.unpackFallback ?? true;
   let bytesFetched = 0;
 
-  const resolved = await resolveManifest(options.registry, reference, platform);
+  const resolved = await resolveManifest(options.registry, reference, name, platform);
   bytesFetched += resolved.fetched;
   const { manifestDesc, manifest } = resolved;
   const configBytes = await fetchVerified(options.registry, manifest.config, 'config');
@@ -120,7 +113,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
   const lease = await containerd('create lease', () =>
     base.leases.create({
       expiresInMs: options.leaseExpiresInMs ?? DEFAULT_LEASE_MS,
-      labels: { 'soci-ts/pull': reference.name },
+      labels: { 'soci-ts/pull': name },
     }),
   );
   const client = base.withLease(lease.id);
@@ -148,7 +141,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
       const report = await pullLayer({
         client,
         snapshots,
-        reference,
+        imageName: name,
         registry: options.registry,
         manifestDesc,
         layers: manifest.layers,
@@ -171,10 +164,10 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
       );
     }
     await containerd('record image', () =>
-      upsertImage(client, { name: reference.name, target: manifestDesc, labels: options.imageLabels ?? {} }),
+      upsertImage(client, { name, target: manifestDesc, labels: options.imageLabels ?? {} }),
     );
     return {
-      name: reference.name,
+      name,
       manifest: manifestDesc,
       config: manifest.config,
       snapshotter: options.snapshotter,
@@ -192,7 +185,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
 interface LayerJob {
   client: ContainerdClient;
   snapshots: SnapshotsService;
-  reference: ImageReference;
+  imageName: string;
   registry: ImageSource;
   manifestDesc: Descriptor;
   layers: readonly Descriptor[];
@@ -222,7 +215,7 @@ async function pullLayer(job: LayerJob): Promise<LayerReport> {
   if (await snapshotExists(job.snapshots, job.chainId)) return report('present');
   const labels = snapshotLabels(
     {
-      imageRef: job.reference.name,
+      imageRef: job.imageName,
       manifestDigest: job.manifestDesc.digest,
       layers: job.layers,
       index: job.index,
@@ -306,88 +299,60 @@ async function storeLayer(job: LayerJob, layer: Descriptor): Promise<number> {
   }
 }
 
-async function resolveManifest(
-  registry: ImageSource,
-  reference: ImageReference,
-  platform: Platform,
-): Promise<{
+interface ResolvedManifest {
   manifestDesc: Descriptor;
   manifestBytes: Uint8Array;
-  manifest: Required<Pick<ImageManifest, 'config' | 'layers'>>;
+  manifest: { config: Descriptor; layers: Descriptor[] };
+  /** Bytes of manifests (and index) downloaded. */
   fetched: number;
-}> {
-  const first = await registryCall(`fetch manifest of ${reference.name}`, () =>
-    registry.fetchManifest(reference.digest ?? reference.tag ?? 'latest'),
+}
+
+/** The platform's image manifest (through an index if the reference names one), checked for what we unpack. */
+async function resolveManifest(
+  registry: ImageSource,
+  reference: Reference,
+  name: string,
+  platform: Platform,
+): Promise<ResolvedManifest> {
+  const fetchedManifest = await registryCall(`resolve ${name}`, () =>
+    registry.fetchImageManifest(reference.digest ?? reference.tag ?? 'latest', platform),
   );
-  let fetched = first.bytes.byteLength;
-  let mediaType = first.mediaType || sniffMediaType(first.bytes);
-  let bytes = first.bytes;
-  let digest = digestOf(bytes, reference.digest);
-  if (reference.digest && digest !== reference.digest) {
-    throw new PullError('DIGEST_MISMATCH', `registry served ${digest} for ${reference.name}`);
-  }
-  if (isIndexType(mediaType)) {
-    const index = parseJson<ImageIndex>(bytes, `index ${digest}`);
-    const entry = (index.manifests ?? []).find(
-      (m) => isManifestType(m.mediaType) && platformMatches(m.platform, platform),
-    );
-    if (!entry) {
-      const offered = (index.manifests ?? [])
-        .map((m) => `${m.platform?.os}/${m.platform?.architecture}`)
-        .join(', ');
-      throw new PullError(
-        'PLATFORM_NOT_FOUND',
-        `${reference.name} has no manifest for ${platform.os}/${platform.architecture} (it has: ${offered || 'none'}); pass another platform`,
-      );
-    }
-    const second = await registryCall(`fetch manifest ${entry.digest}`, () =>
-      registry.fetchManifest(entry.digest),
-    );
-    fetched += second.bytes.byteLength;
-    bytes = second.bytes;
-    mediaType = entry.mediaType;
-    digest = digestOf(bytes, entry.digest);
-    if (digest !== entry.digest)
-      throw new PullError('DIGEST_MISMATCH', `registry served ${digest} for manifest ${entry.digest}`);
-  }
-  if (!isManifestType(mediaType)) {
+  const { descriptor, bytes, index } = fetchedManifest;
+  const manifest = fetchedManifest.manifest as { config?: Descriptor; layers?: Descriptor[] };
+  if (!isManifestType(descriptor.mediaType)) {
     throw new PullError(
       'UNSUPPORTED_MEDIA_TYPE',
-      `${reference.name} is a ${mediaType}, not an image manifest or index`,
+      `${name} is a ${descriptor.mediaType}, not an image manifest or index`,
     );
   }
-  const manifest = parseJson<ImageManifest>(bytes, `manifest ${digest}`);
   if (!manifest.config?.digest || !Array.isArray(manifest.layers)) {
     throw new PullError(
       'INVALID_MANIFEST',
-      `manifest ${digest} of ${reference.name} has no config or layers`,
+      `manifest ${descriptor.digest} of ${name} has no config or layers`,
     );
   }
   const bad = manifest.layers.find((l) => !isLayerType(l.mediaType));
-  if (bad)
-    throw new PullError('UNSUPPORTED_MEDIA_TYPE', `manifest ${digest} has a layer of type ${bad.mediaType}`);
+  if (bad) {
+    throw new PullError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `manifest ${descriptor.digest} has a layer of type ${bad.mediaType}`,
+    );
+  }
   return {
-    manifestDesc: { mediaType, digest, size: bytes.byteLength },
+    manifestDesc: plainDescriptor(descriptor),
     manifestBytes: bytes,
     manifest: { config: plainDescriptor(manifest.config), layers: manifest.layers.map(plainDescriptor) },
-    fetched,
+    fetched: bytes.byteLength + (index?.bytes.byteLength ?? 0),
   };
 }
 
 async function fetchVerified(registry: ImageSource, desc: Descriptor, what: string): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  await registryCall(`fetch ${what} ${desc.digest}`, async () => {
-    for await (const part of await registry.fetchBlob(desc)) parts.push(part);
+  // fetchBlob fails the stream on a digest or size mismatch, so what arrives complete is the blob.
+  return registryCall(`fetch ${what} ${desc.digest}`, async () => {
+    const parts: Buffer[] = [];
+    for await (const part of await registry.fetchBlob(desc)) parts.push(part as Buffer);
+    return Buffer.concat(parts);
   });
-  const bytes = Buffer.concat(parts);
-  const digest = digestOf(bytes, desc.digest);
-  if (digest !== desc.digest || bytes.byteLength !== desc.size) {
-    throw new PullError(
-      'DIGEST_MISMATCH',
-      `${what} ${desc.digest} from the registry hashes to ${digest} (${bytes.byteLength} bytes)`,
-    );
-  }
-  return bytes;
 }
 
 function parseDiffIds(bytes: Uint8Array, config: Descriptor, layerCount: number): string[] {
@@ -451,21 +416,26 @@ function refKey(kind: 'manifest' | 'config' | 'layer', desc: Descriptor): string
   return `${kind}-${desc.digest}`;
 }
 
+function parseRef(ref: string): Reference {
+  try {
+    return parseReference(ref);
+  } catch (err) {
+    throw new PullError('INVALID_REFERENCE', (err as Error).message, { cause: err });
+  }
+}
+
+function resolvePlatform(platform: string | Platform | undefined): Platform {
+  if (platform === undefined) return hostPlatform();
+  if (typeof platform !== 'string') return platform;
+  try {
+    return parsePlatform(platform);
+  } catch (err) {
+    throw new PullError('PLATFORM_NOT_FOUND', (err as Error).message, { cause: err });
+  }
+}
+
 function plainDescriptor(d: Descriptor): Descriptor {
   return { mediaType: d.mediaType, digest: d.digest, size: Number(d.size) };
-}
-
-function digestOf(bytes: Uint8Array, like?: string): string {
-  const algorithm = like?.startsWith('sha512:') ? 'sha512' : 'sha256';
-  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
-}
-
-function sniffMediaType(bytes: Uint8Array): string {
-  const parsed = parseJson<{ mediaType?: string; manifests?: unknown }>(bytes, 'manifest');
-  if (parsed.mediaType) return parsed.mediaType;
-  return Array.isArray(parsed.manifests)
-    ? 'application/vnd.oci.image.index.v1+json'
-    : 'application/vnd.oci.image.manifest.v1+json';
 }
 
 function parseJson<T>(bytes: Uint8Array, what: string): T {
@@ -503,31 +473,34 @@ async function registryCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const NOT_FOUND_CODES = new Set(['NOT_FOUND', 'NAME_UNKNOWN', 'MANIFEST_UNKNOWN', 'BLOB_UNKNOWN']);
-const UNREACHABLE_CODES = new Set([
-  'NETWORK',
-  'TIMEOUT',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EHOSTUNREACH',
-  'ENOTFOUND',
-  'ETIMEDOUT',
-]);
+/** RegistryError codes of @soci-ts/oci-referrers (and plain Node network codes) -> pull codes. */
+const REGISTRY_CODES: Record<string, PullErrorCode> = {
+  NAME_UNKNOWN: 'IMAGE_NOT_FOUND',
+  MANIFEST_UNKNOWN: 'IMAGE_NOT_FOUND',
+  BLOB_UNKNOWN: 'IMAGE_NOT_FOUND',
+  NETWORK: 'REGISTRY_UNREACHABLE',
+  TIMEOUT: 'REGISTRY_UNREACHABLE',
+  ECONNREFUSED: 'REGISTRY_UNREACHABLE',
+  ECONNRESET: 'REGISTRY_UNREACHABLE',
+  ENOTFOUND: 'REGISTRY_UNREACHABLE',
+  DIGEST_MISMATCH: 'DIGEST_MISMATCH',
+  SIZE_MISMATCH: 'DIGEST_MISMATCH',
+  PLATFORM_NOT_FOUND: 'PLATFORM_NOT_FOUND',
+  INVALID_REFERENCE: 'INVALID_REFERENCE',
+  INVALID_MANIFEST: 'INVALID_MANIFEST',
+  UNAUTHORIZED: 'REGISTRY_AUTH',
+  DENIED: 'REGISTRY_AUTH',
+  CREDENTIALS: 'REGISTRY_AUTH',
+};
 
 /** Maps an image source's failure (an oci-referrers RegistryError, a fetch error ...) to a PullError. */
 function registryFailure(what: string, err: unknown): PullError {
   if (err instanceof PullError) return err;
   const code = errorCode(err);
   const message = `${what}: ${err instanceof Error ? err.message : String(err)}`;
-  if (code && NOT_FOUND_CODES.has(code)) return new PullError('IMAGE_NOT_FOUND', message, { cause: err });
-  if (code && UNREACHABLE_CODES.has(code)) {
-    return new PullError('REGISTRY_UNREACHABLE', `${message} (is the registry up and the address right?)`, {
-      cause: err,
-    });
-  }
-  if (code === 'DIGEST_MISMATCH' || code === 'SIZE_MISMATCH')
-    return new PullError('DIGEST_MISMATCH', message, { cause: err });
-  return new PullError('REGISTRY_ERROR', message, { cause: err });
+  const pullCode = (code && REGISTRY_CODES[code]) || 'REGISTRY_ERROR';
+  const hint = pullCode === 'REGISTRY_UNREACHABLE' ? ' (is the registry up and the address right?)' : '';
+  return new PullError(pullCode, `${message}${hint}`, { cause: err });
 }
 
 /** The first `code` string along the error's cause chain (undici puts ECONNREFUSED on `cause`). */

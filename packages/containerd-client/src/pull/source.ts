@@ -1,32 +1,20 @@
-import type { Descriptor } from '../types.js';
+import type { Repository } from '@soci-ts/oci-referrers';
 
 /**
- * Where pullImage reads an image from: one repository of a registry. Structural, so an
- * `@soci-ts/oci-referrers` repository (through {@link fromRepository} when its shape differs), an
- * OCI layout, or a test double all fit.
+ * What pullImage reads an image through: an `@soci-ts/oci-referrers` Repository (the repository the
+ * reference names), or anything with the same two methods: `fetchImageManifest` follows an index to
+ * the platform's manifest and verifies digests; `fetchBlob` streams a blob and fails the stream on a
+ * digest or size mismatch.
  */
-export interface ImageSource {
-  /** The manifest or index a tag or digest names, as the registry served it (bytes are hashed here). */
-  fetchManifest(reference: string): Promise<{ mediaType: string; bytes: Uint8Array }>;
-  /** A blob's bytes as a stream (verified here against the descriptor while being written). */
-  fetchBlob(descriptor: Descriptor): Promise<AsyncIterable<Uint8Array>>;
-}
+export type ImageSource = Pick<Repository, 'fetchImageManifest' | 'fetchBlob'>;
 
-export const MediaTypes = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-} as const;
+const MANIFEST_TYPES = new Set([
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+]);
 
 export function isManifestType(mediaType: string): boolean {
-  return mediaType === MediaTypes.ociManifest || mediaType === MediaTypes.dockerManifest;
-}
-
-export function isIndexType(mediaType: string): boolean {
-  return mediaType === MediaTypes.ociIndex || mediaType === MediaTypes.dockerManifestList;
+  return MANIFEST_TYPES.has(mediaType);
 }
 
 /** Layer media types containerd 1.6 unpacks (images.IsLayerType): OCI tar(+gzip/+zstd), nondistributable, docker. */
@@ -35,43 +23,5 @@ export function isLayerType(mediaType: string): boolean {
   return (
     mediaType === 'application/vnd.docker.image.rootfs.diff.tar.gzip' ||
     mediaType === 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip'
-  );
-}
-
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
-}
-
-/** The platform of this process, in OCI terms (Node's `x64` is OCI's `amd64`). */
-export function hostPlatform(): Platform {
-  const arch: Record<string, string> = {
-    x64: 'amd64',
-    arm64: 'arm64',
-    arm: 'arm',
-    ia32: '386',
-    ppc64: 'ppc64le',
-    s390x: 's390x',
-  };
-  return {
-    os: process.platform === 'win32' ? 'windows' : process.platform,
-    architecture: arch[process.arch] ?? process.arch,
-  };
-}
-
-/** `os/arch[/variant]` -> Platform. */
-export function parsePlatform(text: string): Platform {
-  const [os, architecture, variant] = text.split('/');
-  if (!os || !architecture)
-    throw new TypeError(`platform "${text}" is not os/arch[/variant] (e.g. linux/amd64)`);
-  return variant ? { os, architecture, variant } : { os, architecture };
-}
-
-export function platformMatches(candidate: Partial<Platform> | undefined, wanted: Platform): boolean {
-  if (!candidate) return false;
-  if (candidate.os !== wanted.os || candidate.architecture !== wanted.architecture) return false;
-  return (
-    wanted.variant === undefined || candidate.variant === undefined || candidate.variant === wanted.variant
   );
 }
