@@ -1,5 +1,5 @@
 import { RegistryError } from './errors.js';
-import type { HttpResponse } from './transport.js';
+import { abandon, type HttpResponse } from './transport.js';
 
 /** The smallest interface a lazy reader needs: random reads of one remote blob. */
 export interface BlobRangeReader {
@@ -37,7 +37,7 @@ export async function readExactly(
   let filled = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     if (filled + chunk.length > length) {
-      body.destroy();
+      abandon(body);
       throw new RegistryError(
         'PROTOCOL',
         `${what}: the registry sent more bytes than the range it announced`,
@@ -67,7 +67,7 @@ export async function sliceFullBody(
   const out = new Uint8Array(Math.max(0, stop - start));
   let offset = 0;
   if (out.length === 0) {
-    body.destroy();
+    abandon(body);
     return out;
   }
   for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -79,7 +79,7 @@ export async function sliceFullBody(
     }
     offset = chunkEnd;
     if (offset >= stop) {
-      body.destroy();
+      abandon(body);
       return out;
     }
   }

@@ -14,6 +14,7 @@ export type RegistryErrorCode =
   | 'DENIED'
   | 'UNSUPPORTED'
   | 'TOOMANYREQUESTS'
+  | 'UNAVAILABLE'
   | 'DIGEST_MISMATCH'
   | 'SIZE_MISMATCH'
   | 'RANGE_NOT_SATISFIABLE'
@@ -112,6 +113,7 @@ export function codeForResponse(status: number, registryCode: string | undefined
   if (status === 403) return 'DENIED';
   if (status === 416) return 'RANGE_NOT_SATISFIABLE';
   if (status === 429) return 'TOOMANYREQUESTS';
+  if (status >= 500) return 'UNAVAILABLE';
   return 'HTTP_ERROR';
 }
 

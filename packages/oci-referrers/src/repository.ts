@@ -11,6 +11,7 @@ import { DigestMismatchError, RegistryError } from './errors.js';
 import { selectPlatform } from './platform.js';
 import { isDigest } from './reference.js';
 import {
+  abandon,
   type HttpRequest,
   type HttpResponse,
   header,
@@ -153,7 +154,7 @@ export class Repository {
     });
     const declared = Number(header(res, 'content-length'));
     if (declared > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
+      abandon(res.body);
       throw new RegistryError(
         'INVALID_MANIFEST',
         `${what}: ${declared} bytes is more than the 4 MiB a manifest may have`,
@@ -374,7 +375,7 @@ export class Repository {
     const verifier = createVerifyingStream(what, digest, typeof blob === 'string' ? undefined : blob.size);
     const body = res.body as unknown as Readable;
     body.on('error', (error) => verifier.destroy(mapFailure(error, 'GET', res.url)));
-    verifier.on('close', () => body.destroy());
+    verifier.on('close', () => abandon(body));
     body.pipe(verifier);
     return verifier;
   }
@@ -420,7 +421,7 @@ export class Repository {
       const clampedAtEnd =
         range?.total !== undefined && range.last === range.total - 1 && range.last < endExclusive - 1;
       if (!range || range.first !== start || (range.last !== endExclusive - 1 && !clampedAtEnd)) {
-        res.body.destroy();
+        abandon(res.body);
         throw new RegistryError(
           'PROTOCOL',
           `${what}: the registry answered 206 with Content-Range "${header(res, 'content-range') ?? ''}", not the range asked for`,

@@ -168,6 +168,18 @@ function isRetryableFailure(error: unknown): boolean {
   return code !== undefined && (NETWORK_CODES.has(code) || TIMEOUT_CODES.has(code));
 }
 
+/**
+ * Stops reading a body and frees its connection. undici emits an AbortError on a body destroyed without a
+ * listener; that is expected here, so it is swallowed.
+ */
+export function abandon(body: {
+  on(event: 'error', listener: () => void): unknown;
+  destroy(): unknown;
+}): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 /** Reads at most `limit` bytes of a body, then drops the rest. */
 export async function readLimited(body: HttpResponse['body'], limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -177,7 +189,7 @@ export async function readLimited(body: HttpResponse['body'], limit: number): Pr
     chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
     total += Math.min(chunk.length, room);
     if (total >= limit) {
-      body.destroy();
+      abandon(body);
       break;
     }
   }
