@@ -77,7 +77,7 @@ export function addSnapshotsService(
     } catch (err) {
       const { code, details } = toGrpcError(err);
       record('List', started, code);
-      call.destroy(Object.assign(new Error(details), { code, details }));
+      call.emit('error', { code, details });
     }
   };
 
