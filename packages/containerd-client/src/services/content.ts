@@ -115,6 +115,22 @@ export class ContentService {
     return Buffer.concat(parts);
   }
 
+  /** Unfinished ingests (writes not committed nor aborted), e.g. to check a failed pull left none. */
+  async listStatuses(
+    filters: string[] = [],
+  ): Promise<{ ref: string; offset: number; total: number; expected: string }[]> {
+    const res = await unary<
+      object,
+      { statuses: { ref: string; offset: number; total: number; expected: string }[] }
+    >(this.conn, this.scope, 'content', 'ListStatuses', { filters });
+    return res.statuses.map((s) => ({
+      ref: s.ref,
+      offset: Number(s.offset),
+      total: Number(s.total),
+      expected: s.expected,
+    }));
+  }
+
   /** Drops an unfinished ingest (no error when there is none). */
   async abort(ref: string): Promise<void> {
     try {
