@@ -22,8 +22,31 @@ function makeTables(): Uint32Array[] {
   return tables;
 }
 
+type Crc32Fn = (crc: number, data: Uint8Array, start: number, end: number) => number;
+
+/**
+ * Node's native zlib.crc32 (Node >= 20.15) is ~10x faster than any JS table loop. It is looked up
+ * through process.getBuiltinModule, which bundlers do not follow, so browsers just get the JS loop.
+ */
+function nativeCrc32(): Crc32Fn | null {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const zlib = proc?.getBuiltinModule?.('node:zlib') as
+    | { crc32?: (data: Uint8Array, value?: number) => number }
+    | undefined;
+  const native = zlib?.crc32;
+  if (typeof native !== 'function') return null;
+  return (crc, data, start, end) =>
+    end - start < 64 ? crc32Js(crc, data, start, end) : native(data.subarray(start, end), crc);
+}
+
 /** Continues `crc` (0 for a fresh one) over `data[start, end)`. */
-export function crc32(crc: number, data: Uint8Array, start = 0, end = data.length): number {
+export const crc32: (crc: number, data: Uint8Array, start?: number, end?: number) => number = (() => {
+  const impl = nativeCrc32() ?? crc32Js;
+  return (crc: number, data: Uint8Array, start = 0, end = data.length) => impl(crc, data, start, end);
+})();
+
+/** Pure JS CRC-32 (exported for tests that compare it against the native one). */
+export function crc32Js(crc: number, data: Uint8Array, start = 0, end = data.length): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
     Uint32Array,
     Uint32Array,

@@ -1,52 +1,44 @@
+import type { RetainedInput } from './retained-input.js';
 import type { Hasher } from './types.js';
 
 /**
  * Hashes each span's compressed range while the blob streams by. Span i covers
- * [in_i - (bits_i ? 1 : 0), in_{i+1}), so consecutive ranges can share one byte; the byte before the
- * current chunk is kept for the case where a span starts there.
+ * [in_i - (bits_i ? 1 : 0), in_{i+1}), so consecutive ranges can share one byte. Bytes are read from
+ * the retained input, and the owner only advances the hasher to offsets where no span can start
+ * any more.
  */
 export class SpanHashing {
   private current: Hasher | null = null;
   /** Absolute offset up to which `current` has been fed. */
   private fedTo = 0;
-  private previousByte = -1;
-  readonly digests: string[] = [];
+  private readonly digests: string[] = [];
 
   constructor(private readonly newHasher: () => Hasher) {}
 
-  /**
-   * A new span starts; `chunk` is the chunk being processed, which begins at absolute offset
-   * `chunkStart` and contains `inPos` (or ends right at it).
-   */
-  startSpan(chunk: Uint8Array, chunkStart: number, inPos: number, bits: number): void {
-    this.feedUntil(chunk, chunkStart, inPos);
+  /** Offset of the first byte the hasher still needs (Infinity before the first span). */
+  get needsFrom(): number {
+    return this.current ? this.fedTo : Number.POSITIVE_INFINITY;
+  }
+
+  startSpan(input: RetainedInput, inPos: number, bits: number): void {
+    this.advance(input, inPos);
     if (this.current) this.digests.push(this.current.digest());
     this.current = this.newHasher();
-    const start = bits !== 0 ? inPos - 1 : inPos;
-    if (start < chunkStart) {
-      this.current.update(Uint8Array.of(this.previousByte));
-      this.fedTo = chunkStart;
-    } else {
-      this.fedTo = start;
-    }
+    this.fedTo = bits !== 0 ? inPos - 1 : inPos;
   }
 
-  /** The chunk is done: everything in it after the current span's start belongs to that span. */
-  endChunk(chunk: Uint8Array, chunkStart: number): void {
-    this.feedUntil(chunk, chunkStart, chunkStart + chunk.length);
-    if (chunk.length > 0) this.previousByte = chunk[chunk.length - 1]!;
+  /** Feeds the current span's bytes up to `pos` (exclusive). */
+  advance(input: RetainedInput, pos: number): void {
+    if (!this.current || pos <= this.fedTo) return;
+    for (const piece of input.range(this.fedTo, pos)) this.current.update(piece);
+    this.fedTo = pos;
   }
 
-  /** Closes the last span (it ends at the blob end) and returns all digests. */
-  finish(): string[] {
+  /** Closes the last span at the blob end and returns all digests. */
+  finish(input: RetainedInput, blobEnd: number): string[] {
+    this.advance(input, blobEnd);
     if (this.current) this.digests.push(this.current.digest());
     this.current = null;
     return this.digests;
-  }
-
-  private feedUntil(chunk: Uint8Array, chunkStart: number, end: number): void {
-    if (!this.current || end <= this.fedTo) return;
-    this.current.update(chunk.subarray(this.fedTo - chunkStart, end - chunkStart));
-    this.fedTo = end;
   }
 }
