@@ -12,6 +12,7 @@ import { selectPlatform } from './platform.js';
 import { isDigest } from './reference.js';
 import {
   abandon,
+  bodyFailure,
   type HttpRequest,
   type HttpResponse,
   header,
@@ -142,7 +143,11 @@ export class Repository {
    * GET a manifest by tag, digest or descriptor. The bytes are checked against the digest asked for (or the
    * registry's Docker-Content-Digest, for a tag); the returned descriptor carries the computed digest.
    */
-  async fetchManifest(reference: string | Descriptor): Promise<FetchedManifest> {
+  fetchManifest(reference: string | Descriptor): Promise<FetchedManifest> {
+    return this.transport.withBodyRetries(() => this.fetchManifestOnce(reference));
+  }
+
+  private async fetchManifestOnce(reference: string | Descriptor): Promise<FetchedManifest> {
     const ref = typeof reference === 'string' ? reference : reference.digest;
     const what = this.describe('manifest', ref);
     const res = await this.send({
@@ -164,7 +169,7 @@ export class Repository {
     try {
       bytes = await readLimited(res.body, MAX_MANIFEST_BYTES + 1);
     } catch (error) {
-      throw mapFailure(error, 'GET', res.url);
+      throw bodyFailure(error, 'GET', res.url);
     }
     if (bytes.length > MAX_MANIFEST_BYTES) {
       throw new RegistryError('INVALID_MANIFEST', `${what}: the manifest is larger than 4 MiB`);
@@ -397,6 +402,10 @@ export class Repository {
     assertDigest(digest);
     assertRange(start, endExclusive);
     if (start === endExclusive) return new Uint8Array(0);
+    return this.transport.withBodyRetries(() => this.fetchBlobRangeOnce(digest, start, endExclusive));
+  }
+
+  private async fetchBlobRangeOnce(digest: string, start: number, endExclusive: number): Promise<Uint8Array> {
     const what = `${this.describe('blob', digest)} bytes ${start}-${endExclusive - 1}`;
     const res = await this.send({
       method: 'GET',
@@ -429,7 +438,7 @@ export class Repository {
       }
       return await readExactly(res.body, range.last - range.first + 1, what);
     } catch (error) {
-      throw mapFailure(error, 'GET', res.url);
+      throw bodyFailure(error, 'GET', res.url);
     }
   }
 

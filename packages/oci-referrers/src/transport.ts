@@ -163,7 +163,20 @@ export function mapFailure(error: unknown, method: string, url: URL | string): R
   );
 }
 
-function isRetryableFailure(error: unknown): boolean {
+/** A body that broke after the headers (reset, stall): the caller may redo the whole request. */
+export class TransientBodyError extends Error {
+  constructor(readonly error: RegistryError) {
+    super(error.message);
+  }
+}
+
+/** Maps a failure while reading a body: transient ones are wrapped so that `withBodyRetries` can redo them. */
+export function bodyFailure(error: unknown, method: string, url: URL): Error {
+  const mapped = mapFailure(error, method, url);
+  return isRetryableFailure(error) ? new TransientBodyError(mapped) : mapped;
+}
+
+export function isRetryableFailure(error: unknown): boolean {
   const code = (error as { code?: string }).code;
   return code !== undefined && (NETWORK_CODES.has(code) || TIMEOUT_CODES.has(code));
 }
@@ -280,6 +293,22 @@ export class Transport {
         }
       }
       throw await this.responseError(req, res);
+    }
+  }
+
+  /**
+   * Runs a whole request-and-read again when its body broke after the headers (for idempotent reads
+   * whose result is held in memory: manifests, ranges), within the same retry budget.
+   */
+  async withBodyRetries<T>(read: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await read();
+      } catch (error) {
+        if (!(error instanceof TransientBodyError)) throw error;
+        if (attempt >= this.retry.maxRetries) throw error.error;
+        await sleep(this.backoff(attempt));
+      }
     }
   }
 

@@ -96,7 +96,7 @@ describe('retries and timeouts through a fault-injecting proxy', () => {
   });
 
   it('a body that stalls fails the blob stream and a range read with TIMEOUT', async () => {
-    const client = new RegistryClient({ retry: fast, timeouts: { bodyStallMs: 300 } });
+    const client = new RegistryClient({ retry: { ...fast, maxRetries: 0 }, timeouts: { bodyStallMs: 300 } });
     const repo = client.repository(`${proxy.host}/app`);
     proxy.inject({ kind: 'stall-body', afterBytes: 1000, match: isBlob });
     const error = await drain(await repo.fetchBlob(layer)).catch((e: unknown) => e);
@@ -104,6 +104,18 @@ describe('retries and timeouts through a fault-injecting proxy', () => {
     expect(error).toMatchObject({ code: 'TIMEOUT' });
     proxy.inject({ kind: 'stall-body', afterBytes: 10, match: isBlob });
     await expect(repo.fetchBlobRange(layer.digest, 0, 50_000)).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await client.close();
+  });
+
+  it('a range read or manifest whose body stalls or resets is read again', async () => {
+    const client = new RegistryClient({ retry: fast, timeouts: { bodyStallMs: 300 } });
+    const repo = client.repository(`${proxy.host}/app`);
+    const whole = await repo.fetchBlobBytes(layer);
+    proxy.inject({ kind: 'stall-body', afterBytes: 10, match: isBlob });
+    const part = await repo.fetchBlobRange(layer.digest, 100, 60_000);
+    expect(Buffer.from(part).equals(Buffer.from(whole).subarray(100, 60_000))).toBe(true);
+    proxy.inject({ kind: 'stall-body', afterBytes: 10, match: isManifest });
+    expect((await repo.fetchManifest('v1')).descriptor.size).toBeGreaterThan(10);
     await client.close();
   });
 
