@@ -47,5 +47,5 @@ export function spawnTs(file: string, args: readonly string[] = [], opts: { kill
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
   if (opts.killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
-  return { child, done, output: () => stdout };
+  return { child, done, output: () => stdout, stderr: () => stderr };
 }
