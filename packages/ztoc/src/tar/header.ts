@@ -32,13 +32,11 @@ export function isZeroBlock(block: Uint8Array): boolean {
  */
 export function parseHeader(block: Uint8Array, offset: number): RawHeader {
   verifyChecksum(block, offset);
-  const magic = ascii(block, 257, 6);
-  const version = ascii(block, 263, 2);
-  const isUstar = magic === 'ustar\0';
-  const isGnu = magic === 'ustar ' && version === ' \0';
+  const isUstar = matches(block, 257, USTAR_MAGIC);
+  const isGnu = matches(block, 257, GNU_MAGIC);
   let name = text(block, 0, 100);
   if (isUstar) {
-    const star = ascii(block, 508, 4) === 'tar\0';
+    const star = matches(block, 508, STAR_TRAILER);
     const prefix = text(block, 345, star ? 131 : 155);
     if (prefix) name = `${prefix}/${name}`;
   }
@@ -65,13 +63,18 @@ function verifyChecksum(block: Uint8Array, offset: number): void {
   // The checksum is computed with its own field read as spaces. Some old tars summed signed
   // bytes; accept either, as GNU tar and Go do.
   let unsigned = 8 * 0x20;
-  let signed = 8 * 0x20;
+  let high = 0;
   for (let i = 0; i < BLOCK; i++) {
-    if (i >= 148 && i < 156) continue;
     const b = block[i]!;
     unsigned += b;
-    signed += b < 128 ? b : b - 256;
+    high += b >> 7;
   }
+  for (let i = 148; i < 156; i++) {
+    const b = block[i]!;
+    unsigned -= b;
+    high -= b >> 7;
+  }
+  const signed = unsigned - 256 * high;
   if (stored !== unsigned && stored !== signed) {
     throw new ZtocError(
       'BAD_TAR',
@@ -130,8 +133,17 @@ function text(block: Uint8Array, start: number, len: number): string {
   return utf8.decode(block.subarray(start, end));
 }
 
-function ascii(block: Uint8Array, start: number, len: number): string {
-  return String.fromCharCode(...block.subarray(start, start + len));
+const USTAR_MAGIC = bytes('ustar\0');
+const GNU_MAGIC = bytes('ustar  \0'); // magic "ustar " + version " \0"
+const STAR_TRAILER = bytes('tar\0');
+
+function bytes(s: string): Uint8Array {
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
+}
+
+function matches(block: Uint8Array, start: number, expected: Uint8Array): boolean {
+  for (let i = 0; i < expected.length; i++) if (block[start + i] !== expected[i]) return false;
+  return true;
 }
 
 /** Data of an entry rounded up to whole blocks. */
