@@ -20,7 +20,12 @@ export interface TestContainerd {
 
 const CONTAINERD = '/usr/bin/containerd';
 
-export async function startContainerd(): Promise<TestContainerd> {
+export interface StartContainerdOptions {
+  /** Proxy snapshotters to register: name -> gRPC socket path. */
+  proxySnapshotters?: Record<string, string>;
+}
+
+export async function startContainerd(options: StartContainerdOptions = {}): Promise<TestContainerd> {
   if (!existsSync(CONTAINERD)) throw new Error(`${CONTAINERD} is missing: run scripts/setup`);
   const dir = await mkdtemp(join(tmpdir(), 'soci-ctd-'));
   const address = join(dir, 'containerd.sock');
@@ -35,6 +40,11 @@ export async function startContainerd(): Promise<TestContainerd> {
     `  address = "${address}.ttrpc"`,
     '[debug]',
     '  level = "warn"',
+    ...Object.entries(options.proxySnapshotters ?? {}).flatMap(([name, socket]) => [
+      `[proxy_plugins.${name}]`,
+      '  type = "snapshot"',
+      `  address = "${socket}"`,
+    ]),
     '',
   ].join('\n');
   await writeFile(join(dir, 'config.toml'), config);
