@@ -5,7 +5,6 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
   ContainerdClient,
   chainIds,
-  type ImageSource,
   LABEL,
   type Labels,
   type PullError,
@@ -14,6 +13,7 @@ import {
 import { buildBusyboxImage } from './support/busybox-image.js';
 import { startContainerd, type TestContainerd } from './support/containerd.js';
 import { startFakeRemoteSnapshotter } from './support/fake-remote-snapshotter.js';
+import { recordingSource } from './support/recording-source.js';
 
 // The remote path of pullImage against a proxy snapshotter plugged into a real containerd: layers the
 // snapshotter claims on Prepare are never downloaded; the others fall back to Diff.Apply.
@@ -52,21 +52,10 @@ afterAll(async () => {
   await fake?.stop();
 });
 
-function recordingSource(): ImageSource & { blobs: string[] } {
-  const repo = registries.repository(ref);
-  const blobs: string[] = [];
-  return {
-    blobs,
-    fetchImageManifest: (r, p) => repo.fetchImageManifest(r, p),
-    fetchBlob: (d) => {
-      blobs.push(typeof d === 'string' ? d : d.digest);
-      return repo.fetchBlob(d);
-    },
-  };
-}
+const source = () => recordingSource(registries.repository(ref));
 
 test('layers the snapshotter mounts remotely are not downloaded; the rest are unpacked', async () => {
-  const registry = recordingSource();
+  const registry = source();
   const report = await pullImage({
     client,
     ref,
@@ -112,7 +101,7 @@ test('layers the snapshotter mounts remotely are not downloaded; the rest are un
   // Only the three committed layers remain in the snapshotter: no extraction snapshot left over.
   expect([...fake.entries.values()].map((e) => e.kind)).toEqual(['COMMITTED', 'COMMITTED', 'COMMITTED']);
 
-  const again = await pullImage({ client, ref, snapshotter: 'fake', registry: recordingSource() });
+  const again = await pullImage({ client, ref, snapshotter: 'fake', registry: source() });
   expect(again.layers.map((l) => l.mode)).toEqual(['present', 'present', 'present']);
 });
 
@@ -123,7 +112,7 @@ test('with unpackFallback off, a layer the snapshotter does not claim fails the 
     client: other,
     ref,
     snapshotter: 'fake',
-    registry: recordingSource(),
+    registry: source(),
     labels: (_layer, i): Labels => (i === 0 ? { [INDEX_LABEL]: INDEX_DIGEST } : {}),
     unpackFallback: false,
   }).catch((e: unknown) => e)) as PullError;

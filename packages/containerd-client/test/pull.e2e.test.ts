@@ -13,6 +13,7 @@ import {
 } from '../src/index.js';
 import { buildBusyboxImage } from './support/busybox-image.js';
 import { startContainerd, type TestContainerd } from './support/containerd.js';
+import { recordingSource } from './support/recording-source.js';
 
 const NS = 'pull-e2e';
 const SNAPSHOTTER = 'overlayfs';
@@ -48,18 +49,7 @@ afterAll(async () => {
 });
 
 /** The repository a reference names, recording which blobs the pull downloads. */
-function source(reference: string): ImageSource & { blobs: string[] } {
-  const repo = registries.repository(reference);
-  const blobs: string[] = [];
-  return {
-    blobs,
-    fetchImageManifest: (r, p) => repo.fetchImageManifest(r, p),
-    fetchBlob: (d) => {
-      blobs.push(typeof d === 'string' ? d : d.digest);
-      return repo.fetchBlob(d);
-    },
-  };
-}
+const source = (reference: string) => recordingSource(registries.repository(reference));
 
 async function expectPullError(promise: Promise<unknown>, code: string): Promise<PullError> {
   const err = (await promise.then(

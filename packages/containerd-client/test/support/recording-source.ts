@@ -1,0 +1,15 @@
+import type { Repository } from '@soci-ts/oci-referrers';
+import type { ImageSource } from '../../src/index.js';
+
+/** An ImageSource over a repository that records the digest of every blob the pull downloads. */
+export function recordingSource(repo: Repository): ImageSource & { blobs: string[] } {
+  const blobs: string[] = [];
+  return {
+    blobs,
+    fetchImageManifest: (reference, platform) => repo.fetchImageManifest(reference, platform),
+    fetchBlob: (blob) => {
+      blobs.push(typeof blob === 'string' ? blob : blob.digest);
+      return repo.fetchBlob(blob);
+    },
+  };
+}
