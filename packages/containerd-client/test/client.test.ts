@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   CONTAINERD_PROTO_FILES,
@@ -7,19 +8,22 @@ import {
   isNotFound,
   loadContainerdProtos,
 } from '../src/index.js';
-import { startContainerd, type TestContainerd } from './support/containerd.js';
 
 let ctd: TestContainerd;
 let client: ContainerdClient;
 
 beforeAll(async () => {
-  ctd = await startContainerd();
+  // No proxy snapshotter is used here; the plugin's socket is left unserved.
+  ctd = await startContainerd({ snapshotterSocket: '/nonexistent/unused.sock', namespace: 'client-test' });
   client = new ContainerdClient({ address: ctd.address, namespace: 'client-test' });
 });
 afterAll(async () => {
   client?.close();
   await ctd?.stop();
 });
+
+/** `ctr` in the test namespace; its stdout. */
+const ctr = async (args: string[]) => (await ctd.ctr(args)).stdout;
 
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -129,7 +133,7 @@ describe('images', () => {
     expect(updated.target.size).toBe(2);
     await client.images.delete('example.com/a:1');
     expect((await rejection(client.images.get('example.com/a:1'))).code).toBe('NOT_FOUND');
-    expect(await ctd.ctr('client-test', ['images', 'ls', '-q'])).toBe('');
+    expect(await ctr(['images', 'ls', '-q'])).toBe('');
   });
 });
 

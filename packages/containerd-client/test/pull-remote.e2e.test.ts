@@ -1,17 +1,10 @@
 import { RegistryClient } from '@soci-ts/oci-referrers';
+import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
 import { pushLayout } from '@soci-ts/testing/images';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import {
-  ContainerdClient,
-  chainIds,
-  LABEL,
-  type Labels,
-  type PullError,
-  pullImage,
-} from '../src/index.js';
+import { ContainerdClient, chainIds, LABEL, type Labels, type PullError, pullImage } from '../src/index.js';
 import { buildBusyboxImage } from './support/busybox-image.js';
-import { startContainerd, type TestContainerd } from './support/containerd.js';
 import { startFakeRemoteSnapshotter } from './support/fake-remote-snapshotter.js';
 import { recordingSource } from './support/recording-source.js';
 
@@ -31,7 +24,7 @@ let ref: string;
 beforeAll(async () => {
   fake = await startFakeRemoteSnapshotter((labels) => labels[INDEX_LABEL] !== undefined);
   [ctd, server] = await Promise.all([
-    startContainerd({ proxySnapshotters: { fake: fake.socket } }),
+    startContainerd({ snapshotterSocket: fake.socket, snapshotterName: 'fake', namespace: NS }),
     startRegistry(),
   ]);
   client = new ContainerdClient({ address: ctd.address, namespace: NS });

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { RegistryClient } from '@soci-ts/oci-referrers';
+import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
 import { pushLayout } from '@soci-ts/testing/images';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -12,7 +13,6 @@ import {
   pullImage,
 } from '../src/index.js';
 import { buildBusyboxImage } from './support/busybox-image.js';
-import { startContainerd, type TestContainerd } from './support/containerd.js';
 import { recordingSource } from './support/recording-source.js';
 
 const NS = 'pull-e2e';
@@ -28,7 +28,11 @@ let ref: string;
 let manifestDigest: string;
 
 beforeAll(async () => {
-  [ctd, server] = await Promise.all([startContainerd(), startRegistry()]);
+  [ctd, server] = await Promise.all([
+    // overlayfs only: the proxy plugin's socket is left unserved.
+    startContainerd({ snapshotterSocket: '/nonexistent/unused.sock', namespace: NS }),
+    startRegistry(),
+  ]);
   client = new ContainerdClient({ address: ctd.address, namespace: NS });
   // No retries: a stopped registry must fail the pull at once.
   registries = new RegistryClient({ retry: { maxRetries: 0 } });
@@ -50,6 +54,9 @@ afterAll(async () => {
 
 /** The repository a reference names, recording which blobs the pull downloads. */
 const source = (reference: string) => recordingSource(registries.repository(reference));
+
+/** `ctr` in the test namespace; its stdout. */
+const ctr = async (args: string[]) => (await ctd.ctr(args)).stdout;
 
 async function expectPullError(promise: Promise<unknown>, code: string): Promise<PullError> {
   const err = (await promise.then(
@@ -101,8 +108,8 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     // No extraction snapshot is left behind.
     expect((await snapshots.list()).map((s) => s.name).sort()).toEqual([...chains].sort());
 
-    expect(await ctd.ctr(NS, ['images', 'ls', '-q'])).toContain(ref);
-    const hello = await ctd.ctr(NS, [
+    expect(await ctr(['images', 'ls', '-q'])).toContain(ref);
+    const hello = await ctr([
       'run',
       '--rm',
       '--snapshotter',
@@ -114,7 +121,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
       '/etc/hello.txt',
     ]);
     expect(hello).toBe(HELLO);
-    const motd = await ctd.ctr(NS, [
+    const motd = await ctr([
       'run',
       '--rm',
       '--snapshotter',
@@ -149,7 +156,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     const top = config.labels[`containerd.io/gc.ref.snapshot.${SNAPSHOTTER}`]!;
     expect((await client.snapshots(SNAPSHOTTER).stat(top)).kind).toBe('COMMITTED');
     expect(
-      await ctd.ctr(NS, [
+      await ctr([
         'run',
         '--rm',
         '--snapshotter',
