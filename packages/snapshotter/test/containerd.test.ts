@@ -3,7 +3,7 @@
 import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
+import { startContainerd, type TestContainerd, unmountAllBelow } from '@soci-ts/testing/containerd';
 import { run } from '@soci-ts/testing/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type SnapshotterConfig } from '../src/config.js';
@@ -87,10 +87,7 @@ describe('with containerd 1.6 as proxy snapshotter "soci"', () => {
   afterAll(async () => {
     await containerd?.stop();
     await daemon?.close();
-    const mounts = (await run('findmnt', ['-rn', '-o', 'TARGET'])).stdout
-      .split('\n')
-      .filter((t) => t.startsWith(`${dir}/`));
-    for (const m of mounts.reverse()) await run('umount', ['-l', m]).catch(() => undefined);
+    await unmountAllBelow(dir);
     await rm(dir, { recursive: true, force: true });
   }, 120_000);
 

@@ -85,7 +85,7 @@ async function pidsMentioning(needle: string): Promise<number[]> {
 }
 
 /** Mount targets below `dir`, deepest first, as findmnt lists them. */
-async function mountsBelow(dir: string): Promise<string[]> {
+export async function mountsBelow(dir: string): Promise<string[]> {
   const { stdout } = await run('findmnt', ['-rn', '-o', 'TARGET']).catch(() => ({ stdout: '' }));
   return stdout
     .split('\n')
@@ -94,6 +94,13 @@ async function mountsBelow(dir: string): Promise<string[]> {
     )
     .filter((target) => target.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
+}
+
+/** Lazily unmounts everything mounted below `dir` (container rootfs, overlay or FUSE layers). */
+export async function unmountAllBelow(dir: string): Promise<void> {
+  for (const target of await mountsBelow(dir)) {
+    await run('umount', ['-l', target]).catch(() => undefined);
+  }
 }
 
 /** Starts containerd as root with a config that points the proxy plugin at `snapshotterSocket`. */
@@ -124,9 +131,7 @@ export async function startContainerd(options: ContainerdOptions): Promise<TestC
         process.kill(pid, 'SIGKILL');
       } catch {}
     }
-    for (const target of await mountsBelow(dir)) {
-      await run('umount', ['-l', target]).catch(() => undefined);
-    }
+    await unmountAllBelow(dir);
     await new Promise<void>((resolve) => log.end(resolve));
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   };
