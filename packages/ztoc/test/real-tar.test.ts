@@ -2,7 +2,16 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildZtoc, extractFileBytes, type FileMetadata, parseModTime, type Ztoc } from '../src/index.js';
+import {
+  buildZtoc,
+  decodeZtoc,
+  encodeZtoc,
+  extractFileBytes,
+  type FileMetadata,
+  parseModTime,
+  type Ztoc,
+  ZtocReader,
+} from '../src/index.js';
 import { chunked, fetchFrom, makeTree, type PyEntry, pythonList, run } from './tools.js';
 
 const work = mkdtempSync(join(tmpdir(), 'ztoc-real-'));
@@ -55,6 +64,10 @@ describe.each(Object.keys(FORMATS))('GNU tar --format=%s', (format) => {
     expect(ztoc.compressionInfo.spanDigests.length).toBeGreaterThan(20);
     matchesPython(ztoc.toc, pythonList(tarPath));
     await matchesExtractedTree(ztoc, tar, blob, join(work, `${format}-x`));
+    const encoded = encodeZtoc(ztoc);
+    expect(decodeZtoc(encoded)).toEqual(ztoc);
+    const reader = new ZtocReader(encoded);
+    expect(reader.findFile('big.bin')).toEqual(ztoc.toc.find((f) => f.name === './big.bin'));
   });
 
   it('indexes the plain tar (uncompressed layer)', async () => {
