@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spanLayout } from '@soci-ts/ztoc';
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiskSpanCache, LazyFsError, RemoteLayer, type RemoteLayerOptions } from '../src/index.js';
 import {
   type BuiltLayer,
@@ -33,6 +33,10 @@ beforeAll(async () => {
     spanSize: SPAN,
     compression: 'uncompressed',
   });
+});
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });
 
 function require_random(n: number): Uint8Array {

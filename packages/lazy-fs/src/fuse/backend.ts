@@ -36,7 +36,8 @@ export type Reply<T> = (errno: number, value?: T) => void;
 export interface FuseOps {
   init?(reply: (errno: number) => void): void;
   getattr(path: string, reply: Reply<FuseStat>): void;
-  readdir(path: string, reply: Reply<string[]>): void;
+  /** Names with their stats: the kernel takes each entry's type from them (overlayfs needs it to see whiteouts). */
+  readdir(path: string, reply: (errno: number, names?: string[], stats?: FuseStat[]) => void): void;
   open(path: string, flags: number, reply: Reply<number>): void;
   /** Fills `buffer` (its length is the request size); replies with the byte count or a negative errno. */
   read(

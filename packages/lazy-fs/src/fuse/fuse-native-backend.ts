@@ -2,7 +2,14 @@ import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { LazyFsError } from '../errors.js';
-import { Errno, type FuseBackend, type FuseMount, type FuseMountOptions, type FuseOps } from './backend.js';
+import {
+  Errno,
+  type FuseBackend,
+  type FuseMount,
+  type FuseMountOptions,
+  type FuseOps,
+  type FuseStat,
+} from './backend.js';
 import { forceUnmount, forceUnmountSync, isMounted } from './mount-table.js';
 
 // fuse-native is CommonJS without types; these are the parts we use.
@@ -68,12 +75,12 @@ function trackForExit(mountpoint: string): void {
 export class FuseNativeBackend implements FuseBackend {
   async mount(mountpoint: string, ops: FuseOps, options: FuseMountOptions): Promise<FuseMount> {
     const mnt = resolve(mountpoint);
-    await mkdir(mnt, { recursive: true });
-    // A mount left by a process that died answers ENOTCONN; clear it before mounting again.
-    if (await isMounted(mnt)) await forceUnmount(mnt);
     const Fuse = fuseClass();
     const fuse = new Fuse(mnt, toNativeOps(ops), nativeOptions(options));
     try {
+      await mkdir(mnt, { recursive: true });
+      // A mount left by a process that died answers ENOTCONN; clear it before mounting again.
+      if (await isMounted(mnt)) await forceUnmount(mnt);
       await withTimeout(
         new Promise<void>((ok, fail) => fuse.mount((err) => (err ? fail(err) : ok()))),
         30_000,
@@ -148,25 +155,9 @@ function toNativeOps(ops: FuseOps): object {
   const native: Record<string, unknown> = {
     init: (cb: NodeCallback) => (ops.init ? ops.init((e) => cb(-e)) : cb(0)),
     getattr: (path: string, cb: NodeCallback) =>
-      ops.getattr(path, (e, st) =>
-        e
-          ? cb(-e)
-          : cb(0, {
-              mode: st!.mode,
-              uid: st!.uid,
-              gid: st!.gid,
-              size: st!.size,
-              nlink: st!.nlink,
-              ino: st!.ino,
-              rdev: st!.rdev,
-              blocks: st!.blocks,
-              blksize: st!.blksize,
-              mtime: st!.mtimeMs,
-              atime: st!.atimeMs,
-              ctime: st!.ctimeMs,
-            }),
-      ),
-    readdir: (path: string, cb: NodeCallback) => ops.readdir(path, (e, names) => (e ? cb(-e) : cb(0, names))),
+      ops.getattr(path, (e, st) => (e ? cb(-e) : cb(0, nativeStat(st!)))),
+    readdir: (path: string, cb: NodeCallback) =>
+      ops.readdir(path, (e, names, stats) => (e ? cb(-e) : cb(0, names, stats?.map(nativeStat)))),
     open: (path: string, flags: number, cb: NodeCallback) =>
       ops.open(path, flags, (e, fh) => (e ? cb(-e) : cb(0, fh))),
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NodeCallback) =>
@@ -185,6 +176,24 @@ function toNativeOps(ops: FuseOps): object {
     native[name] = (...args: unknown[]) => (args[args.length - 1] as NodeCallback)(-Errno.EROFS);
   }
   return native;
+}
+
+/** fuse-native's stat object (times in ms). */
+function nativeStat(st: FuseStat): object {
+  return {
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    nlink: st.nlink,
+    ino: st.ino,
+    rdev: st.rdev,
+    blocks: st.blocks,
+    blksize: st.blksize,
+    mtime: st.mtimeMs,
+    atime: st.atimeMs,
+    ctime: st.ctimeMs,
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

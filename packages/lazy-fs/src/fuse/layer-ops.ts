@@ -37,6 +37,17 @@ export function layerOps(layer: RemoteLayer): FuseOps {
     }
     return st;
   };
+  const dirStats = new WeakMap<Inode, FuseStat[]>();
+  /** Stats in `names` order ('.', '..', children); '..' borrows the directory's own (only its type is used). */
+  const entryStatsOf = (dir: Inode): FuseStat[] => {
+    let list = dirStats.get(dir);
+    if (!list) {
+      const own = statOf(dir);
+      list = [own, own, ...[...dir.children!.values()].map(statOf)];
+      dirStats.set(dir, list);
+    }
+    return list;
+  };
   let totalBytes = 0;
   for (const [, inode] of tree.walk()) if (inode.kind === 'file') totalBytes += inode.size;
   const statfs: FuseStatfs = {
@@ -60,8 +71,8 @@ export function layerOps(layer: RemoteLayer): FuseOps {
     readdir(path, reply) {
       const inode = tree.lookup(path);
       if (!inode) reply(Errno.ENOENT);
-      else if (!inode.names) reply(20 /* ENOTDIR */);
-      else reply(0, inode.names);
+      else if (!inode.names || !inode.children) reply(20 /* ENOTDIR */);
+      else reply(0, inode.names, entryStatsOf(inode));
     },
     open(path, flags, reply) {
       const inode = tree.lookup(path);
