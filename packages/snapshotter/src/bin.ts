@@ -67,7 +67,11 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`soci-snapshotter: ${(err as Error)?.stack ?? String(err)}\n`);
+    // Errors with a code are ours and say what to do; anything else gets its stack for a bug report.
+    const known = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
+    process.stderr.write(
+      `soci-snapshotter: ${known ? (err as Error).message : ((err as Error)?.stack ?? String(err))}\n`,
+    );
     process.exitCode = 1;
   },
 );

@@ -62,6 +62,21 @@ function validateLabels(labels: Record<string, string>): Record<string, string> 
 
 const nowIso = () => new Date().toISOString();
 
+/** Settles with `p`, or with 'timeout' once `ms` have passed. */
+async function raceTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(resolve, ms, 'timeout');
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function toInfo(r: SnapshotRecord): SnapshotInfo {
   return {
     name: r.name,
@@ -123,6 +138,10 @@ export class Snapshotter {
       options.logger.info({ removed }, 'removed snapshot directories left by an interrupted operation');
     await sn.restoreRemoteSnapshots();
     return sn;
+  }
+
+  private get mountTimeoutMs(): number {
+    return this.options.mountTimeoutMs ?? 30_000;
   }
 
   private get log(): Logger {
@@ -401,11 +420,7 @@ export class Snapshotter {
     const attempt = new AbortController();
     const onClose = () => attempt.abort();
     this.closing.signal.addEventListener('abort', onClose);
-    const timeoutMs = this.options.mountTimeoutMs ?? 30_000;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs);
-    });
+    const timeoutMs = this.mountTimeoutMs;
     const pending = this.remote
       .prepareRemote({
         key: record.name,
@@ -418,7 +433,7 @@ export class Snapshotter {
       .catch((err: unknown) => ({ error: err }));
     const log = this.log.child({ key: record.name, target });
     try {
-      const result = await Promise.race([pending, timedOut]);
+      const result = await raceTimeout(pending, timeoutMs);
       if (result === 'timeout') {
         attempt.abort();
         log.warn({ timeoutMs }, 'remote mount timed out; falling back to local unpack');
@@ -440,7 +455,6 @@ export class Snapshotter {
         return false;
       }
     } finally {
-      clearTimeout(timer);
       this.closing.signal.removeEventListener('abort', onClose);
     }
     try {

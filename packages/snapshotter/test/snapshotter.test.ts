@@ -245,4 +245,21 @@ describe('Snapshotter remote flow', () => {
       expect(sn.stat('sha256:slow').labels[REMOTE_LABEL]).toBeUndefined();
     });
   });
+
+  it('starts even when restoring a remote layer hangs (gives up after the mount timeout)', async () => {
+    await withTempDir(async (root) => {
+      const first = await open(root, { remote: new FakeRemote(async () => 'mounted') });
+      await expectCode(first.prepare('k', '', labels('sha256:r')), 'ALREADY_EXISTS');
+      await first.close();
+      let signal: AbortSignal | undefined;
+      const hanging = new FakeRemote(async () => 'mounted');
+      hanging.restore = (req: { signal: AbortSignal }) => {
+        signal = req.signal;
+        return new Promise<void>(() => {});
+      };
+      const again = await open(root, { remote: hanging, mountTimeoutMs: 20 });
+      expect(signal?.aborted).toBe(true);
+      expect(again.stat('sha256:r').kind).toBe('committed');
+    });
+  });
 });
