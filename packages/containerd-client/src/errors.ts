@@ -51,7 +51,10 @@ export function fromGrpcError(method: string, err: unknown): ContainerdError {
   const grpcErr = err as Partial<ServiceError>;
   const code = (typeof grpcErr.code === 'number' && BY_GRPC_STATUS[grpcErr.code as GrpcStatus]) || 'UNKNOWN';
   let message = grpcErr.details || (err instanceof Error ? err.message : String(err));
-  if (code === 'UNAVAILABLE') message += ' (is containerd running and is the socket address right?)';
+  // UNAVAILABLE is also containerd's answer for a locked ingest ref; only a connection failure gets the hint.
+  if (code === 'UNAVAILABLE' && !/\blocked\b/.test(message)) {
+    message += ' (is containerd running and is the socket address right?)';
+  }
   return new ContainerdError(code, method, message, { cause: err });
 }
 

@@ -170,6 +170,18 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     ).toBe(HELLO);
   });
 
+  test('two concurrent pulls of the same image both succeed and leave one set of snapshots', async () => {
+    const fresh = client.withNamespace('pull-concurrent');
+    const reports = await Promise.all(
+      [0, 1].map(() => pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, registry: source(ref) })),
+    );
+    expect(reports[0]!.chainId).toBe(reports[1]!.chainId);
+    const snapshots = await fresh.snapshots(SNAPSHOTTER).list();
+    expect(snapshots.map((s) => s.kind)).toEqual(['COMMITTED', 'COMMITTED', 'COMMITTED']);
+    expect(await fresh.content.listStatuses()).toEqual([]);
+    expect((await fresh.images.list()).map((i) => i.name)).toEqual([ref]);
+  });
+
   test('a missing image is IMAGE_NOT_FOUND and leaves nothing behind', async () => {
     const fresh = client.withNamespace('pull-missing');
     const missing = `${server.host}/e2e/nothing-here:v1`;

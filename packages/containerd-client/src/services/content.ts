@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ContainerdError, isAlreadyExists } from '../errors.js';
+import { ContainerdError, isAlreadyExists, isContainerdError } from '../errors.js';
 import { type CallScope, type Connection, DuplexExchange, serverStream, unary } from '../transport.js';
 import { type ContentInfo, type Labels, toDate, type WireTimestamp } from '../types.js';
 
@@ -32,6 +32,7 @@ interface WriteResponse {
 
 /** Largest piece sent per Write message; well under containerd's 16 MiB message limit. */
 const WRITE_CHUNK = 1024 * 1024;
+const DEFAULT_LOCK_WAIT_MS = 60_000;
 
 export interface WriteBlobOptions {
   /** Ingest reference; containerd locks it while a write is open (e.g. `layer-sha256:...`). */
@@ -45,6 +46,8 @@ export interface WriteBlobOptions {
   data: BlobData | (() => BlobData | Promise<BlobData>);
   /** Labels for the committed blob (also applied when the blob already existed). */
   labels?: Labels;
+  /** How long to wait while another writer holds the same ref (default 60 s). */
+  lockWaitMs?: number;
 }
 
 export interface WriteBlobResult {
@@ -148,17 +151,8 @@ export class ContentService {
    */
   async writeBlob(options: WriteBlobOptions): Promise<WriteBlobResult> {
     const { ref, expected } = options;
-    const exchange = new DuplexExchange<WriteRequest, WriteResponse>(
-      this.conn,
-      this.scope,
-      'content',
-      'Write',
-    );
-    try {
-      await exchange.send({ action: 'STAT', ref, total: expected.size, expected: expected.digest });
-    } catch (err) {
-      exchange.cancel();
-      if (!isAlreadyExists(err)) throw err;
+    const exchange = await this.openWriter(ref, expected, options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS);
+    if (!exchange) {
       if (options.labels && Object.keys(options.labels).length > 0)
         await this.updateLabels(expected.digest, options.labels);
       return { digest: expected.digest, size: expected.size, existed: true, written: 0 };
@@ -212,6 +206,38 @@ export class ContentService {
       }
       await this.abort(ref).catch(() => undefined);
       throw err;
+    }
+  }
+
+  /**
+   * Opens a Write stream with STAT; undefined when containerd already has the blob. While another
+   * writer holds the same ingest ref (a concurrent pull of the same blob), containerd answers
+   * UNAVAILABLE "ref locked": wait and retry like containerd's content.OpenWriter, until the other
+   * writer commits (then the blob exists) or `lockWaitMs` has passed.
+   */
+  private async openWriter(
+    ref: string,
+    expected: { digest: string; size: number },
+    lockWaitMs: number,
+  ): Promise<DuplexExchange<WriteRequest, WriteResponse> | undefined> {
+    const deadline = Date.now() + lockWaitMs;
+    for (let delay = 10; ; delay = Math.min(delay * 2, 250)) {
+      const exchange = new DuplexExchange<WriteRequest, WriteResponse>(
+        this.conn,
+        this.scope,
+        'content',
+        'Write',
+      );
+      try {
+        await exchange.send({ action: 'STAT', ref, total: expected.size, expected: expected.digest });
+        return exchange;
+      } catch (err) {
+        exchange.cancel();
+        if (isAlreadyExists(err)) return undefined;
+        const locked = isContainerdError(err, 'UNAVAILABLE') && /\blocked\b/.test(err.message);
+        if (!locked || Date.now() + delay > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
   }
 }
