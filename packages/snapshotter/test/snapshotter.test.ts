@@ -7,6 +7,7 @@ import {
   type RemoteLayerSource,
   type RemotePrepareRequest,
   type RemotePrepareResult,
+  type RemoteRestoreRequest,
   TARGET_REF_LABEL,
 } from '../src/remote.js';
 import { type RemoteOutcome, Snapshotter } from '../src/snapshotter.js';
@@ -43,7 +44,7 @@ class FakeRemote implements RemoteLayerSource {
     if (result === 'mounted') await writeFile(join(req.mountpoint, 'remote-marker'), req.target);
     return result;
   }
-  async restore(req: { name: string }) {
+  async restore(req: RemoteRestoreRequest) {
     this.restored.push(req.name);
   }
   async unmount(mountpoint: string) {
@@ -253,7 +254,7 @@ describe('Snapshotter remote flow', () => {
       await first.close();
       let signal: AbortSignal | undefined;
       const hanging = new FakeRemote(async () => 'mounted');
-      hanging.restore = (req: { signal: AbortSignal }) => {
+      hanging.restore = (req: RemoteRestoreRequest) => {
         signal = req.signal;
         return new Promise<void>(() => {});
       };
