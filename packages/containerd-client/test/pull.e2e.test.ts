@@ -182,6 +182,48 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     expect((await fresh.images.list()).map((i) => i.name)).toEqual([ref]);
   });
 
+  test('a layer whose bytes do not match its digest is DIGEST_MISMATCH and leaves nothing half-made', async () => {
+    const fresh = client.withNamespace('pull-corrupt');
+    const real = source(ref);
+    const corrupting: ImageSource = {
+      fetchImageManifest: real.fetchImageManifest,
+      fetchBlob: async (d) => {
+        const stream = await real.fetchBlob(d);
+        if (typeof d === 'string' || d.mediaType.includes('config')) return stream;
+        // Same length, one bit flipped in the first chunk, and no verification on the way.
+        return (async function* () {
+          let first = true;
+          for await (const chunk of stream.iterator({ destroyOnReturn: true })) {
+            const copy = Buffer.from(chunk as Buffer);
+            if (first) copy[copy.length - 1]! ^= 1;
+            first = false;
+            yield copy;
+          }
+        })() as unknown as Awaited<ReturnType<ImageSource['fetchBlob']>>;
+      },
+    };
+    await expectPullError(
+      pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, registry: corrupting }),
+      'DIGEST_MISMATCH',
+    );
+    expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
+    expect(await fresh.content.listStatuses()).toEqual([]);
+    expect(await fresh.images.list()).toEqual([]);
+  });
+
+  test('a reference by digest is recorded under that name', async () => {
+    const fresh = client.withNamespace('pull-digest');
+    const byDigest = `${server.host}/e2e/busybox@${manifestDigest}`;
+    const report = await pullImage({
+      client: fresh,
+      ref: byDigest,
+      snapshotter: SNAPSHOTTER,
+      registry: source(byDigest),
+    });
+    expect(report.name).toBe(byDigest);
+    expect((await fresh.images.get(byDigest)).target.digest).toBe(manifestDigest);
+  });
+
   test('a missing image is IMAGE_NOT_FOUND and leaves nothing behind', async () => {
     const fresh = client.withNamespace('pull-missing');
     const missing = `${server.host}/e2e/nothing-here:v1`;
