@@ -489,13 +489,18 @@ export class Snapshotter {
     for (const r of this.store.all()) {
       if (r.kind !== 'committed' || r.labels[REMOTE_LABEL] === undefined) continue;
       const mountpoint = this.upperPath(r.id);
+      const attempt = new AbortController();
       try {
-        await this.remote.restore({
+        const restored = this.remote.restore({
           name: r.name,
           labels: r.labels,
           mountpoint,
-          signal: this.closing.signal,
+          signal: attempt.signal,
         });
+        if ((await raceTimeout(restored, this.mountTimeoutMs)) === 'timeout') {
+          attempt.abort();
+          throw new Error(`no answer within ${this.mountTimeoutMs} ms`);
+        }
         this.log.info({ name: r.name }, 'remote snapshot restored');
       } catch (err) {
         this.log.error(
