@@ -109,6 +109,8 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     expect((await snapshots.list()).map((s) => s.name).sort()).toEqual([...chains].sort());
 
     expect(await ctr(['images', 'ls', '-q'])).toContain(ref);
+    // ctr run must find the image already unpacked: with the layer blobs gone it could not unpack again.
+    for (const l of report.layers) await client.content.delete(l.digest);
     const hello = await ctr([
       'run',
       '--rm',
