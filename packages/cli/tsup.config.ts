@@ -16,5 +16,7 @@ export default defineConfig({
     options.conditions = ['source', 'import', 'node'];
   },
   // Bundled CommonJS dependencies may call require(); give ESM output one.
-  banner: { js: "import { createRequire as __socitsCreateRequire } from 'node:module'; const require = __socitsCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __socitsCreateRequire } from 'node:module'; const require = __socitsCreateRequire(import.meta.url);",
+  },
 });

@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '@soci-ts/testing';
+import { describe, expect, it } from 'vitest';
+import { bufferIo, main } from '../src/index.js';
+import { formatRow, Progress } from '../src/progress.js';
+import { soci, tempRoot } from './helpers.js';
+
+describe('soci program', () => {
+  it('--help lists the commands and exits 0; an unknown command exits 1', async () => {
+    const io = bufferIo();
+    expect(await main(['--help'], io)).toBe(0);
+    for (const cmd of ['create', 'push', 'convert', 'index', 'ztoc', 'cat']) expect(io.stdout).toContain(cmd);
+    const bad = await soci('frobnicate');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/unknown command/);
+  });
+
+  it('rejects bad flag values with one line that names the flag', async () => {
+    const root = await tempRoot();
+    for (const [args, flag] of [
+      [['create', 'oci:/nonexistent', '--span-size', 'big'], '--span-size'],
+      [['push', 'x/y:z', '--existing-index', 'maybe'], '--existing-index'],
+      [['index', 'rm'], 'soci index rm'],
+    ] as const) {
+      const r = await soci(...args, '--root', root);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(flag);
+    }
+  });
+
+  it('index list on an empty store prints only the header; --json prints []', async () => {
+    const root = await tempRoot();
+    expect((await soci('index', 'list', '--root', root)).stdout).toMatch(/^DIGEST\s+SIZE/);
+    expect(JSON.parse((await soci('index', 'list', '--root', root, '--json')).stdout)).toEqual([]);
+  });
+});
+
+describe('progress', () => {
+  it('draws rows with bytes and MB/s only when enabled', () => {
+    let t = 0;
+    const io = bufferIo({ isTTY: true });
+    const p = new Progress(io, true, () => t);
+    p.update('a', { label: 'layer-a', total: 4e6, done: 0, state: 'reading' });
+    t = 1000;
+    p.update('a', { done: 2e6 });
+    p.update('a', { done: 4e6, state: 'done' });
+    expect(io.stderr).toContain('4.0/4.0 MB');
+    expect(io.stderr).toContain('4.0 MB/s');
+    const quiet = bufferIo({ isTTY: true });
+    new Progress(quiet, false).update('a', { done: 1 });
+    expect(quiet.stderr).toBe('');
+    expect(formatRow({ label: 'x', total: 0, done: 0, state: 'skipped', startedAt: 0 }, 0)).toMatch(
+      /x\s+0.0 MB\s+skipped/,
+    );
+  });
+});
+
+describe('built bin', () => {
+  const bin = join(import.meta.dirname, '..', 'dist', 'bin.js');
+  it.skipIf(!existsSync(bin))('runs as a process: --version, and a one-line error with exit 1', async () => {
+    expect((await run('node', [bin, '--version'])).stdout.trim()).toBe('0.1.0');
+    const err = await run('node', [bin, 'create', 'NOT A REF']).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/exited with 1: soci: invalid image reference/);
+  });
+});
