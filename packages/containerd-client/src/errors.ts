@@ -79,7 +79,8 @@ export type PullErrorCode =
   | 'DIGEST_MISMATCH'
   | 'UNPACK_DISABLED'
   | 'UNPACK_FAILED'
-  | 'CONTAINERD_ERROR';
+  | 'CONTAINERD_ERROR'
+  | 'ABORTED';
 
 export class PullError extends Error {
   override readonly name = 'PullError';

@@ -226,6 +226,37 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     expect((await fresh.images.get(byDigest)).target.digest).toBe(manifestDigest);
   });
 
+  test('an abort between layers is ABORTED and leaves no snapshot, image or lease', async () => {
+    const fresh = client.withNamespace('pull-abort');
+    const controller = new AbortController();
+    const real = source(ref);
+    const aborting: ImageSource = {
+      fetchImageManifest: real.fetchImageManifest,
+      fetchBlob: async (d) => {
+        // Abort while the first layer downloads: that layer completes, the next one never starts.
+        if (typeof d !== 'string' && !d.mediaType.includes('config')) controller.abort();
+        return real.fetchBlob(d);
+      },
+    };
+    await expectPullError(
+      pullImage({
+        client: fresh,
+        ref,
+        snapshotter: SNAPSHOTTER,
+        registry: aborting,
+        signal: controller.signal,
+      }),
+      'ABORTED',
+    );
+    expect(real.blobs).toHaveLength(2); // config and the first layer only
+    expect(await fresh.images.list()).toEqual([]);
+    expect(await fresh.leases.list()).toEqual([]);
+    // What was committed before the abort is left to containerd's garbage collector.
+    const lease = await fresh.leases.create();
+    await fresh.leases.delete(lease.id, { sync: true });
+    expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
+  });
+
   test('a missing image is IMAGE_NOT_FOUND and leaves nothing behind', async () => {
     const fresh = client.withNamespace('pull-missing');
     const missing = `${server.host}/e2e/nothing-here:v1`;

@@ -45,6 +45,11 @@ export interface PullImageOptions {
    * apply it through containerd's Diff service (true, the default), or fail with UNPACK_DISABLED.
    */
   unpackFallback?: boolean;
+  /**
+   * Stops the pull between steps (before each layer, and before the image record is written); the
+   * lease is deleted and an unfinished extraction snapshot removed as on any failure.
+   */
+  signal?: AbortSignal;
   /** Labels for the image record. */
   imageLabels?: Labels;
   /** How long the pull's lease lives if this process dies mid-pull (default one hour). */
@@ -99,6 +104,11 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
   const unpackFallback = options.unpackFallback ?? true;
   let bytesFetched = 0;
 
+  const checkAborted = () => {
+    if (options.signal?.aborted)
+      throw new PullError('ABORTED', `pull of ${name} was aborted`, { cause: options.signal.reason });
+  };
+  checkAborted();
   const resolved = await resolveManifest(options.registry, reference, name, platform);
   bytesFetched += resolved.fetched;
   const { manifestDesc, manifest } = resolved;
@@ -138,6 +148,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
     const snapshots = client.snapshots(options.snapshotter);
     const layers: LayerReport[] = [];
     for (const [index, layer] of manifest.layers.entries()) {
+      checkAborted();
       const report = await pullLayer({
         client,
         snapshots,
@@ -163,6 +174,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
         client.content.updateLabels(manifest.config.digest, configSnapshotGcLabel(options.snapshotter, top)),
       );
     }
+    checkAborted();
     await containerd('record image', () =>
       upsertImage(client, { name, target: manifestDesc, labels: options.imageLabels ?? {} }),
     );
