@@ -4,7 +4,7 @@ import { defineConfig } from 'tsup';
 // with their few npm dependencies, so `pnpm --filter soci-cli build` alone gives a working
 // dist/bin.js, whatever state the other packages' dist folders are in.
 export default defineConfig({
-  entry: ['src/index.ts', 'src/bin.ts'],
+  entry: ['src/index.ts', 'src/bin.ts', 'src/ztoc-worker.ts'],
   format: ['esm'],
   dts: { entry: 'src/index.ts' },
   sourcemap: true,

@@ -11,7 +11,7 @@ import {
   type TestRegistry,
 } from '@soci-ts/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildFixtureImage, type FixtureImage } from './fixture.js';
+import { buildFixtureImage, type FixtureImage } from '../../soci-index/test/fixture.js';
 import { readBytes, regularFiles, soci, sociOk, tempRoot } from './helpers.js';
 
 const BUILD = ['--min-layer-size', '65536', '--span-size', '65536', '--quiet'];

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { buildZtoc, encodeZtoc, type Ztoc } from '@soci-ts/ztoc';
+import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
 import { mapConcurrent } from './concurrency.js';
 import {
   BUILD_TOOL_IDENTIFIER,
@@ -21,6 +21,7 @@ import { buildIndexManifest, type SociIndex, type ZtocRef } from './index-manife
 import { layerCompression } from './layer-kind.js';
 import type { Descriptor, ImageManifest } from './oci.js';
 import type { ImageSource } from './source.js';
+import { inThreadZtocBuilder, type ZtocBuilder } from './ztoc-builder.js';
 
 export interface BuildProgress {
   /** Digest of the image manifest being indexed. */
@@ -46,6 +47,8 @@ export interface BuildOptions {
   concurrency?: number;
   buildToolIdentifier?: string;
   onProgress?: (progress: BuildProgress) => void;
+  /** How a layer stream becomes a zTOC (default: in this thread; see createWorkerPool). */
+  ztocBuilder?: ZtocBuilder;
 }
 
 export interface LayerResult {
@@ -115,8 +118,12 @@ export async function buildSociIndex(
         }
       }
       let ztoc: Ztoc;
+      let bytes: Uint8Array;
       try {
-        ztoc = await buildZtoc(counted(), { spanSize, compression, buildToolIdentifier });
+        const builder = options.ztocBuilder ?? inThreadZtocBuilder;
+        const built = await builder(counted(), { spanSize, compression, buildToolIdentifier });
+        bytes = built.bytes;
+        ztoc = built.ztoc ?? decodeZtoc(bytes);
       } catch (err) {
         if (err instanceof SociIndexError) throw err;
         throw new SociIndexError(
@@ -132,7 +139,6 @@ export async function buildSociIndex(
           `layer ${layer.digest} of ${source.reference} has different content (${actual}); the image source is corrupt`,
         );
       }
-      const bytes = encodeZtoc(ztoc);
       const ref: ZtocRef = {
         digest: sha256Digest(bytes),
         size: bytes.length,

@@ -58,3 +58,6 @@ export { copyBlob, existingV1Indexes, pushSociIndex, type SociIndexArtifact } fr
 export { RegistrySource } from './registry-source.js';
 export type { ImageSource } from './source.js';
 export { ANNOTATION_CREATED, ANNOTATION_IMAGE_REF, LocalStore, type StoredIndex } from './store.js';
+export { createWorkerPool, type WorkerPool } from './worker-pool.js';
+export { type BuiltZtoc, inThreadZtocBuilder, type ZtocBuilder } from './ztoc-builder.js';
+export { runZtocWorker } from './ztoc-worker.js';

@@ -9,6 +9,7 @@ import { action } from '../main.js';
 import { platformText } from '../platform-text.js';
 import { openRepository } from '../registry.js';
 import { isLocalReference, openSource } from '../sources.js';
+import { ztocBuilder } from '../workers.js';
 import {
   type BuildFlags,
   buildOptionsFrom,
@@ -42,8 +43,10 @@ export function registerConvert(program: Command, io: Io): void {
         const onProgress = new Map(
           images.map((image) => [image.descriptor.digest, layerProgress(progress, image)]),
         );
+        const buildOptions = buildOptionsFrom(flags);
         const converted = await convertImage(source, root, images, {
-          ...buildOptionsFrom(flags),
+          ...buildOptions,
+          ztocBuilder: ztocBuilder(ctx, buildOptions.concurrency),
           onProgress: (p) => onProgress.get(p.imageDigest)?.(p),
         });
         const store = await ctx.store();

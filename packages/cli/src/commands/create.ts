@@ -22,6 +22,7 @@ import { action } from '../main.js';
 import { platformText } from '../platform-text.js';
 import type { Progress } from '../progress.js';
 import { openSource } from '../sources.js';
+import { ztocBuilder } from '../workers.js';
 
 export interface BuildFlags {
   spanSize: string;
@@ -101,10 +102,12 @@ export async function createIndexes(ctx: Context, ref: string, flags: BuildFlags
   const images = await selectImages(source, await loadImageRoot(source), flags);
   const progress = ctx.progress();
   const store = await ctx.store();
+  const builder = ztocBuilder(ctx, options.concurrency);
   const created = [];
   for (const image of images) {
     const built = await buildSociIndex(source, image, {
       ...options,
+      ztocBuilder: builder,
       version: 'v1',
       onProgress: layerProgress(progress, image),
     });
