@@ -65,7 +65,13 @@ describe.each(Object.keys(FORMATS))('GNU tar --format=%s', (format) => {
     matchesPython(ztoc.toc, pythonList(tarPath));
     await matchesExtractedTree(ztoc, tar, blob, join(work, `${format}-x`));
     const encoded = encodeZtoc(ztoc);
-    expect(decodeZtoc(encoded)).toEqual(ztoc);
+    // Compare the 32 KiB-window checkpoint blob as bytes: toEqual walks big arrays slowly.
+    const { compressionInfo, ...rest } = decodeZtoc(encoded);
+    expect(Buffer.from(compressionInfo.checkpoints).equals(ztoc.compressionInfo.checkpoints)).toBe(true);
+    expect({ ...rest, compressionInfo: { ...compressionInfo, checkpoints: null } }).toEqual({
+      ...ztoc,
+      compressionInfo: { ...ztoc.compressionInfo, checkpoints: null },
+    });
     const reader = new ZtocReader(encoded);
     expect(reader.findFile('big.bin')).toEqual(ztoc.toc.find((f) => f.name === './big.bin'));
   });
