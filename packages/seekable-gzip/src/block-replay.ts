@@ -11,6 +11,7 @@ import {
   Z_BLOCK,
   Z_BUF_ERROR,
   Z_OK,
+  Z_STREAM_END,
 } from './raw-inflate.js';
 import type { RetainedInput } from './retained-input.js';
 import type { Checkpoint } from './types.js';
@@ -34,16 +35,18 @@ export interface ReplayStart {
 
 const SCRATCH = new Uint8Array(64 * 1024);
 
-/** Every block boundary in (from.in, toIn], in order, the last one at `toIn`; null if no alignment fits. */
+/**
+ * Every block boundary in (from.in, toIn], in order; null if no alignment fits. `to` is either a block
+ * boundary (the last one returned) or, with `memberEnd`, the end of the member's final block.
+ */
 export function replayBlocks(
   input: RetainedInput,
   from: ReplayStart,
-  toIn: number,
-  toOut: number,
+  to: { in: number; out: number; memberEnd: boolean },
 ): Checkpoint[] | null {
   const candidates = from.bits === null ? [0, 1, 2, 3, 4, 5, 6, 7] : [from.bits];
   for (const bits of candidates) {
-    const found = replayWith(input, from, bits, toIn, toOut);
+    const found = replayWith(input, from, bits, to.in, to.out, to.memberEnd);
     if (found) return found;
   }
   return null;
@@ -55,6 +58,7 @@ function replayWith(
   bits: number,
   toIn: number,
   toOut: number,
+  memberEnd: boolean,
 ): Checkpoint[] | null {
   if (bits !== 0 && from.in - 1 < input.start) return null;
   const strm = newRawStream();
@@ -74,13 +78,24 @@ function replayWith(
       strm.avail_out = SCRATCH.length;
       const ret = runInflate(strm, Z_BLOCK);
       out += strm.next_out;
+      if (ret === Z_STREAM_END && memberEnd) {
+        return pieceStart + strm.next_in === toIn && out === toOut ? found : null;
+      }
       if (ret !== Z_OK && ret !== Z_BUF_ERROR) return null; // data error, or a final block: wrong alignment
       if (out > toOut) return null;
       const dataType = strm.data_type;
+      if (
+        (dataType & (DATA_TYPE_BLOCK_BOUNDARY | DATA_TYPE_LAST_BLOCK)) ===
+        (DATA_TYPE_BLOCK_BOUNDARY | DATA_TYPE_LAST_BLOCK)
+      ) {
+        // Just past the final block (inflate reports Z_STREAM_END only on the next call).
+        const at = pieceStart + strm.next_in;
+        return memberEnd && at === toIn && out === toOut ? found : null;
+      }
       if ((dataType & (DATA_TYPE_BLOCK_BOUNDARY | DATA_TYPE_LAST_BLOCK)) === DATA_TYPE_BLOCK_BOUNDARY) {
         const at = pieceStart + strm.next_in;
         found.push({ in: at, out, bits: dataType & DATA_TYPE_BITS_MASK, window: windowOf(strm) });
-        if (at === toIn) return out === toOut ? found : null;
+        if (at === toIn) return out === toOut && !memberEnd ? found : null;
       }
       if (strm.avail_in === 0 && strm.avail_out > 0) break;
       if (strm.next_out === 0 && strm.next_in === inBefore) return null; // stuck: cannot be the right alignment

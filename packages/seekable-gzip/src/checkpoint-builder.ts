@@ -281,6 +281,7 @@ export class CheckpointBuilder {
       if (r.consumed === 0 && r.produced === 0 && inputLeft > 0 && outputLeft > 0) {
         // zlib is done with this member's deflate stream: the last stop was its end, not a block end.
         this.pendingStop = null;
+        this.atNativeMemberEnd(this.chunkStart + i);
         this.phase = Phase.Trailer;
         return i;
       }
@@ -304,13 +305,25 @@ export class CheckpointBuilder {
     this.lastStop = { in: stop.in, out: stop.out, bits: null, window: stop.window };
     if (!this.checkpointDue(stop.out)) return;
     if (!from) return; // the block was too large to keep for a replay; the next block end will do
-    const boundaries = replayBlocks(this.input, from, stop.in, stop.out);
+    const boundaries = replayBlocks(this.input, from, { in: stop.in, out: stop.out, memberEnd: false });
     if (!boundaries) {
       // Cannot happen for data zlib accepted; keep the index valid by moving on to the next block end.
       return;
     }
     for (const b of boundaries) this.atBoundary(b.in, b.out, b.bits, b.window);
     this.lastStop.bits = boundaries[boundaries.length - 1]!.bits;
+  }
+
+  /**
+   * The member's deflate data ended at `endIn`. Native zlib may have passed block ends without
+   * stopping since the last stop (blocks that ended exactly at a chunk end); if one of them could be
+   * due, replay up to the end to find them.
+   */
+  private atNativeMemberEnd(endIn: number): void {
+    const from = this.lastStop;
+    if (!from || !this.checkpointDue(this.out) || endIn <= from.in) return;
+    const boundaries = replayBlocks(this.input, from, { in: endIn, out: this.out, memberEnd: true });
+    for (const b of boundaries ?? []) this.atBoundary(b.in, b.out, b.bits, b.window);
   }
 
   private checkpointDue(out: number): boolean {

@@ -29,12 +29,21 @@ export async function decodeSpan(
   const plan = planSpanDecode(index, spanId, compressed, range);
   if (plan.length === 0) return new Uint8Array(0);
   const zlib = await loadNodeZlib();
-  if (zlib) {
-    const out = await inflateNative(zlib, plan, compressed);
-    if (out) return out;
-  }
+  const out = zlib ? await inflateNative(zlib, plan, compressed) : null;
   // The JS decoder handles member boundaries and reports bad bytes with a typed error.
-  return decodePlannedSync(plan, compressed);
+  return out ?? decodePlannedSync(plan, compressed);
+}
+
+/** The native path alone (internal, for tests): null where decodeSpan would fall back to JS. */
+export async function decodeSpanNativeOnly(
+  index: GzipIndex,
+  spanId: number,
+  compressed: Uint8Array,
+  range?: { offset: number; length: number },
+): Promise<Uint8Array | null> {
+  const plan = planSpanDecode(index, spanId, compressed, range);
+  const zlib = await loadNodeZlib();
+  return zlib ? inflateNative(zlib, plan, compressed) : null;
 }
 
 /**

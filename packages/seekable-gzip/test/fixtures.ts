@@ -126,7 +126,10 @@ export function makeFixtures(): Fixture[] {
     ['gzip -1', run('gzip', ['-1', '-c', '-n'], a)],
     ['gzip -6', run('gzip', ['-6', '-c'], a)],
     ['gzip -9', run('gzip', ['-9', '-c', '-n'], b)],
-    ['gzip -1 random (stored blocks)', run('gzip', ['-1', '-c', '-n'], concat(noise, b.subarray(0, 200_000)))],
+    [
+      'gzip -1 random (stored blocks)',
+      run('gzip', ['-1', '-c', '-n'], concat(noise, b.subarray(0, 200_000))),
+    ],
     ['pigz -6', run('pigz', ['-6', '-c'], a)],
     ['pigz -i -b 32', run('pigz', ['-i', '-b', '32', '-c'], b)],
     ['pigz -9 -b 128', run('pigz', ['-9', '-b', '128', '-c'], b)],
