@@ -17,7 +17,10 @@ function time(fn) {
 const [gzipMs] = await time(() => execFileSync('sh', ['-c', `gzip -dc < '${file}' > /dev/null`]));
 let bytes = 0;
 const [ourMs, res] = await time(() =>
-  buildGzipIndex(createReadStream(file, { highWaterMark: 1 << 20 }), { spanSize, onData: (c) => (bytes += c.length) }),
+  buildGzipIndex(createReadStream(file, { highWaterMark: 1 << 20 }), {
+    spanSize,
+    onData: (c) => (bytes += c.length),
+  }),
 );
 const [hashMs] = await time(() =>
   buildGzipIndex(createReadStream(file, { highWaterMark: 1 << 20 }), {
@@ -29,7 +32,11 @@ const [hashMs] = await time(() =>
   }),
 );
 const mb = bytes / 1e6;
-console.log(`input ${(statSync(file).size / 1e6).toFixed(1)} MB -> ${mb.toFixed(1)} MB, ${res.index.checkpoints.length} checkpoints`);
+console.log(
+  `input ${(statSync(file).size / 1e6).toFixed(1)} MB -> ${mb.toFixed(1)} MB, ${res.index.checkpoints.length} checkpoints`,
+);
 console.log(`gzip -dc            ${gzipMs.toFixed(0)} ms  ${(mb / (gzipMs / 1000)).toFixed(1)} MB/s`);
-console.log(`CheckpointBuilder   ${ourMs.toFixed(0)} ms  ${(mb / (ourMs / 1000)).toFixed(1)} MB/s  ratio ${(gzipMs / ourMs).toFixed(2)}x`);
+console.log(
+  `CheckpointBuilder   ${ourMs.toFixed(0)} ms  ${(mb / (ourMs / 1000)).toFixed(1)} MB/s  ratio ${(gzipMs / ourMs).toFixed(2)}x`,
+);
 console.log(`  + span sha256     ${hashMs.toFixed(0)} ms  ratio ${(gzipMs / hashMs).toFixed(2)}x`);

@@ -94,8 +94,9 @@ export class TmpDir {
   }
 }
 
+/** Runs a tool; returns a plain Uint8Array (a Buffer's slice() would alias instead of copying). */
 export function run(cmd: string, args: string[], input?: Uint8Array): Uint8Array {
-  return execFileSync(cmd, args, { input, maxBuffer: 1 << 30 });
+  return new Uint8Array(execFileSync(cmd, args, { input, maxBuffer: 1 << 30 }));
 }
 
 export function gunzipOracle(gz: Uint8Array): Uint8Array {
@@ -142,7 +143,7 @@ export function makeFixtures(): Fixture[] {
         run('gzip', ['-c', '-n'], tiny),
       ),
     ],
-    ['node zlib', gzipSync(b, { level: 5 })],
+    ['node zlib', new Uint8Array(gzipSync(b, { level: 5 }))],
     [
       'python3 zlib wbits 31',
       python(
