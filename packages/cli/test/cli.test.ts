@@ -11,7 +11,11 @@ import {
   type TestRegistry,
 } from '@soci-ts/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildFixtureImage, type FixtureImage } from '../../soci-index/test/fixture.js';
+import {
+  addMultiPlatformIndex,
+  buildFixtureImage,
+  type FixtureImage,
+} from '../../soci-index/test/fixture.js';
 import { readBytes, regularFiles, soci, sociOk, tempRoot } from './helpers.js';
 
 const BUILD = ['--min-layer-size', '65536', '--span-size', '65536', '--quiet'];
@@ -209,6 +213,63 @@ describe('soci convert (v2)', () => {
       ),
     ).toBe(true);
     expect(await readdir(join(fresh, 'blobs', 'sha256'))).toEqual([]);
+  });
+});
+
+describe('multi-platform images', () => {
+  it('create --platform picks one platform; convert --all-platforms indexes each and keeps the index shape', async () => {
+    const armDigest = await addMultiPlatformIndex(image, 'multi');
+    await skopeo([
+      'copy',
+      '--quiet',
+      '--all',
+      '--dest-tls-verify=false',
+      `oci:${image.layout}:multi`,
+      `docker://${registry.host}/multi:1`,
+    ]);
+    const src = `${registry.host}/multi:1`;
+    const root = await tempRoot();
+    const [arm] = JSON.parse(
+      (await sociOk('create', src, '--platform', 'linux/arm64', '--root', root, '--json', ...BUILD)).stdout,
+    );
+    expect(arm.imageManifestDigest).toBe(armDigest);
+    expect(arm.platform).toEqual({ os: 'linux', architecture: 'arm64' });
+
+    const dst = `${registry.host}/multi:soci`;
+    const out = JSON.parse(
+      (await sociOk('convert', src, dst, '--all-platforms', '--root', root, '--json', ...BUILD)).stdout,
+    );
+    expect(out.platforms.map((p: { platform: string }) => p.platform).sort()).toEqual([
+      'linux/amd64',
+      'linux/arm64',
+    ]);
+    const index = JSON.parse(await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${dst}`]));
+    expect(index.manifests).toHaveLength(4);
+    const soci = index.manifests.filter(
+      (d: { artifactType?: string }) => d.artifactType === 'application/vnd.amazon.soci.index.v2+json',
+    );
+    expect(
+      soci
+        .map(
+          (d: { annotations: Record<string, string> }) =>
+            d.annotations['com.amazon.soci.image-manifest-digest'],
+        )
+        .sort(),
+    ).toEqual(out.platforms.map((p: { manifest: string }) => p.manifest).sort());
+    const c = client();
+    for (const p of out.platforms) {
+      expect((await findSociIndex(c.repository(dst), p.manifest))?.descriptor.digest).toBe(p.sociIndex);
+    }
+    await c.close();
+    // skopeo can copy every platform of the converted image.
+    await skopeo([
+      'copy',
+      '--quiet',
+      '--all',
+      '--src-tls-verify=false',
+      `docker://${dst}`,
+      `oci:${join(image.root, 'multi-copy')}:x`,
+    ]);
   });
 });
 

@@ -147,3 +147,52 @@ export async function buildFixtureImage(tag = 'v1'): Promise<FixtureImage> {
 function hostArch(): string {
   return process.arch === 'x64' ? 'amd64' : process.arch;
 }
+
+/**
+ * Adds to the fixture's layout an image index tagged `tag` that lists the fixture's manifest
+ * (as this host's platform) and a copy for linux/arm64 (same layers, its own config).
+ */
+export async function addMultiPlatformIndex(image: FixtureImage, tag: string): Promise<string> {
+  const blobs = join(image.layout, 'blobs', 'sha256');
+  const read = async (digest: string) => readFile(join(blobs, digest.slice(7)));
+  const put = async (bytes: Uint8Array) => {
+    const digest = sha256Digest(bytes);
+    await writeFile(join(blobs, digest.slice(7)), bytes);
+    return { digest, size: bytes.length };
+  };
+  const manifest = JSON.parse((await read(image.manifestDigest)).toString());
+  const config = JSON.parse((await read(manifest.config.digest)).toString());
+  const armConfig = await put(Buffer.from(JSON.stringify({ ...config, architecture: 'arm64' })));
+  const armManifestBytes = Buffer.from(
+    JSON.stringify({ ...manifest, config: { ...manifest.config, ...armConfig } }),
+  );
+  const armManifest = await put(armManifestBytes);
+  const mediaType = 'application/vnd.oci.image.manifest.v1+json';
+  const own = await read(image.manifestDigest);
+  const index = await put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {
+            mediaType,
+            digest: image.manifestDigest,
+            size: own.length,
+            platform: { os: 'linux', architecture: hostArch() },
+          },
+          { mediaType, ...armManifest, platform: { os: 'linux', architecture: 'arm64' } },
+        ],
+      }),
+    ),
+  );
+  const layoutIndexPath = join(image.layout, 'index.json');
+  const layoutIndex = JSON.parse(await readFile(layoutIndexPath, 'utf8'));
+  layoutIndex.manifests.push({
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    ...index,
+    annotations: { 'org.opencontainers.image.ref.name': tag },
+  });
+  await writeFile(layoutIndexPath, JSON.stringify(layoutIndex));
+  return armManifest.digest;
+}
