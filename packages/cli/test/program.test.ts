@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '@soci-ts/testing';
 import { describe, expect, it } from 'vitest';
+import { buildFixtureImage } from '../../soci-index/test/fixture.js';
 import { bufferIo, main } from '../src/index.js';
 import { formatRow, Progress } from '../src/progress.js';
 import { soci, tempRoot } from './helpers.js';
@@ -64,5 +65,26 @@ describe('built bin', () => {
     const err = await run('node', [bin, 'create', 'NOT A REF']).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/exited with 1: soci: invalid image reference/);
+  });
+
+  it.skipIf(!existsSync(bin))('builds on worker threads the same index as in-process', async () => {
+    const image = await buildFixtureImage();
+    try {
+      const args = [
+        'create',
+        `oci:${image.layout}:${image.tag}`,
+        '--min-layer-size',
+        '65536',
+        '--span-size',
+        '65536',
+        '--json',
+      ];
+      const [rootA, rootB] = [await tempRoot(), await tempRoot()];
+      const viaWorkers = JSON.parse((await run('node', [bin, ...args, '--root', rootA])).stdout);
+      const inProcess = JSON.parse((await soci(...args, '--root', rootB)).stdout);
+      expect(viaWorkers[0].digest).toBe(inProcess[0].digest);
+    } finally {
+      await image.cleanup();
+    }
   });
 });
