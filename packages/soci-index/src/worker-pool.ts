@@ -43,7 +43,9 @@ export function createWorkerPool(workerFile: string | URL, size: number): Worker
     let inflight = 0;
     let resume: (() => void) | undefined;
     let settle!: { resolve: (bytes: Uint8Array) => void; reject: (err: Error) => void };
-    const result = new Promise<Uint8Array>((resolve, reject) => (settle = { resolve, reject }));
+    const result = new Promise<Uint8Array>((resolve, reject) => {
+      settle = { resolve, reject };
+    });
     const onMessage = (m: FromWorker) => {
       if (m.type === 'ack') {
         inflight -= m.bytes;
@@ -70,7 +72,11 @@ export function createWorkerPool(workerFile: string | URL, size: number): Worker
         const copy = new Uint8Array(chunk);
         inflight += copy.length;
         send({ type: 'chunk', chunk: copy }, [copy.buffer]);
-        if (inflight > MAX_INFLIGHT) await new Promise<void>((r) => (resume = r));
+        if (inflight > MAX_INFLIGHT) {
+          await new Promise<void>((r) => {
+            resume = r;
+          });
+        }
         resume = undefined;
       }
       send({ type: 'end' });

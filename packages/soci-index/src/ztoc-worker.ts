@@ -32,7 +32,11 @@ class ChunkQueue implements AsyncIterable<Uint8Array> {
         this.ack(chunk.length);
         yield chunk;
       } else if (this.ended) return;
-      else await new Promise<void>((resolve) => (this.wake = resolve));
+      else {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+      }
     }
   }
 }

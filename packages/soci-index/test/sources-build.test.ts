@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BuiltImage, buildImage, run } from '@soci-ts/testing';
+import { run } from '@soci-ts/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ArchiveSource,

@@ -21,7 +21,8 @@ describe('worker pool', () => {
           const results = await Promise.all(
             jobs.map((chunks) => pool.build(stream(chunks), { compression: 'gzip', spanSize: 2 })),
           );
-          results.forEach((r, i) => expect(Buffer.from(r.bytes).equals(Buffer.concat(jobs[i]!))).toBe(true));
+          for (const [i, r] of results.entries())
+            expect(Buffer.from(r.bytes).equals(Buffer.concat(jobs[i]!))).toBe(true);
         },
       ),
       { numRuns: 15 },
