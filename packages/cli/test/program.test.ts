@@ -31,6 +31,17 @@ describe('soci program', () => {
     }
   });
 
+  it('an explicit --platform that a single-platform image does not have is an error', async () => {
+    const image = await buildFixtureImage();
+    try {
+      const r = await soci('create', `oci:${image.layout}:${image.tag}`, '--platform', 'linux/s390x', '--root', await tempRoot());
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/single-platform image for linux\/.*, not linux\/s390x/);
+    } finally {
+      await image.cleanup();
+    }
+  });
+
   it('index list on an empty store prints only the header; --json prints []', async () => {
     const root = await tempRoot();
     expect((await soci('index', 'list', '--root', root)).stdout).toMatch(/^DIGEST\s+SIZE/);

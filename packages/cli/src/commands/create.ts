@@ -12,6 +12,7 @@ import {
   type PlatformImage,
   parsePlatform,
   platformEntries,
+  platformMatches,
   selectPlatformImage,
 } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
@@ -75,7 +76,16 @@ export async function selectImages(
   root: ImageRoot,
   flags: BuildFlags,
 ): Promise<PlatformImage[]> {
-  if (root.kind === 'manifest') return [root.image];
+  if (root.kind === 'manifest') {
+    const wanted = (flags.platform ?? []).map(parsePlatform);
+    if (wanted.length > 0 && !wanted.some((p) => platformMatches(root.image.platform, p))) {
+      throw new CliError(
+        'PLATFORM_NOT_FOUND',
+        `${source.reference} is a single-platform image for ${platformText(root.image.platform)}, not ${flags.platform!.join(', ')}`,
+      );
+    }
+    return [root.image];
+  }
   if (flags.allPlatforms) {
     return Promise.all(platformEntries(root.index).map((d) => loadPlatformImage(source, d, d.platform)));
   }
