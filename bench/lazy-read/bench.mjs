@@ -1,0 +1,215 @@
+// Benchmark of lazy reads through FUSE. Blob source: a local-file BlobRangeReader (no registry,
+// so the figures are lazy-fs + FUSE costs without network latency; --latency-ms adds a fixed
+// delay per range request to imitate one).
+// Prints medians of >= 5 runs; the last line is `ratio <fuse/local>` for cached sequential reads.
+import { execFile, execFileSync } from 'node:child_process';
+import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { mountRemoteLayer } from '@soci-ts/lazy-fs';
+import { buildZtoc, decodeZtoc, encodeZtoc } from '@soci-ts/ztoc';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, '').split('=');
+    return [k, v ?? 'true'];
+  }),
+);
+const RUNS = Math.max(5, Number(args.runs ?? 5));
+const LATENCY_MS = Number(args['latency-ms'] ?? 0);
+const WORK = args.work ?? join(process.cwd(), '.work', 'lazy-read');
+const BIG = 100 * 1024 * 1024;
+const SPAN = 1 << 20;
+
+const execFileAsync = promisify(execFile);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+class FileReader {
+  constructor(path, size) {
+    this.path = path;
+    this.size = size;
+    this.bytes = 0;
+    this.requests = 0;
+  }
+  async readRange(start, end) {
+    if (LATENCY_MS) await new Promise((r) => setTimeout(r, LATENCY_MS));
+    const fh = await open(this.path, 'r');
+    try {
+      const buf = Buffer.alloc(end - start);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+      this.bytes += bytesRead;
+      this.requests++;
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/** A tree of real files (/usr/include, /usr/share/doc) plus one 100 MB generated file. */
+async function makeLayer() {
+  const blob = join(WORK, 'layer.tar.gz');
+  const ztocPath = join(WORK, 'layer.ztoc');
+  const tree = join(WORK, 'tree');
+  if (!existsSync(ztocPath)) {
+    console.error('making the layer (tar of /usr/include, /usr/share/doc and a 100 MB file; gzip -6) ...');
+    await rm(tree, { recursive: true, force: true });
+    await mkdir(join(tree, 'data'), { recursive: true });
+    execFileSync('sh', [
+      '-c',
+      `tar -cf - -C / usr/include usr/share/doc 2>/dev/null | tar -xf - -C "${tree}"`,
+    ]);
+    const big = Buffer.alloc(BIG);
+    let x = 12345;
+    for (let i = 0; i < BIG; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      big[i] = (x >>> 16) % 7 === 0 ? x >>> 24 : 97 + ((x >>> 20) % 16);
+    }
+    writeFileSync(join(tree, 'data/big.bin'), big);
+    execFileSync('sh', ['-c', `tar --sort=name -cf - -C "${tree}" . | gzip -6 -n > "${blob}"`]);
+    const ztoc = await buildZtoc(createReadStream(blob, { highWaterMark: 1 << 20 }), {
+      compression: 'gzip',
+      spanSize: SPAN,
+    });
+    writeFileSync(ztocPath, encodeZtoc(ztoc));
+  }
+  const digest = `sha256:${execFileSync('sha256sum', [blob]).toString().split(' ')[0]}`;
+  return { blob, tree, digest, ztoc: decodeZtoc(readFileSync(ztocPath)) };
+}
+
+/**
+ * Runs a Python snippet in another process, asynchronously: the FUSE server's process must
+ * never read its mount, nor block its event loop while another process does.
+ */
+async function py(code, ...argv) {
+  const { stdout } = await execFileAsync('python3', ['-c', code, ...argv], { maxBuffer: 1 << 26 });
+  return JSON.parse(stdout);
+}
+
+const FIRST_BYTE = `
+import sys, time, json
+t = time.perf_counter()
+with open(sys.argv[1], 'rb') as f:
+    f.read(1)
+print(json.dumps((time.perf_counter() - t) * 1000))`;
+
+const SEQUENTIAL = `
+import sys, time, json
+t = time.perf_counter(); n = 0
+with open(sys.argv[1], 'rb', buffering=0) as f:
+    while True:
+        b = f.read(1 << 20)
+        if not b: break
+        n += len(b)
+print(json.dumps(n / (time.perf_counter() - t)))`;
+
+const DROP_PAGES = `
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.close(fd)
+print(0)`;
+
+const READ_ALL = `
+import sys, json
+n = 0
+for p in sys.argv[1:]:
+    with open(p, 'rb') as f: n += len(f.read())
+print(json.dumps(n))`;
+
+async function withMount(layer, name, options, fn) {
+  const mountpoint = join(WORK, 'mnt', name);
+  const reader = new FileReader(layer.blob, layer.ztoc.compressedArchiveSize);
+  const m = await mountRemoteLayer({
+    ztoc: layer.ztoc,
+    blob: reader,
+    layerDigest: layer.digest,
+    mountpoint,
+    background: false,
+    ...options,
+  });
+  try {
+    return await fn(mountpoint, reader, m);
+  } finally {
+    await m.unmount();
+  }
+}
+
+const layer = await makeLayer();
+const files = layer.ztoc.toc.filter((e) => e.type === 'reg' && e.uncompressedSize > 0);
+const small = files.filter((e) => e.uncompressedSize < 64 * 1024);
+const rel = (e) => e.name.replace(/^\.\//, '');
+let seed = 42;
+const rand = (n) => {
+  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+  return seed % n;
+};
+console.log(
+  `layer: ${layer.ztoc.compressedArchiveSize} bytes gzip, ${layer.ztoc.uncompressedArchiveSize} bytes tar, ` +
+    `${layer.ztoc.toc.length} entries, ${layer.ztoc.compressionInfo.spanDigests.length} spans of ${SPAN} bytes; ` +
+    `blob source: local file${LATENCY_MS ? `, +${LATENCY_MS} ms per request` : ''}`,
+);
+
+// 1. Cold small-file first-byte latency, and what it fetched.
+const latency = [];
+const coldBytes = [];
+for (let i = 0; i < RUNS; i++) {
+  await rm(join(WORK, 'cache-cold'), { recursive: true, force: true });
+  const file = small[rand(small.length)];
+  await withMount(layer, 'cold', { cacheDir: join(WORK, 'cache-cold') }, async (mnt, reader) => {
+    latency.push(await py(FIRST_BYTE, join(mnt, rel(file))));
+    coldBytes.push(reader.bytes);
+  });
+}
+console.log(
+  `cold small-file first byte: median ${median(latency).toFixed(2)} ms, fetched median ${median(coldBytes)} bytes`,
+);
+
+// 2. Sequential read of a fully cached 100 MB file: FUSE vs the same file on local disk.
+//    warm: the file was read once through the mount (kernel_cache keeps its pages), vs local
+//          with its pages cached. cold: fresh mount (kernel page cache empty, span cache full)
+//          vs local with its pages dropped (posix_fadvise DONTNEED): both come from the disk.
+const cacheDir = join(WORK, 'cache-full');
+await withMount(layer, 'fill', { cacheDir }, async (_mnt, _reader, m) => {
+  await m.layer.spans.ensureSpans(0, m.layer.spans.spanCount - 1, 'prefetch');
+});
+const localBig = join(layer.tree, 'data/big.bin');
+const rates = { fuseWarm: [], fuseCold: [], localWarm: [], localCold: [] };
+for (let i = 0; i < RUNS; i++) {
+  await withMount(layer, 'seq', { cacheDir }, async (mnt, reader) => {
+    rates.fuseCold.push(await py(SEQUENTIAL, join(mnt, 'data/big.bin')));
+    rates.fuseWarm.push(await py(SEQUENTIAL, join(mnt, 'data/big.bin')));
+    if (reader.bytes !== 0) throw new Error('the cached run fetched from the blob');
+  });
+  await py(DROP_PAGES, localBig);
+  rates.localCold.push(await py(SEQUENTIAL, localBig));
+  rates.localWarm.push(await py(SEQUENTIAL, localBig));
+}
+const mb = (xs) => `${(median(xs) / 1e6).toFixed(0)} MB/s`;
+console.log(
+  `sequential 100 MB, span cache full: FUSE warm ${mb(rates.fuseWarm)} vs local warm ${mb(rates.localWarm)}; ` +
+    `FUSE cold page cache ${mb(rates.fuseCold)} vs local cold ${mb(rates.localCold)} ` +
+    `(cold ratio ${(median(rates.fuseCold) / median(rates.localCold)).toFixed(3)})`,
+);
+const fuseRate = median(rates.fuseWarm);
+const localRate = median(rates.localWarm);
+
+// 3. Bytes fetched / bytes read for a random set of files (1 MiB spans).
+const amplification = [];
+for (let i = 0; i < RUNS; i++) {
+  await rm(join(WORK, 'cache-rand'), { recursive: true, force: true });
+  const pick = Array.from({ length: 40 }, () => files[rand(files.length)]).filter(
+    (e) => !rel(e).includes('big.bin'),
+  );
+  await withMount(layer, 'rand', { cacheDir: join(WORK, 'cache-rand') }, async (mnt, reader) => {
+    const read = await py(READ_ALL, ...pick.map((e) => join(mnt, rel(e))));
+    amplification.push(reader.bytes / read);
+  });
+}
+console.log(`fetched/read for 40 random files: median ${median(amplification).toFixed(3)} (target <= 1.5)`);
+await rm(join(WORK, 'mnt'), { recursive: true, force: true });
+console.log(`ratio ${(fuseRate / localRate).toFixed(3)}`); // warm FUSE / warm local
