@@ -11,7 +11,9 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   platform: 'node',
-  noExternal: [/^@soci-ts\//, 'undici', 'pako', 'flatbuffers'],
+  // containerd-client stays external: it loads its .proto files from beside its own dist, and is
+  // only imported (dynamically) for --containerd-address.
+  noExternal: [/^@soci-ts\/(?!containerd-client)/, 'undici', 'pako', 'flatbuffers'],
   esbuildOptions(options) {
     options.conditions = ['source', 'import', 'node'];
   },

@@ -17,6 +17,8 @@ export interface SharedOptions {
   debug?: boolean;
   quiet?: boolean;
   json?: boolean;
+  containerdAddress?: string;
+  namespace: string;
 }
 
 export function defaultRoot(): string {
@@ -30,6 +32,11 @@ export function withSharedOptions(cmd: Command): Command {
     .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'accept any TLS certificate from the registry')
     .option('-u, --user <user:password>', 'registry credentials (default: docker config.json)')
+    .option(
+      '--containerd-address <socket>',
+      "read images from containerd's content store instead of the registry",
+    )
+    .option('-n, --namespace <ns>', 'containerd namespace (with --containerd-address)', 'default')
     .option('-q, --quiet', 'no progress output')
     .option('--debug', 'print stack traces and details on errors');
 }

@@ -34,7 +34,14 @@ describe('soci program', () => {
   it('an explicit --platform that a single-platform image does not have is an error', async () => {
     const image = await buildFixtureImage();
     try {
-      const r = await soci('create', `oci:${image.layout}:${image.tag}`, '--platform', 'linux/s390x', '--root', await tempRoot());
+      const r = await soci(
+        'create',
+        `oci:${image.layout}:${image.tag}`,
+        '--platform',
+        'linux/s390x',
+        '--root',
+        await tempRoot(),
+      );
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/single-platform image for linux\/.*, not linux\/s390x/);
     } finally {
