@@ -316,9 +316,21 @@ async function fileKind(abs: string): Promise<FileKind | undefined> {
 
 function attributes(entry: FileMetadata): Attributes {
   const t = parseModTime(entry.modTime);
-  const mtime = t ? t.seconds + t.nanos / 1e9 : 0;
-  const atimeRecord = entry.xattrs.atime;
-  const atime =
-    atimeRecord !== undefined && /^-?\d+(\.\d+)?$/.test(atimeRecord) ? Number(atimeRecord) : mtime;
+  const mtime = t ? utimeSeconds(t.seconds, t.nanos) : 0;
+  const atimeRecord = /^(\d+)(?:\.(\d{1,9}))?$/.exec(entry.xattrs.atime ?? '');
+  const atime = atimeRecord
+    ? utimeSeconds(Number(atimeRecord[1]), Number((atimeRecord[2] ?? '').padEnd(9, '0')))
+    : mtime;
   return { uid: entry.uid, gid: entry.gid, mode: entry.mode & 0o7777, atime, mtime };
+}
+
+/**
+ * A time as Node's utimes takes it: seconds in a double. libuv keeps whole microseconds of it
+ * (it drops the rest) and a double is only ~0.24 µs exact near today, so the value aims at the
+ * middle of the microsecond: the file gets the tar's time truncated to the microsecond, never
+ * one microsecond less. (Node has no nanosecond utimes.)
+ */
+function utimeSeconds(seconds: number, nanos: number): number {
+  if (nanos === 0 || seconds < 0) return seconds + nanos / 1e9;
+  return seconds + (Math.floor(nanos / 1000) + 0.5) / 1e6;
 }
