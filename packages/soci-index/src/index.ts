@@ -54,6 +54,7 @@ export { LayoutSource } from './layout-source.js';
 export { type MergedEntry, MergedView } from './merged-view.js';
 export * from './oci.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches } from './platform.js';
+export { encodePrefetch, type PrefetchSpan, parsePrefetch } from './prefetch.js';
 export { copyBlob, existingV1Indexes, pushSociIndex, type SociIndexArtifact } from './push.js';
 export { RegistrySource } from './registry-source.js';
 export type { ImageSource } from './source.js';

@@ -129,3 +129,28 @@ describe('SOCI index manifest', () => {
     }
   });
 });
+
+describe('prefetch blobs', () => {
+  it('parse(encode(spans)) gives the spans back; bad ranges are rejected', async () => {
+    const { encodePrefetch, parsePrefetch } = await import('../src/index.js');
+    const spanArb = fc
+      .tuple(fc.nat(1000), fc.nat(1000), fc.option(fc.integer({ min: -5, max: 5 }), { nil: undefined }))
+      .map(([a, b, priority]) => ({
+        startSpan: Math.min(a, b),
+        endSpan: Math.max(a, b),
+        ...(priority !== undefined ? { priority } : {}),
+      }));
+    fc.assert(
+      fc.property(fc.array(spanArb), (spans) => {
+        expect(parsePrefetch(encodePrefetch(spans))).toEqual(spans);
+      }),
+    );
+    expect(JSON.parse(new TextDecoder().decode(encodePrefetch([{ startSpan: 1, endSpan: 2 }])))).toEqual({
+      version: '1.0',
+      prefetch_spans: [{ start_span: 1, end_span: 2 }],
+    });
+    expect(() => parsePrefetch('{"version":"1.0","prefetch_spans":[{"start_span":3,"end_span":1}]}')).toThrow(
+      /range/,
+    );
+  });
+});
