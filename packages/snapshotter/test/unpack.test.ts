@@ -267,6 +267,8 @@ async function buildRichTree(): Promise<string> {
     setfattr -n user.greeting -v hello xattr-file
     setfattr -n user.empty xattr-file
     setfattr -n user.hex -v 0x00017f20 xattr-file
+    setfattr -n user.binary -v 0x80ff00c3280a3d20 xattr-file
+    echo cap > capable && setfattr -n security.capability -v 0x0100000280000000000000000000000000000000 capable
     mkdir xattr-dir && setfattr -n user.dirattr -v on xattr-dir
     mkdir -m 0700 private && touch private/secret
     mkdir sticky && chmod 1777 sticky
@@ -317,7 +319,13 @@ describe('unpackLayer against GNU tar', () => {
   it('has the entries the test means to cover (the fixture itself is checked)', () => {
     const types = new Set([...gnu.facts.values()].map((f) => f.type));
     expect([...types].sort()).toEqual(['block', 'char', 'dir', 'fifo', 'file', 'symlink']);
-    expect(gnu.facts.get('xattr-file')!.xattrs).toMatchObject({ 'user.greeting': '0x68656c6c6f' });
+    expect(gnu.facts.get('xattr-file')!.xattrs).toMatchObject({
+      'user.greeting': '0x68656c6c6f',
+      'user.binary': '0x80ff00c3280a3d20',
+    });
+    expect(gnu.facts.get('capable')!.xattrs).toEqual({
+      'security.capability': '0x0100000280000000000000000000000000000000',
+    });
     expect(gnu.facts.get('dir/hard')!.links).toEqual(['dir/sub/big']);
     expect(gnu.facts.get('dir/small')).toMatchObject({ uid: 1234, gid: 5678 });
     expect(gnu.facts.get('setuid')).toMatchObject({ mode: '4755', uid: 1234 });

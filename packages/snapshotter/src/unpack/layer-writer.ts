@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { type FileMetadata, parseModTime } from '@soci-ts/ztoc';
 import { layerPath, overlayRole, parentOf, unsafePath } from './entry-path.js';
 import { UnpackError } from './errors.js';
+import { rawPaxValue } from './raw-pax-value.js';
 import { createSpecialFiles } from './special-files.js';
-import { entryXattrs, restoreXattrs, type Xattrs } from './xattrs.js';
+import { entryXattrs, PAX_XATTR_PREFIX, restoreXattrs, type Xattrs } from './xattrs.js';
 
 export interface LayerWriterOptions {
   /** The layer root (real path of an existing directory). */
@@ -131,7 +132,8 @@ export class LayerWriter {
         });
         break;
     }
-    const { xattrs, dropped } = entryXattrs(entry);
+    const { xattrs, dropped, damaged } = entryXattrs(entry);
+    for (const name of damaged) xattrs.set(name, await this.rawXattr(entry, name));
     for (const name of dropped) {
       this.warnings.push(`ignored xattr ${name} of ${JSON.stringify(entry.name)}: overlayfs metadata`);
     }
@@ -270,6 +272,16 @@ export class LayerWriter {
     await this.clear(path, false);
     // link(2) does not follow a symlink target: linking to a symlink makes another symlink.
     await link(this.abs(target), this.abs(path));
+  }
+
+  private async rawXattr(entry: FileMetadata, name: string): Promise<Uint8Array> {
+    const key = `${PAX_XATTR_PREFIX}${name}`;
+    const raw = await rawPaxValue(this.options.tar, entry.uncompressedOffset - 512, key, entry.xattrs[key]!);
+    if (raw) return raw;
+    throw new UnpackError(
+      'BAD_LAYER',
+      `xattr ${name} of tar entry ${JSON.stringify(entry.name)} is binary and its bytes could not be read back`,
+    );
   }
 
   private async flushNodes(): Promise<void> {

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import type { FileMetadata } from '@soci-ts/ztoc';
 import { runTool } from './run-tool.js';
 
-const PAX_XATTR_PREFIX = 'SCHILY.xattr.';
+export const PAX_XATTR_PREFIX = 'SCHILY.xattr.';
 /** Overlayfs reads these as its own metadata (opaque dirs, redirects, metacopy): only whiteout conversion may set them. */
 const OVERLAY_NAMESPACES = ['trusted.overlay.', 'user.overlay.'];
 
@@ -11,19 +11,23 @@ export type Xattrs = Map<string, Uint8Array>;
 
 /**
  * The xattrs a tar entry carries as `SCHILY.xattr.<name>` PAX records (GNU tar --xattrs, Go,
- * BuildKit). Overlay-internal names are left out and listed in `dropped`.
+ * BuildKit). Overlay-internal names are left out and listed in `dropped`; `damaged` lists
+ * names whose value was not UTF-8 and must be read back as bytes (see rawPaxValue).
  */
-export function entryXattrs(entry: FileMetadata): { xattrs: Xattrs; dropped: string[] } {
+export function entryXattrs(entry: FileMetadata): { xattrs: Xattrs; dropped: string[]; damaged: string[] } {
   const xattrs: Xattrs = new Map();
   const dropped: string[] = [];
+  const damaged: string[] = [];
   for (const [key, value] of Object.entries(entry.xattrs)) {
     if (!key.startsWith(PAX_XATTR_PREFIX)) continue;
     const name = key.slice(PAX_XATTR_PREFIX.length);
     if (!name) continue;
     if (OVERLAY_NAMESPACES.some((ns) => name.startsWith(ns))) dropped.push(name);
     else xattrs.set(name, Buffer.from(value, 'utf8'));
+    // U+FFFD: the value held bytes that are not UTF-8 (binary), which the tar parser replaced.
+    if (value.includes('\uFFFD') && xattrs.has(name)) damaged.push(name);
   }
-  return { xattrs, dropped };
+  return { xattrs, dropped, damaged };
 }
 
 /**
