@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LocalStore, sha256Digest } from '@soci-ts/soci-index';
 import { run } from '@soci-ts/testing';
 import { describe, expect, it } from 'vitest';
 import { buildFixtureImage } from '../../soci-index/test/fixture.js';
@@ -76,6 +79,19 @@ describe('progress', () => {
   });
 });
 
+/** Every blob's content matches its name, index.json parses, and every listed index has its blobs. */
+async function expectConsistentStore(root: string) {
+  const store = await LocalStore.open(root); // completes a store whose first open was cut short
+  const blobs = join(root, 'blobs', 'sha256');
+  for (const name of await readdir(blobs)) {
+    expect(sha256Digest(await readFile(join(blobs, name)))).toBe(`sha256:${name}`);
+  }
+  for (const entry of await store.listIndexes()) {
+    const index = await store.readSociIndex(entry.digest);
+    for (const z of index.ztocs) await store.readBlob(z.digest);
+  }
+}
+
 describe('built bin', () => {
   const bin = join(import.meta.dirname, '..', 'dist', 'bin.js');
   it.skipIf(!existsSync(bin))('runs as a process: --version, and a one-line error with exit 1', async () => {
@@ -83,6 +99,37 @@ describe('built bin', () => {
     const err = await run('node', [bin, 'create', 'NOT A REF']).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/exited with 1: soci: invalid image reference/);
+  });
+
+  it.skipIf(!existsSync(bin))('a create killed at any moment leaves a consistent store', async () => {
+    const image = await buildFixtureImage();
+    const root = await tempRoot();
+    try {
+      for (const delayMs of [0, 30, 80, 150, 250, 400, 700]) {
+        const child = spawn(
+          'node',
+          [
+            bin,
+            'create',
+            `oci:${image.layout}:${image.tag}`,
+            '--root',
+            root,
+            '--min-layer-size',
+            '0',
+            '--span-size',
+            '16384',
+            '--quiet',
+          ],
+          { stdio: 'ignore' },
+        );
+        await new Promise((r) => setTimeout(r, delayMs));
+        child.kill('SIGKILL');
+        await new Promise((r) => child.once('exit', r));
+        await expectConsistentStore(root);
+      }
+    } finally {
+      await image.cleanup();
+    }
   });
 
   it.skipIf(!existsSync(bin))('builds on worker threads the same index as in-process', async () => {
