@@ -216,6 +216,22 @@ describe('soci convert (v2)', () => {
   });
 });
 
+describe('soci convert from a local layout', () => {
+  it('uploads the layers once, then a second convert finds them all present', async () => {
+    const root = await tempRoot();
+    const dst = `${registry.host}/from-layout:v2`;
+    const src = `oci:${image.layout}:${image.tag}`;
+    const first = JSON.parse((await sociOk('convert', src, dst, '--root', root, '--json', ...BUILD)).stdout);
+    expect(first.uploadedLayers).toBe(4); // config + 3 layers
+    const again = JSON.parse((await sociOk('convert', src, dst, '--root', root, '--json', ...BUILD)).stdout);
+    expect(again.uploadedLayers).toBe(0);
+    expect(again.digest).toBe(first.digest);
+    const fresh = await tempRoot();
+    const got = await sociOk('cat', dst, '/data/sub/a', '--root', fresh);
+    expect(got.bytes.equals(await readBytes(join(rootfs, 'data/sub/a')))).toBe(true);
+  });
+});
+
 describe('multi-platform images', () => {
   it('create --platform picks one platform; convert --all-platforms indexes each and keeps the index shape', async () => {
     const armDigest = await addMultiPlatformIndex(image, 'multi');
