@@ -45,8 +45,22 @@ export function encodeTarZinfo(o: { spanSize: number; size: number }): Uint8Arra
   return blob;
 }
 
+/**
+ * Older reference writers stored the same three scalars as 20 raw little-endian bytes
+ * (int32 version, int64 span size, int64 size). No flatbuffer of this table is that short
+ * (root offset + vtable + table need at least 28 bytes), so the length tells the layouts apart.
+ */
+const RAW_TAR_ZINFO_LENGTH = 20;
+
 export function decodeTarZinfo(blob: Uint8Array): TarZinfo {
   const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+  if (blob.length === RAW_TAR_ZINFO_LENGTH) {
+    return {
+      version: view.getInt32(0, true),
+      spanSize: int64(view, 4, 'span_size'),
+      size: int64(view, 12, 'size'),
+    };
+  }
   const need = (pos: number, len: number, what: string) => {
     if (pos < 0 || pos + len > blob.length)
       bad(`${what} at byte ${pos} is outside the ${blob.length}-byte blob`);

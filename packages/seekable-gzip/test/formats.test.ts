@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 // TarZinfo flatbuffer (checked against the flatbuffers library), CRC-32, and span math of plain tar layers.
 import { crc32 as nodeCrc32 } from 'node:zlib';
 import fc from 'fast-check';
@@ -84,10 +85,24 @@ test('malformed TarZinfo blobs are BAD_ZINFO, never a RangeError', () => {
   );
   const good = encodeTarZinfo({ spanSize: 4 << 20, size: 12345 });
   for (let cut = 0; cut < good.length; cut++) {
+    if (cut === 20) continue; // the length of the legacy raw layout, tested below
     expect(() => decodeTarZinfo(good.subarray(0, cut))).toThrowError(
       expect.objectContaining({ code: 'BAD_ZINFO' }),
     );
   }
+});
+
+test('legacy raw TarZinfo (20 little-endian bytes, as older reference writers made) decodes', () => {
+  // Bytes made by Python's struct module, the way Go's binary.Write lays them out.
+  const raw = execFileSync('python3', [
+    '-c',
+    'import struct,sys; sys.stdout.buffer.write(struct.pack("<iqq", 2, 4194304, 123456789012))',
+  ]);
+  expect(raw.length).toBe(20);
+  expect(decodeTarZinfo(new Uint8Array(raw))).toEqual({ version: 2, spanSize: 4194304, size: 123456789012 });
+  const negative = new Uint8Array(raw);
+  negative[19] = 0x80;
+  expect(() => decodeTarZinfo(negative)).toThrowError(expect.objectContaining({ code: 'BAD_ZINFO' }));
 });
 
 test('CRC-32: the JS table loop and the default (native when present) agree with zlib', () => {
