@@ -12,7 +12,7 @@ import {
   type PullError,
   pullImage,
 } from '../src/index.js';
-import { buildBusyboxImage } from './support/busybox-image.js';
+import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { recordingSource } from './support/recording-source.js';
 
 const NS = 'pull-e2e';

@@ -1,13 +1,13 @@
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { BuiltImage } from '@soci-ts/testing/images';
-import { run } from '@soci-ts/testing/process';
+import type { BuiltImage } from './images.js';
+import { run } from './process.js';
 
 export const BUSYBOX = '/bin/busybox';
 
 /** One layer: path -> content; `/bin/busybox` is copied from the host's static busybox with mode 0755. */
-export type LayerSpec = Record<string, string | { busybox: true }>;
+export type LayerSpec = Record<string, string | Uint8Array | { busybox: true }>;
 
 /** A runnable image made by umoci: layer 0 has the static busybox, the others plain files. */
 export async function buildBusyboxImage(layers: LayerSpec[], tag = 'latest'): Promise<BuiltImage> {
@@ -22,7 +22,7 @@ export async function buildBusyboxImage(layers: LayerSpec[], tag = 'latest'): Pr
     for (const [path, content] of Object.entries(files)) {
       const file = join(src, path);
       await mkdir(dirname(file), { recursive: true });
-      if (typeof content === 'string') {
+      if (typeof content === 'string' || content instanceof Uint8Array) {
         await writeFile(file, content);
       } else {
         await copyFile(BUSYBOX, file);
