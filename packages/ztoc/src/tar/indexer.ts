@@ -20,7 +20,8 @@ const HEADER_ONLY: Record<string, FileType> = {
 
 type State =
   | { kind: 'header' }
-  | { kind: 'skip'; remaining: number }
+  /** `padding`: how many of the `remaining` bytes are block padding after an entry's data. */
+  | { kind: 'skip'; remaining: number; padding: number }
   | { kind: 'special'; flag: string; data: Uint8Array; filled: number; padding: number; at: number }
   | { kind: 'end' };
 
@@ -75,7 +76,9 @@ export class TarIndexer {
           this.position += n;
           if (state.filled === state.data.length) {
             this.applySpecial(state.flag, state.data, state.at);
-            this.state = state.padding ? { kind: 'skip', remaining: state.padding } : { kind: 'header' };
+            this.state = state.padding
+              ? { kind: 'skip', remaining: state.padding, padding: state.padding }
+              : { kind: 'header' };
           }
           break;
         }
@@ -96,11 +99,19 @@ export class TarIndexer {
   }
 
   /** Checks the stream ended properly and returns the entries in stream order. */
+  /**
+   * Ends the stream. Like Go's archive/tar, a stream that stops cleanly between entries counts
+   * as complete without its end-of-archive marker; so does one that lacks only the padding after
+   * its last file's data (umoci 0.4's `insert` writes such layers). A stream cut inside a header,
+   * a PAX record or file data is truncated: an entry is never listed without all of its bytes.
+   */
   finish(): FileMetadata[] {
-    if (
-      this.state.kind !== 'end' &&
-      !(this.state.kind === 'header' && this.zeroBlocks === 1 && !this.headerFill)
-    ) {
+    const state = this.state;
+    const complete =
+      state.kind === 'end' ||
+      (state.kind === 'header' && this.headerFill === 0) ||
+      (state.kind === 'skip' && state.remaining <= state.padding);
+    if (!complete) {
       throw new ZtocError(
         'TRUNCATED_TAR',
         `tar stream ended at byte ${this.position} before its end-of-archive marker: the layer is truncated`,
@@ -219,7 +230,10 @@ export class TarIndexer {
       devminor: h.devminor,
       xattrs,
     });
-    if (dataSize > 0) this.state = { kind: 'skip', remaining: paddedSize(dataSize) };
+    if (dataSize > 0) {
+      const remaining = paddedSize(dataSize);
+      this.state = { kind: 'skip', remaining, padding: remaining - dataSize };
+    }
   }
 }
 
