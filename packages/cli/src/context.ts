@@ -25,20 +25,33 @@ export function defaultRoot(): string {
   return process.env.SOCI_ROOT ?? join(homedir(), '.soci');
 }
 
-/** Adds the flags every command understands. */
-export function withSharedOptions(cmd: Command): Command {
+/** Adds the registry flags: --plain-http, --insecure, -u (docker config.json otherwise). */
+export function withRegistryOptions(cmd: Command): Command {
   return cmd
-    .option('--root <dir>', 'local store (an OCI layout) for indexes and zTOCs', defaultRoot())
     .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'accept any TLS certificate from the registry')
-    .option('-u, --user <user:password>', 'registry credentials (default: docker config.json)')
-    .option(
-      '--containerd-address <socket>',
-      "read images from containerd's content store instead of the registry",
-    )
-    .option('-n, --namespace <ns>', 'containerd namespace (with --containerd-address)', 'default')
+    .option('-u, --user <user:password>', 'registry credentials (default: docker config.json)');
+}
+
+/** Adds -q/--quiet and --debug. */
+export function withOutputOptions(cmd: Command): Command {
+  return cmd
     .option('-q, --quiet', 'no progress output')
     .option('--debug', 'print stack traces and details on errors');
+}
+
+/** Adds the flags every index command understands. */
+export function withSharedOptions(cmd: Command): Command {
+  return withOutputOptions(
+    withRegistryOptions(
+      cmd.option('--root <dir>', 'local store (an OCI layout) for indexes and zTOCs', defaultRoot()),
+    )
+      .option(
+        '--containerd-address <socket>',
+        "read images from containerd's content store instead of the registry",
+      )
+      .option('-n, --namespace <ns>', 'containerd namespace (with --containerd-address)', 'default'),
+  );
 }
 
 export class Context {

@@ -7,6 +7,7 @@ import { registerCat } from './commands/cat.js';
 import { registerConvert } from './commands/convert.js';
 import { registerCreate } from './commands/create.js';
 import { registerIndex } from './commands/index-cmd.js';
+import { registerPull } from './commands/pull.js';
 import { registerPush } from './commands/push.js';
 import { registerZtoc } from './commands/ztoc.js';
 import { Context, type SharedOptions } from './context.js';
@@ -34,7 +35,7 @@ export function action<O = Record<string, any>>(io: Io, fn: Action<O>) {
 
 export function buildProgram(io: Io): Command {
   const program = new Command('soci')
-    .description('Build, push and inspect SOCI indexes for lazy loading of OCI images')
+    .description('Build, push and inspect SOCI indexes; pull images lazily into containerd')
     .version(VERSION)
     .showHelpAfterError(false)
     .exitOverride()
@@ -45,6 +46,7 @@ export function buildProgram(io: Io): Command {
   registerIndex(program, io);
   registerZtoc(program, io);
   registerCat(program, io);
+  registerPull(program, io);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

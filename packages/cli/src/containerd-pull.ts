@@ -1,0 +1,148 @@
+/**
+ * The containerd side of `soci pull`: checks that containerd and the snapshotter answer, runs
+ * pullImage, and turns its failures into one line that says what to fix. Loaded on demand, so the
+ * other commands never load gRPC.
+ */
+import { addAbortSignal } from 'node:stream';
+import {
+  ContainerdClient,
+  type ImageSource,
+  isContainerdError,
+  type PullReport,
+  pullImage,
+} from '@soci-ts/containerd-client';
+import type { Repository } from '@soci-ts/oci-referrers';
+import { CliError } from './errors.js';
+
+/** The label the soci snapshotter reads a SOCI index digest from, on each layer's Prepare. */
+export const SOCI_INDEX_DIGEST_LABEL = 'containerd.io/snapshot/remote/soci.index.digest';
+
+/** The daemon's default socket, for the proxy_plugins hint. */
+const DEFAULT_SNAPSHOTTER_SOCKET = '/run/soci-ts/soci-snapshotter.sock';
+
+/** A key no snapshot has: stat of it tells "snapshotter missing" (invalid argument) from "fine" (not found). */
+const PROBE_KEY = 'soci-cli-probe-nonexistent';
+
+export interface ContainerdPullOptions {
+  address: string;
+  namespace: string;
+  ref: string;
+  snapshotter: string;
+  repository: Repository;
+  platform?: string;
+  sociIndexDigest?: string;
+  unpackFallback: boolean;
+  signal: AbortSignal;
+}
+
+export async function pullIntoContainerd(o: ContainerdPullOptions): Promise<PullReport> {
+  const client = new ContainerdClient({ address: o.address, namespace: o.namespace });
+  try {
+    await checkContainerd(client, o.address);
+    await checkSnapshotter(client, o.snapshotter, o.address);
+    const labels: Record<string, string> = o.sociIndexDigest
+      ? { [SOCI_INDEX_DIGEST_LABEL]: o.sociIndexDigest }
+      : {};
+    try {
+      return await pullImage({
+        client,
+        ref: o.ref,
+        snapshotter: o.snapshotter,
+        registry: abortableSource(o.repository, o.signal),
+        ...(o.platform ? { platform: o.platform } : {}),
+        labels: () => labels,
+        unpackFallback: o.unpackFallback,
+        signal: o.signal,
+      });
+    } catch (err) {
+      if (o.signal.aborted) throw aborted(o.ref, err);
+      throw explainPullFailure(err, o);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+async function checkContainerd(client: ContainerdClient, address: string): Promise<void> {
+  try {
+    await client.version();
+  } catch (err) {
+    if (isContainerdError(err, 'PERMISSION_DENIED') || /EACCES|permission denied/i.test(String(err))) {
+      throw new CliError(
+        'CONTAINERD_PERMISSION',
+        `no permission to use containerd's socket ${address}; run soci pull as root (sudo)`,
+        { cause: err },
+      );
+    }
+    throw new CliError(
+      'CONTAINERD_UNREACHABLE',
+      `cannot reach containerd at ${address}; containerd must be running (systemctl start containerd) and --address must name its socket`,
+      { cause: err },
+    );
+  }
+}
+
+async function checkSnapshotter(client: ContainerdClient, snapshotter: string, address: string) {
+  try {
+    await client.snapshots(snapshotter).stat(PROBE_KEY);
+  } catch (err) {
+    if (isContainerdError(err, 'NOT_FOUND')) return;
+    const detail = (err as Error).message;
+    if (/not loaded|not found|invalid argument/i.test(detail) || isContainerdError(err, 'INVALID_ARGUMENT')) {
+      throw new CliError(
+        'SNAPSHOTTER_UNKNOWN',
+        `containerd at ${address} has no snapshotter "${snapshotter}"; add a proxy_plugins section to its config.toml ([proxy_plugins.${snapshotter}] type = "snapshot" address = "${DEFAULT_SNAPSHOTTER_SOCKET}") and restart containerd`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+}
+
+/** Failures with a known cause get a message that says what to fix; the rest pass through. */
+function explainPullFailure(err: unknown, o: ContainerdPullOptions): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'IMAGE_NOT_FOUND') {
+    return new CliError(
+      'IMAGE_NOT_FOUND',
+      `image ${o.ref} not found in the registry; check the repository name and tag (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+  // containerd checks a proxy snapshotter only when it forwards a call to it (Prepare), so a
+  // configured but stopped daemon shows up here rather than in checkSnapshotter.
+  const unavailable = causeChain(err).find(
+    (e) => isContainerdError(e, 'UNAVAILABLE') && e.method.startsWith('snapshots.'),
+  );
+  if (unavailable) {
+    const socket = /dial unix:?(?:\/\/)?\s*(\/[^\s":]+)/.exec((unavailable as Error).message)?.[1];
+    return new CliError(
+      'SNAPSHOTTER_UNREACHABLE',
+      `containerd cannot reach snapshotter "${o.snapshotter}"${socket ? ` at ${socket}` : ''}: is soci-snapshotter running on the socket its proxy_plugins section names?`,
+      { cause: err },
+    );
+  }
+  return err;
+}
+
+function causeChain(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) chain.push(e);
+  return chain;
+}
+
+/** The repository, with layer downloads cut off when the signal aborts (pullImage checks only between layers). */
+function abortableSource(repository: Repository, signal: AbortSignal): ImageSource {
+  return {
+    fetchImageManifest: (...args) => repository.fetchImageManifest(...args),
+    fetchBlob: async (blob) => addAbortSignal(signal, await repository.fetchBlob(blob)),
+  };
+}
+
+function aborted(ref: string, cause: unknown): CliError {
+  return new CliError(
+    'ABORTED',
+    `pull of ${ref} interrupted; nothing was recorded, containerd's garbage collector removes the partial download`,
+    { cause },
+  );
+}
