@@ -8,6 +8,8 @@ import {
   type SnapshotterConfig,
 } from './config.js';
 import { startSnapshotter } from './daemon.js';
+import { registryFromConfig } from './soci/registry-from-config.js';
+import { SociRemoteSource } from './soci/soci-source.js';
 
 const USAGE = `usage: soci-snapshotter [--config FILE] [--print-config]
 
@@ -49,7 +51,10 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const daemon = await startSnapshotter(config);
+  const daemon = await startSnapshotter(config, {
+    remote: ({ logger, registry }) =>
+      new SociRemoteSource({ config, registry: registryFromConfig(config), logger, metrics: registry }),
+  });
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       daemon.logger.info({ signal }, 'shutting down');

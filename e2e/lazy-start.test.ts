@@ -1,0 +1,140 @@
+// The product, end to end: containerd starts containers from an unmodified image whose SOCI
+// index sits in a registry, through our snapshotter, before the image is downloaded.
+import { createHash } from 'node:crypto';
+import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
+import type { BuiltImage } from '@soci-ts/testing/images';
+import { pushLayout } from '@soci-ts/testing/images';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { noiseBytes, type Stack, startStack } from './support/stack.js';
+
+const SPAN = 64 * 1024;
+const MIN_LAYER = 256 * 1024;
+const md5 = (b: Uint8Array | string) => createHash('md5').update(b).digest('hex');
+
+/** Files of the data layer: one big multi-span file and many small text files. */
+const big = noiseBytes(3 * 1024 * 1024, 7);
+const small: Record<string, string> = {};
+for (let i = 0; i < 200; i++) small[`/data/text/f${i}.txt`] = `file ${i}\n`.repeat(50 + i);
+const motd = 'welcome to the lazy container\n';
+/** Never read before the registry goes away: its middle spans are fetched by nobody. */
+const unread = noiseBytes(1024 * 1024, 11);
+
+let stack: Stack;
+let image: BuiltImage;
+let bare: BuiltImage;
+let ref: string;
+let layerBytes: number;
+
+beforeAll(async () => {
+  // Background fetch off, so that bytes fetched measure what the container read.
+  stack = await startStack({ backgroundFetch: false });
+  image = await buildBusyboxImage([
+    { '/bin/busybox': { busybox: true } },
+    { '/data/big.bin': big, '/data/unread.bin': unread, ...small },
+    { '/etc/motd': motd },
+  ]);
+  ref = await pushLayout(image, { host: stack.registry.host, repository: 'lazy/app', tag: 'v1' });
+  bare = await buildBusyboxImage([{ '/bin/busybox': { busybox: true } }, { '/etc/motd': 'no index here\n' }]);
+  await stack.soci([
+    'create',
+    ref,
+    '--span-size',
+    String(SPAN),
+    '--min-layer-size',
+    String(MIN_LAYER),
+    '--quiet',
+  ]);
+  await stack.soci(['push', ref, '--quiet']);
+  const manifest = JSON.parse(await fetchManifest(stack.registry.url, 'lazy/app', 'v1')) as {
+    layers: { size: number }[];
+  };
+  layerBytes = manifest.layers.reduce((n, l) => n + l.size, 0);
+}, 300_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await image?.cleanup();
+  await bare?.cleanup();
+});
+
+async function fetchManifest(url: string, repo: string, tag: string): Promise<string> {
+  const res = await fetch(`${url}/v2/${repo}/manifests/${tag}`, {
+    headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+  });
+  return res.text();
+}
+
+describe('lazy container start through containerd', () => {
+  it('mounts indexed layers lazily, unpacks the small one, and the container reads the right bytes', async () => {
+    const report = await stack.pull(ref);
+    // containerd downloads none of the layers: the snapshotter claimed all three.
+    expect(report.layers.map((l) => l.mode)).toEqual(['remote', 'remote', 'remote']);
+    expect(report.layers.every((l) => l.bytesFetched === 0)).toBe(true);
+    expect(await stack.metric('soci_layer_mounts_total', { kind: 'lazy' })).toBe(2);
+    expect(await stack.metric('soci_layer_mounts_total', { kind: 'unpacked' })).toBe(1);
+
+    const out = await stack.runContainer(ref, ['/bin/busybox', 'cat', '/etc/motd', '/data/text/f7.txt']);
+    expect(out).toBe(motd + small['/data/text/f7.txt']);
+    // Only what was read came over the network: far less than the image.
+    const fetched = await stack.metric('soci_bytes_fetched_total');
+    expect(fetched).toBeGreaterThan(0);
+    expect(fetched).toBeLessThan(layerBytes / 2);
+
+    const sums = await stack.runContainer(ref, [
+      '/bin/busybox',
+      'sh',
+      '-c',
+      'cd /data && /bin/busybox md5sum big.bin text/f0.txt text/f199.txt',
+    ]);
+    expect(sums).toBe(
+      [
+        `${md5(big)}  big.bin`,
+        `${md5(small['/data/text/f0.txt']!)}  text/f0.txt`,
+        `${md5(small['/data/text/f199.txt']!)}  text/f199.txt`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('runs two containers of the image at once on the same lazy layers', async () => {
+    const before = await stack.metric('soci_layer_mounts_total');
+    const [a, b] = await Promise.all([
+      stack.runContainer(ref, ['/bin/busybox', 'cat', '/data/text/f3.txt']),
+      stack.runContainer(ref, ['/bin/busybox', 'cat', '/data/text/f4.txt']),
+    ]);
+    expect(a).toBe(small['/data/text/f3.txt']);
+    expect(b).toBe(small['/data/text/f4.txt']);
+    expect(await stack.metric('soci_layer_mounts_total')).toBe(before);
+  });
+
+  it('falls back to a normal pull for an image without a SOCI index', async () => {
+    const bareRef = await pushLayout(bare, { host: stack.registry.host, repository: 'lazy/bare', tag: 'v1' });
+    const report = await stack.pull(bareRef);
+    expect(report.layers.map((l) => l.mode)).toEqual(['unpacked', 'unpacked']);
+    expect(await stack.metric('soci_fallbacks_total', { reason: 'no-soci-index' })).toBe(2);
+    expect(await stack.runContainer(bareRef, ['/bin/busybox', 'cat', '/etc/motd'])).toBe('no index here\n');
+  });
+
+  it('restores its remote snapshots after a restart: a new container starts without a re-pull', async () => {
+    await stack.restartDaemon();
+    expect(await stack.runContainer(ref, ['/bin/busybox', 'cat', '/data/text/f9.txt'])).toBe(
+      small['/data/text/f9.txt'],
+    );
+    expect(await stack.metric('soci_layer_mounts_total', { kind: 'lazy' })).toBe(2);
+  });
+
+  it('keeps serving fetched data when the registry goes away; unfetched reads fail cleanly', async () => {
+    const cached = '/data/text/f9.txt';
+    expect(await stack.runContainer(ref, ['/bin/busybox', 'cat', cached])).toBe(small[cached]);
+    await stack.registry.stop();
+    expect(await stack.runContainer(ref, ['/bin/busybox', 'cat', cached])).toBe(small[cached]);
+    // unread.bin lives in spans nobody fetched: the read fails with EIO, nothing hangs or lies.
+    await expect(stack.runContainer(ref, ['/bin/busybox', 'md5sum', '/data/unread.bin'])).rejects.toThrow(
+      /I\/O error|Input\/output error/,
+    );
+    // containerd and the daemon are still healthy.
+    expect(await stack.metric('soci_layer_mounts_total', { kind: 'lazy' })).toBe(2);
+    const snapshots = await stack.containerd.ctr(['snapshots', '--snapshotter', 'soci', 'ls']);
+    expect(snapshots.stdout).toContain('Committed');
+  });
+});

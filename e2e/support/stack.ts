@@ -1,0 +1,135 @@
+// The whole run path on loopback for e2e tests: a registry, our snapshotter daemon (the built
+// bin, in its own process: a FUSE server must never be read from its own process), containerd
+// with the daemon as its `soci` proxy plugin, and the built `soci` CLI.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ContainerdClient, type PullReport, pullImage } from '@soci-ts/containerd-client';
+import { RegistryClient } from '@soci-ts/oci-referrers';
+import {
+  type ChildDaemon,
+  startContainerd,
+  startSocketDaemon,
+  type TestContainerd,
+  unmountAllBelow,
+} from '@soci-ts/testing/containerd';
+import { freePort, type RunResult, run } from '@soci-ts/testing/process';
+import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const SNAPSHOTTER_BIN = join(REPO_ROOT, 'packages/snapshotter/dist/bin.js');
+export const SOCI_BIN = join(REPO_ROOT, 'packages/cli/dist/bin.js');
+
+export interface DaemonOptions {
+  backgroundFetch?: boolean;
+  mountTimeout?: string;
+}
+
+export interface Stack {
+  dir: string;
+  registry: TestRegistry;
+  containerd: TestContainerd;
+  daemon: ChildDaemon;
+  metricsUrl: string;
+  /** Runs the built `soci` CLI with a store of this stack. */
+  soci(args: string[]): Promise<RunResult>;
+  /** Pulls with the remote-snapshot labels through containerd into the `soci` snapshotter. */
+  pull(ref: string, snapshotter?: string): Promise<PullReport>;
+  /** `ctr run --rm` a command in a fresh container; resolves with its stdout. */
+  runContainer(ref: string, command: string[], snapshotter?: string): Promise<string>;
+  /** One counter or gauge of the daemon's /metrics, summed over its labels that match `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  restartDaemon(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+let containerSeq = 0;
+
+export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
+  const dir = await mkdtemp(join(tmpdir(), 'soci-e2e-'));
+  const registry = await startRegistry();
+  const socket = join(dir, 'soci.sock');
+  const metricsPort = await freePort();
+  const configFile = join(dir, 'soci-snapshotter.toml');
+  await writeFile(
+    configFile,
+    `root = "${join(dir, 'soci-root')}"
+socket = "${socket}"
+log_level = "debug"
+metrics_address = "127.0.0.1:${metricsPort}"
+mount_timeout = "${options.mountTimeout ?? '60s'}"
+
+[registry.hosts."${registry.host}"]
+plain_http = true
+
+[span_cache]
+dir = "${join(dir, 'span-cache')}"
+
+[background_fetch]
+enabled = ${options.backgroundFetch ?? true}
+`,
+  );
+  const startDaemon = () => startSocketDaemon('node', [SNAPSHOTTER_BIN, '--config', configFile], socket);
+  let daemon = await startDaemon();
+  const containerd = await startContainerd({ snapshotterSocket: socket });
+  const client = new ContainerdClient({ address: containerd.address, namespace: containerd.namespace });
+  const registryClient = new RegistryClient({ hosts: { [registry.host]: { plainHttp: true } } });
+
+  const stack: Stack = {
+    dir,
+    registry,
+    containerd,
+    get daemon() {
+      return daemon;
+    },
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    soci: (args) => run('node', [SOCI_BIN, ...args, '--root', join(dir, 'soci-store'), '--plain-http']),
+    pull: (ref, snapshotter = 'soci') =>
+      pullImage({ client, ref, snapshotter, registry: registryClient.repository(ref) }),
+    async runContainer(ref, command, snapshotter = 'soci') {
+      const id = `c${process.pid}-${++containerSeq}`;
+      const out = await containerd.ctr(['run', '--rm', '--snapshotter', snapshotter, ref, id, ...command]);
+      return out.stdout;
+    },
+    async metric(name, labels = {}) {
+      const text = await (await fetch(stack.metricsUrl)).text();
+      let sum = 0;
+      for (const line of text.split('\n')) {
+        const m = /^([a-z_:]+)(\{([^}]*)\})? ([0-9.e+-]+)$/.exec(line);
+        if (!m || m[1] !== name) continue;
+        const have = Object.fromEntries(
+          [...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]] as const),
+        );
+        if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[4]);
+      }
+      return sum;
+    },
+    async restartDaemon() {
+      await daemon.stop();
+      daemon = await startDaemon();
+    },
+    async stop() {
+      await containerd.stop().catch(() => undefined);
+      await daemon.stop().catch(() => undefined);
+      await registryClient.close().catch(() => undefined);
+      await registry.stop().catch(() => undefined);
+      await unmountAllBelow(dir).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return stack;
+}
+
+/** Pseudo-random bytes (deterministic per seed) that gzip cannot shrink much. */
+export function noiseBytes(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}

@@ -1,0 +1,58 @@
+import type { Repository } from '@soci-ts/oci-referrers';
+import { type FoundSociIndex, findSociIndex, type ImageManifest } from '@soci-ts/soci-index';
+import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
+
+/** What the daemon knows about one image manifest: its layers and, when it has one, its SOCI index. */
+export interface ImageLayers {
+  manifestDigest: string;
+  manifest: ImageManifest;
+  soci: FoundSociIndex | undefined;
+}
+
+export interface DiscoveryModes {
+  sociV2: boolean;
+  sociV1Referrers: boolean;
+}
+
+/**
+ * Discovery runs once per manifest (every layer of an image asks the same question), and a
+ * zTOC is fetched once per layer however many snapshots use it. Failed lookups are forgotten
+ * so that a registry hiccup does not pin an image to the fallback path for the daemon's life.
+ */
+export class ImageIndexCache {
+  private readonly images = new Map<string, Promise<ImageLayers>>();
+  private readonly ztocs = new Map<string, Promise<Ztoc>>();
+
+  constructor(private readonly modes: DiscoveryModes) {}
+
+  image(repo: Repository, manifestDigest: string, explicitIndexDigest?: string): Promise<ImageLayers> {
+    const key = `${repo.registry}/${repo.name}@${manifestDigest}#${explicitIndexDigest ?? ''}`;
+    return this.memo(this.images, key, async () => {
+      const { manifest } = await repo.fetchManifest(manifestDigest);
+      const soci = await findSociIndex(repo, manifestDigest, {
+        explicitDigest: explicitIndexDigest,
+        v2: this.modes.sociV2,
+        v1: this.modes.sociV1Referrers,
+      });
+      return { manifestDigest, manifest: manifest as ImageManifest, soci };
+    });
+  }
+
+  ztoc(repo: Repository, ztocDigest: string, size: number): Promise<Ztoc> {
+    return this.memo(this.ztocs, ztocDigest, async () =>
+      decodeZtoc(
+        await repo.fetchBlobBytes({ mediaType: 'application/octet-stream', digest: ztocDigest, size }),
+      ),
+    );
+  }
+
+  private memo<T>(map: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> {
+    let found = map.get(key);
+    if (!found) {
+      found = load();
+      map.set(key, found);
+      found.catch(() => map.delete(key));
+    }
+    return found;
+  }
+}

@@ -1,0 +1,169 @@
+import { readdir } from 'node:fs/promises';
+import { DiskSpanCache, forceUnmount, type MountedLayer, mountRemoteLayer } from '@soci-ts/lazy-fs';
+import type { Descriptor, RegistryClient, Repository } from '@soci-ts/oci-referrers';
+import { ztocForLayer } from '@soci-ts/soci-index';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { SnapshotterConfig } from '../config.js';
+import type {
+  RemoteLayerSource,
+  RemotePrepareRequest,
+  RemotePrepareResult,
+  RemoteRestoreRequest,
+} from '../remote.js';
+import { unpackLayer } from '../unpack/unpack-layer.js';
+import { ImageIndexCache, type ImageLayers } from './image-index-cache.js';
+import { PrometheusLayerMetrics } from './prometheus-layer-metrics.js';
+
+/** Labels containerd's CRI plugin (and `soci pull`) put on a layer's Prepare. */
+export const LABEL_IMAGE_REF = 'containerd.io/snapshot/cri.image-ref';
+export const LABEL_MANIFEST_DIGEST = 'containerd.io/snapshot/cri.manifest-digest';
+export const LABEL_LAYER_DIGEST = 'containerd.io/snapshot/cri.layer-digest';
+export const LABEL_SOCI_INDEX_DIGEST = 'containerd.io/snapshot/remote/soci.index.digest';
+
+export interface SociRemoteSourceOptions {
+  config: SnapshotterConfig;
+  registry: RegistryClient;
+  logger: Logger;
+  metrics: Registry;
+}
+
+/** Why a layer went back to containerd; each is a metrics label, so keep the set small. */
+type FallbackReason = 'no-labels' | 'no-soci-index' | 'discovery-error' | 'no-ztoc-unpack-failed';
+
+/**
+ * The run path of design.md: find the image's SOCI index (once per manifest), then mount a
+ * layer that has a zTOC lazily over FUSE, or fetch, verify and unpack a layer that has none.
+ * An image without an index goes back to containerd's normal pull.
+ */
+export class SociRemoteSource implements RemoteLayerSource {
+  private readonly images: ImageIndexCache;
+  private readonly mounted = new Map<string, MountedLayer>();
+  private readonly metrics: PrometheusLayerMetrics;
+  private cache: Promise<DiskSpanCache> | undefined;
+
+  constructor(private readonly options: SociRemoteSourceOptions) {
+    this.images = new ImageIndexCache(options.config.discovery);
+    this.metrics = new PrometheusLayerMetrics(options.metrics);
+  }
+
+  async prepareRemote(request: RemotePrepareRequest): Promise<RemotePrepareResult> {
+    const result = await this.serve(request, false);
+    if (typeof result === 'object') this.metrics.fallbacks.inc({ reason: result.fallback });
+    return result;
+  }
+
+  async restore(request: RemoteRestoreRequest): Promise<void> {
+    // A FUSE mount left by a daemon that died answers ENOTCONN: take it away first.
+    await forceUnmount(request.mountpoint);
+    // A layer unpacked here lives in its directory already; only lazy mounts need redoing.
+    if (!(await isEmptyDir(request.mountpoint))) return;
+    const result = await this.serve(request, true);
+    if (result !== 'mounted') {
+      throw new Error(`cannot restore the remote layer of ${request.name}: ${result.fallback}`);
+    }
+  }
+
+  async unmount(mountpoint: string): Promise<void> {
+    const layer = this.mounted.get(mountpoint);
+    if (!layer) return;
+    this.mounted.delete(mountpoint);
+    await layer.unmount();
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.mounted.keys()].map((m) => this.unmount(m)));
+    await this.options.registry.close();
+  }
+
+  private async serve(
+    request: Pick<RemotePrepareRequest, 'labels' | 'mountpoint' | 'signal'>,
+    restoring: boolean,
+  ): Promise<RemotePrepareResult | { fallback: FallbackReason }> {
+    const { labels, mountpoint, signal } = request;
+    const imageRef = labels[LABEL_IMAGE_REF];
+    const layerDigest = labels[LABEL_LAYER_DIGEST];
+    if (!imageRef || !layerDigest) return { fallback: 'no-labels' };
+    const log = this.options.logger.child({ image: imageRef, layer: layerDigest });
+
+    const repo = this.options.registry.repository(imageRef);
+    let image: ImageLayers;
+    try {
+      const manifestDigest =
+        labels[LABEL_MANIFEST_DIGEST] ?? (await repo.fetchImageManifest(imageRef)).descriptor.digest;
+      image = await this.images.image(repo, manifestDigest, labels[LABEL_SOCI_INDEX_DIGEST]);
+    } catch (err) {
+      log.warn({ err }, 'SOCI index discovery failed; containerd pulls the layer');
+      return { fallback: 'discovery-error' };
+    }
+    if (!image.soci) return { fallback: 'no-soci-index' };
+    const layer = image.manifest.layers.find((l) => l.digest === layerDigest);
+    if (!layer) {
+      log.warn({ manifest: image.manifestDigest }, 'layer is not in the image manifest');
+      return { fallback: 'no-labels' };
+    }
+
+    const ztocRef = ztocForLayer(image.soci.index, layerDigest);
+    if (ztocRef) {
+      // Errors here (zTOC fetch, FUSE mount) propagate: the snapshotter logs them and falls back.
+      const ztoc = await this.images.ztoc(repo, ztocRef.digest, ztocRef.size);
+      signal.throwIfAborted();
+      await this.mountLazily(repo, layer, ztoc, mountpoint);
+      log.info({ via: image.soci.via, restoring }, 'layer mounted lazily');
+      return 'mounted';
+    }
+    try {
+      const started = Date.now();
+      const { bytes } = await unpackLayer({
+        blob: await repo.fetchBlob(layer),
+        digest: layer.digest,
+        size: layer.size,
+        mediaType: layer.mediaType,
+        dest: mountpoint,
+        signal,
+      });
+      this.metrics.mounts.inc({ kind: 'unpacked' });
+      log.info({ bytes, ms: Date.now() - started }, 'layer without zTOC fetched and unpacked');
+      return 'mounted';
+    } catch (err) {
+      log.warn({ err }, 'unpacking a layer without zTOC failed; containerd pulls it');
+      return { fallback: 'no-ztoc-unpack-failed' };
+    }
+  }
+
+  private async mountLazily(
+    repo: Repository,
+    layer: Descriptor,
+    ztoc: Parameters<typeof mountRemoteLayer>[0]['ztoc'],
+    mountpoint: string,
+  ): Promise<void> {
+    const { config } = this.options;
+    const bg = config.backgroundFetch;
+    const mounted = await mountRemoteLayer({
+      ztoc,
+      blob: repo.blobReader(layer),
+      layerDigest: layer.digest,
+      layerSize: layer.size,
+      mountpoint,
+      cache: await this.spanCache(),
+      metrics: this.metrics,
+      background: bg.enabled ? { concurrency: bg.maxConcurrency } : false,
+    });
+    this.mounted.set(mountpoint, mounted);
+    this.metrics.mounts.inc({ kind: 'lazy' });
+  }
+
+  private spanCache(): Promise<DiskSpanCache> {
+    const { dir, maxBytes } = this.options.config.spanCache;
+    this.cache ??= DiskSpanCache.open({ root: dir, budgetBytes: maxBytes });
+    return this.cache;
+  }
+}
+
+async function isEmptyDir(path: string): Promise<boolean> {
+  try {
+    return (await readdir(path)).length === 0;
+  } catch {
+    return true;
+  }
+}
