@@ -45,3 +45,14 @@ export {
   Snapshotter,
   type SnapshotterOptions,
 } from './snapshotter.js';
+export { registryFromConfig } from './soci/registry-from-config.js';
+export {
+  LABEL_IMAGE_REF,
+  LABEL_LAYER_DIGEST,
+  LABEL_MANIFEST_DIGEST,
+  LABEL_SOCI_INDEX_DIGEST,
+  SociRemoteSource,
+  type SociRemoteSourceOptions,
+} from './soci/soci-source.js';
+export { UnpackError, type UnpackErrorCode } from './unpack/errors.js';
+export { type UnpackLayerOptions, unpackLayer } from './unpack/unpack-layer.js';
