@@ -12,6 +12,7 @@ import {
   compressibleBytes,
   FaultyReader,
   FileBlobReader,
+  readInChild,
   tempDir,
 } from './helpers.js';
 
@@ -34,12 +35,6 @@ interface Entry {
   xattrs: Record<string, string>;
 }
 type Tree = Record<string, Entry>;
-
-/** Reads ranges from another process: the FUSE server's own process must not read its mount. */
-async function readInChild(jobs: [string, number, number][]): Promise<string[]> {
-  const { stdout } = await run('python3', [join(FIXTURES, 'read.py')], { input: JSON.stringify(jobs) });
-  return JSON.parse(stdout) as string[];
-}
 
 function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { run } from '@soci-ts/testing';
 import { buildZtoc, type Ztoc } from '@soci-ts/ztoc';
 import type { BlobRangeReader } from '../src/index.js';
@@ -131,4 +132,16 @@ export class FaultyReader implements BlobRangeReader {
     if (fault === 'truncate') return bytes.subarray(0, bytes.length - 1);
     return bytes;
   }
+}
+
+const READ_SCRIPT = fileURLToPath(new URL('./fixtures/read.py', import.meta.url));
+
+/**
+ * Reads ranges of files in a child process (python3, parallel threads): the FUSE server's own
+ * process must never read its mount. Jobs are [path, offset, length (-1 = to the end)]; answers
+ * are sha256 hex or "ERR <errno name>".
+ */
+export async function readInChild(jobs: [string, number, number][]): Promise<string[]> {
+  const { stdout } = await run('python3', [READ_SCRIPT], { input: JSON.stringify(jobs) });
+  return JSON.parse(stdout) as string[];
 }
