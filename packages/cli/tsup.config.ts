@@ -1,3 +1,4 @@
+import { cp, rm } from 'node:fs/promises';
 import { defineConfig } from 'tsup';
 
 // The workspace packages are bundled from their TypeScript sources (the "source" condition),
@@ -11,11 +12,17 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   platform: 'node',
-  // containerd-client stays external: it loads its .proto files from beside its own dist, and is
-  // only imported (dynamically) for --containerd-address.
-  noExternal: [/^@soci-ts\/(?!containerd-client)/, 'undici', 'pako', 'flatbuffers'],
+  // containerd-client and its gRPC dependencies are bundled too (imported on demand, by pull and
+  // --containerd-address only); its .proto files are copied below.
+  noExternal: [/^@soci-ts\//, /^@grpc\//, 'undici', 'pako', 'flatbuffers'],
   esbuildOptions(options) {
     options.conditions = ['source', 'import', 'node'];
+  },
+  // containerd-client looks for its protos in `proto/` beside the directory of its code, which in
+  // this bundle is dist/: so they go to packages/cli/proto (published with the package).
+  async onSuccess() {
+    await rm('proto', { recursive: true, force: true });
+    await cp('../containerd-client/proto', 'proto', { recursive: true });
   },
   // Bundled CommonJS dependencies may call require(); give ESM output one.
   banner: {

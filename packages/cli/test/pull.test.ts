@@ -1,11 +1,15 @@
 // `soci pull` against a real containerd 1.6 and registry. The soci daemon is tested in its own
 // package; here the pull goes to overlayfs (every layer unpacked) and a container runs from it.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
+import { startFaultProxy } from '@soci-ts/testing/http-proxy';
 import { pushLayout } from '@soci-ts/testing/images';
+import { run } from '@soci-ts/testing/process';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bufferIo, main } from '../src/index.js';
@@ -149,4 +153,78 @@ describe('soci pull errors: one line that says what to fix', () => {
     const r = await soci('pull', ref, '--address', '/nonexistent.sock', '--soci-index-digest', 'abc');
     expectOneLineError(r, /--soci-index-digest takes a digest/);
   });
+});
+
+describe('built bin (pnpm --filter soci-cli build)', () => {
+  const bin = join(import.meta.dirname, '..', 'dist', 'bin.js');
+  const binPull = (namespace: string, ...args: string[]) => [
+    'pull',
+    '--address',
+    ctd.address,
+    '-n',
+    namespace,
+    '--plain-http',
+    '--snapshotter',
+    'overlayfs',
+    ...args,
+  ];
+
+  it.skipIf(!existsSync(bin))('pulls with the bundled containerd client and its protos', async () => {
+    const { stdout } = await run('node', [bin, ...binPull('soci-cli-bin', ref, '--json')]);
+    const report = JSON.parse(stdout);
+    expect(report.manifest.digest).toBe(manifestDigest);
+    expect(report.layers.map((l: { mode: string }) => l.mode)).toEqual(['unpacked', 'unpacked']);
+  });
+
+  it.skipIf(!existsSync(bin))(
+    'Ctrl-C during a layer download stops the pull and records nothing',
+    async () => {
+      const proxy = await startFaultProxy(registry);
+      try {
+        const manifest = (await (
+          await fetch(`${registry.url}/v2/cli/pull/manifests/v1`, {
+            headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+          })
+        ).json()) as { layers: { digest: string }[] };
+        const layer = manifest.layers[0]!.digest;
+        proxy.inject({
+          kind: 'stall-body',
+          afterBytes: 1000,
+          match: (m, path) => m === 'GET' && path.includes(layer),
+        });
+        const proxiedRef = `${proxy.host}/cli/pull:v1`;
+        const child = spawn('node', [bin, ...binPull('soci-cli-sigint', proxiedRef)], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (b: Buffer) => {
+          stderr += b;
+        });
+        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+        // Wait until the stalled layer download is under way.
+        for (let i = 0; i < 200 && !proxy.requests.some((r) => r.path.includes(layer)); i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(proxy.requests.some((r) => r.path.includes(layer))).toBe(true);
+        await new Promise((r) => setTimeout(r, 200));
+        child.kill('SIGINT');
+        // The stalled body would only fail on the HTTP client's 30 s body timeout; the abort must
+        // cut it off long before (a generous bound, not a speed measurement).
+        const code = await Promise.race([
+          exited,
+          new Promise((r) => setTimeout(() => r('still running'), 15_000)),
+        ]);
+        child.kill('SIGKILL');
+        expect(code).toBe(1);
+        expect(stderr.trimEnd().split('\n')).toHaveLength(1);
+        expect(stderr).toMatch(/pull of .* interrupted; nothing was recorded/);
+        const images = await ctd
+          .ctr(['-n', 'soci-cli-sigint', 'image', 'ls', '-q'])
+          .catch(() => ({ stdout: '' }));
+        expect(images.stdout).not.toContain(proxiedRef);
+      } finally {
+        await proxy.stop();
+      }
+    },
+  );
 });
