@@ -6,6 +6,7 @@ import { LayerWriter } from './layer-writer.js';
 import { layerCompression } from './media-type.js';
 import { runTool } from './run-tool.js';
 import { spoolLayer } from './spool.js';
+import { TarReader } from './tar-reader.js';
 
 export type OpaqueXattr = 'trusted.overlay.opaque' | 'user.overlay.opaque';
 
@@ -71,7 +72,7 @@ export async function unpackLayer(options: UnpackLayerOptions): Promise<UnpackRe
     const entries = await spoolLayer({ ...options, compression, tarPath });
     const tar = await open(tarPath, 'r');
     try {
-      writer = new LayerWriter({ root, tar, opaqueXattr, signal });
+      writer = new LayerWriter({ root, tar: new TarReader(tar), opaqueXattr, signal });
       for (const entry of entries) {
         throwIfAborted(signal);
         await writer.apply(entry);
@@ -79,6 +80,7 @@ export async function unpackLayer(options: UnpackLayerOptions): Promise<UnpackRe
       await writer.finish(work);
       throwIfAborted(signal);
     } finally {
+      await writer?.settle();
       await tar.close();
     }
     return { entries: writer.entries, bytes: writer.bytes, warnings: writer.warnings };
