@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Startup benchmark: time until a container is ready, full pull vs lazy loading, side by side.
+# Usage: bench/startup/run.sh [--runs N] [--rate 100mbit] [--rtt 20ms] [--workloads python,node,large,small]
+#                             [--unshaped] [--prefetch-list FILE] [--out DIR] [--no-build]
+# Needs root (network namespace, tc, mounts, drop_caches). See bench/README.md for how to read it.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+REPO_ROOT="$(cd "$here/../.." && pwd)"
+
+runs=5 rate=100mbit rtt=20ms workloads=python,node,large,small unshaped=0 prefetch_list="" out="" build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --rate) rate="$2"; shift 2 ;;
+    --rtt) rtt="$2"; shift 2 ;;
+    --workloads) workloads="$2"; shift 2 ;;
+    --unshaped) unshaped=1; shift ;;
+    --prefetch-list) prefetch_list="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    -h | --help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive integer" >&2; exit 2; }
+rtt_ms="$(python3 -c '
+import re, sys
+m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s)", sys.argv[1])
+if not m: sys.exit("run.sh: --rtt must look like 20ms or 0.1s")
+print(float(m.group(1)) * (1 if m.group(2) == "ms" else 1000))' "$rtt")"
+IFS=, read -r -a WORKLOADS <<<"$workloads"
+for w in "${WORKLOADS[@]}"; do
+  case "$w" in python | node | large | small) ;; *) echo "run.sh: unknown workload $w" >&2; exit 2 ;; esac
+done
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root" >&2; exit 1; }
+out="${out:-$here/results/$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$out"
+log() { echo "startup-bench: $*" >&2; }
+
+if [ "$build" = 1 ]; then
+  log "building soci-ts ..."
+  (cd "$REPO_ROOT" && pnpm exec turbo run build --output-logs=errors-only >/dev/null)
+fi
+
+source "$REPO_ROOT/scripts/lib/stack.sh"
+source "$REPO_ROOT/scripts/lib/python-image.sh"
+source "$here/images.sh"
+source "$here/net.sh"
+
+# ---- modes --------------------------------------------------------------------------------------
+MODES=(full lazy lazy-nobg)
+notes=()
+if [ -n "$prefetch_list" ]; then
+  # Only measured if the daemon really reads a prefetch list from its config; never faked.
+  if node --input-type=module -e "
+    const { parseConfig } = await import('$REPO_ROOT/packages/snapshotter/dist/index.js');
+    parseConfig('[prefetch]\npaths = [\"/x\"]\n');" >/dev/null 2>&1; then
+    MODES+=(lazy-prefetch)
+  else
+    notes+=("lazy-prefetch skipped: the snapshotter's config has no prefetch list (parseConfig rejects [prefetch]); lazy-fs can prefetch spans, but the daemon does not pass a list to it")
+  fi
+else
+  notes+=("lazy-prefetch not run: no --prefetch-list given (and the snapshotter's config has no prefetch list yet)")
+fi
+
+# ---- the stack: registry in its namespace, latency proxy, daemon and containerd --------------
+stack_init
+bench_cleanup() { stack_stop; net_down; }
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+net_up
+
+now() { echo "$EPOCHREALTIME"; }
+
+# Images go in over the direct, unshaped path; their SOCI indexes are built and pushed once.
+declare -A IMAGE_BYTES
+for w in "${WORKLOADS[@]}"; do
+  if [ "$w" = python ]; then build_python_image_shared; else build_image "$w"; fi
+  log "pushing $w and its SOCI index ..."
+  direct="$REGISTRY_DIRECT/bench/$w:1"
+  skopeo copy --quiet --dest-tls-verify=false "$LAYOUT" "docker://$direct"
+  "${SOCI[@]}" create "$direct" --plain-http --root "$STACK_DIR/soci-store" --quiet
+  "${SOCI[@]}" push "$direct" --plain-http --root "$STACK_DIR/soci-store" --quiet
+  IMAGE_BYTES[$w]="$(skopeo inspect --tls-verify=false --raw "docker://$direct" |
+    jq '[.layers[].size] + [.config.size] | add')"
+done
+
+# cold_reset BACKGROUND_FETCH: containerd and the daemon restarted on empty roots (no image, no
+# snapshots, no content, no span cache), page caches dropped.
+cold_reset() {
+  local pid
+  for pid in "${CONTAINERD_PID:-}" "${SNAPSHOTTER_PID:-}"; do
+    [ -n "$pid" ] || continue
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  { grep -oE " $STACK_DIR/(containerd|soci-root)[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || fusermount -uz "$m" 2>/dev/null || true
+  done
+  rm -rf "$STACK_DIR/containerd" "$STACK_DIR/soci-root" "$STACK_DIR/soci.sock"
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+  start_snapshotter "$1"
+  start_containerd
+}
+
+# wait_http PORT: polls until the port answers an HTTP GET; prints the epoch time it did.
+wait_http() {
+  python3 - "$1" <<'PY'
+import socket, sys, time
+port, deadline = int(sys.argv[1]), time.time() + 900
+while time.time() < deadline:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            if s.recv(64).startswith(b"HTTP/"):
+                print(f"{time.time():.6f}")
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.01)
+sys.exit(1)
+PY
+}
+
+hwm_bytes() { awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# measure PROFILE WORKLOAD MODE RUN: one cold start; appends one JSON line to runs.jsonl.
+measure() {
+  local profile="$1" w="$2" mode="$3" run="$4"
+  local ref="$REGISTRY/bench/$w:1" name="bench-$w-$mode-$run" snap=overlayfs bg=true
+  local t0 t_pulled t_ready t_exit down0 down_ready down_exit d_ready=0 d_exit=0 hwm err=""
+  local run_args=() port="" waiter="" ctr_pid line
+  case "$mode" in lazy-nobg) bg=false ;; esac
+  [ "$mode" = full ] || snap=soci
+  cold_reset "$bg"
+  if [ "$w" = node ]; then
+    port="$(free_port)"
+    run_args=(--net-host --env "PORT=$port")
+  fi
+  local fifo="$STACK_DIR/out.$name"
+  rm -f "$fifo" && mkfifo "$fifo"
+  down0="$(proxy_down)"
+
+  t0="$(now)"
+  if [ -n "$port" ]; then
+    wait_http "$port" >"$STACK_DIR/ready.$name" &
+    waiter=$!
+  fi
+  if [ "$mode" = full ]; then
+    timeout 900 "${CTR[@]}" image pull --plain-http --snapshotter overlayfs "$ref" >/dev/null || err="ctr image pull failed"
+  else
+    timeout 900 "${SOCI[@]}" pull "$ref" --plain-http --address "$CONTAINERD_SOCK" --namespace demo \
+      --snapshotter soci --quiet || err="soci pull failed"
+  fi
+  t_pulled="$(now)"
+  if [ -z "$err" ]; then
+    timeout 900 "${CTR[@]}" run --rm --snapshotter "$snap" "${run_args[@]}" "$ref" "$name" >"$fifo" 2>"$STACK_DIR/err.$name" &
+    ctr_pid=$!
+    if [ -n "$port" ]; then
+      # The container's own output is not the ready signal here: the first HTTP answer is.
+      cat "$fifo" >/dev/null &
+      if wait "$waiter"; then t_ready="$(cat "$STACK_DIR/ready.$name")"; else err="never answered HTTP"; fi
+    else
+      exec 7<"$fifo"
+      IFS= read -r line <&7 || true
+      t_ready="$(now)"
+      cat <&7 >/dev/null & # keep draining, so later output never breaks the pipe
+      exec 7<&-
+      [ "$line" = READY ] || err="first line was '${line:-<none>}', not READY"
+    fi
+    down_ready="$(proxy_down)"
+    [ "$snap" = soci ] && d_ready="$(metric soci_bytes_fetched_total)"
+    wait "$ctr_pid" || err="${err:-ctr run exited $?: $(head -c 300 "$STACK_DIR/err.$name")}"
+    t_exit="$(now)"
+  fi
+  [ -n "$waiter" ] && { kill "$waiter" 2>/dev/null || true; wait "$waiter" 2>/dev/null || true; }
+  down_exit="$(proxy_down)"
+  [ "$snap" = soci ] && d_exit="$(metric soci_bytes_fetched_total)"
+  hwm="$(hwm_bytes "$SNAPSHOTTER_PID")"
+  jq -nc --arg profile "$profile" --arg rate "$PROFILE_RATE" --argjson rtt_ms "$PROFILE_RTT" \
+    --arg workload "$w" --arg mode "$mode" --argjson run "$run" --arg err "$err" \
+    --argjson image_bytes "${IMAGE_BYTES[$w]}" \
+    --arg t0 "$t0" --arg tp "$t_pulled" --arg tr "${t_ready:-}" --arg te "${t_exit:-}" \
+    --argjson down0 "$down0" --argjson dr "${down_ready:-0}" --argjson de "$down_exit" \
+    --argjson sr "$d_ready" --argjson se "$d_exit" --argjson hwm "${hwm:-0}" '
+    def secs(a): if a == "" then null else ((a | tonumber) - ($t0 | tonumber)) end;
+    { profile: $profile, rate: $rate, rtt_ms: $rtt_ms, workload: $workload, mode: $mode, run: $run,
+      ok: ($err == ""), error: (if $err == "" then null else $err end), image_bytes: $image_bytes,
+      pull_s: secs($tp), ready_s: secs($tr), exit_s: secs($te),
+      registry_bytes_ready: ($dr - $down0), registry_bytes_exit: ($de - $down0),
+      daemon_bytes_ready: $sr, daemon_bytes_exit: $se, daemon_peak_rss_bytes: $hwm }' >>"$out/runs.jsonl"
+  log "$(tail -n1 "$out/runs.jsonl" | jq -r '"\(.profile) \(.workload) \(.mode) #\(.run): pull \(.pull_s // "-" | tostring | .[0:5])s ready \(.ready_s // "-" | tostring | .[0:5])s exit \(.exit_s // "-" | tostring | .[0:5])s, \((.registry_bytes_ready / 1e6 | floor)) MB before ready\(if .ok then "" else " FAILED: " + .error end)"')"
+}
+
+# ---- the runs: per profile and workload, modes alternate (rotated each run) -------------------
+profiles=("shaped $rate $rtt_ms")
+[ "$unshaped" = 1 ] && profiles+=("unshaped none 0")
+: >"$out/runs.jsonl"
+for p in "${profiles[@]}"; do
+  read -r PROFILE PROFILE_RATE PROFILE_RTT <<<"$p"
+  net_shape "$PROFILE_RATE" "$PROFILE_RTT"
+  log "profile $PROFILE: rate $PROFILE_RATE, rtt ${PROFILE_RTT} ms; clients use $REGISTRY"
+  for w in "${WORKLOADS[@]}"; do
+    for run in $(seq "$runs"); do
+      for i in "${!MODES[@]}"; do
+        measure "$PROFILE" "$w" "${MODES[$(((i + run - 1) % ${#MODES[@]}))]}" "$run"
+      done
+    done
+  done
+done
+
+printf '%s\n' "${notes[@]}" | jq -R . | jq -s \
+  --arg runs "$runs" --arg rate "$rate" --argjson rtt_ms "$rtt_ms" --arg host "$(nproc) cores, $(uname -r)" \
+  --arg when "$(date -u +%FT%TZ)" --arg commit "$(git -C "$REPO_ROOT" rev-parse --short HEAD)" \
+  '{runs: ($runs | tonumber), rate: $rate, rtt_ms: $rtt_ms, host: $host, when: $when, commit: $commit, notes: .}' \
+  >"$out/meta.json"
+(cd "$REPO_ROOT/bench" && node "$here/report.mjs" "$out")
+log "results in $out"
