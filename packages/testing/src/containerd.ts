@@ -15,6 +15,10 @@ export interface ContainerdOptions {
   snapshotterName?: string;
   /** Enable the CRI plugin, set up for a remote snapshotter (`snapshotter = NAME`, annotations passed on). */
   cri?: boolean;
+  /** CRI only: registries (`host:port`) that CRI reaches over plain HTTP, each its own mirror. */
+  plainHttpRegistries?: readonly string[];
+  /** CRI only: the pod sandbox ("pause") image. Default: containerd's (registry.k8s.io, unreachable here). */
+  sandboxImage?: string;
   /** containerd namespace for ctr(). Default: test. */
   namespace?: string;
   /** containerd log level. Default: info. */
@@ -39,13 +43,7 @@ export interface TestContainerd {
 /** containerd's config (version 2) for a private instance rooted in `dir`. */
 export function containerdConfig(dir: string, options: ContainerdOptions): string {
   const name = options.snapshotterName ?? 'soci';
-  const cri = options.cri
-    ? `
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  snapshotter = "${name}"
-  disable_snapshot_annotations = false
-`
-    : '';
+  const cri = options.cri ? criConfig(dir, name, options) : '';
   return `version = 2
 root = "${join(dir, 'root')}"
 state = "${join(dir, 'state')}"
@@ -67,6 +65,34 @@ disabled_plugins = [${options.cri ? '' : '"io.containerd.grpc.v1.cri"'}]
   type = "snapshot"
   address = "${options.snapshotterSocket}"
 ${cri}`;
+}
+
+/**
+ * The CRI plugin's section: pull into the proxy snapshotter with the layer annotations passed on as
+ * snapshot labels. Inside a container a process may not lower its OOM score, so the adjustment is
+ * clamped; CNI points at empty directories below `dir` (pods use host networking) so that CRI
+ * creates nothing in /etc or /opt.
+ */
+function criConfig(dir: string, snapshotterName: string, options: ContainerdOptions): string {
+  const cri = 'plugins."io.containerd.grpc.v1.cri"';
+  const mirrors = (options.plainHttpRegistries ?? []).map(
+    (host) => `
+[${cri}.registry.mirrors."${host}"]
+  endpoint = ["http://${host}"]
+`,
+  );
+  return `
+[${cri}]
+  restrict_oom_score_adj = true
+${options.sandboxImage ? `  sandbox_image = "${options.sandboxImage}"\n` : ''}
+[${cri}.containerd]
+  snapshotter = "${snapshotterName}"
+  disable_snapshot_annotations = false
+
+[${cri}.cni]
+  bin_dir = "${join(dir, 'cni', 'bin')}"
+  conf_dir = "${join(dir, 'cni', 'net.d')}"
+${mirrors.join('')}`;
 }
 
 /** Pids of processes whose command line mentions `needle` (containerd's shims name its socket). */
