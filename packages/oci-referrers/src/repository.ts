@@ -53,6 +53,8 @@ export interface PushBlobOptions {
 export interface ReferrersOptions {
   /** Only referrers of this artifact type. */
   artifactType?: string;
+  /** On registries without the referrers API, read the `sha256-<hex>` tag index (default true). */
+  tagFallback?: boolean;
 }
 
 /** Shared state of one RegistryClient that its repositories use. */
@@ -332,6 +334,7 @@ export class Repository {
       if (res.status === 404) {
         await res.body.dump().catch(() => undefined);
         if (page > 0) throw new RegistryError('PROTOCOL', `${what}: a referrers page link gave 404`);
+        if (options.tagFallback === false) return [];
         const index = await this.fetchFallbackIndex(subjectDigest);
         return filterByArtifactType(index.manifests, options.artifactType);
       }

@@ -213,6 +213,8 @@ describe('referrers via the tag schema (no referrers API)', () => {
       artifactType: 'application/vnd.example.a',
       annotations: { note: 'first' },
     });
+    // Without the tag fallback, a registry lacking the referrers API lists nothing.
+    expect(await repo.referrers(subject.digest, { tagFallback: false })).toEqual([]);
     const onlyB = await repo.referrers(subject.digest, { artifactType: 'application/vnd.example.b' });
     expect(onlyB.map((d: Descriptor) => d.digest)).toEqual([b.digest]);
     // Pushing the same referrer again does not list it twice.

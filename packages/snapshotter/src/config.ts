@@ -30,8 +30,8 @@ export interface SnapshotterConfig {
   spanCache: { dir: string; maxBytes: number };
   backgroundFetch: {
     enabled: boolean;
-    fetchPeriodMs: number;
-    silencePeriodMs: number;
+    /** Upper bound on compressed bytes per second fetched in the background; 0 = unlimited. */
+    bytesPerSecond: number;
     maxConcurrency: number;
   };
   discovery: { sociV2: boolean; sociV1Referrers: boolean; referrersTagFallback: boolean };
@@ -48,7 +48,7 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
     mountTimeoutMs: 30_000,
     registry: { hosts: {} },
     spanCache: { dir: join(root, 'cache'), maxBytes: 10 * 1024 ** 3 },
-    backgroundFetch: { enabled: true, fetchPeriodMs: 500, silencePeriodMs: 30_000, maxConcurrency: 1 },
+    backgroundFetch: { enabled: true, bytesPerSecond: 0, maxConcurrency: 2 },
     discovery: { sociV2: true, sociV1Referrers: true, referrersTagFallback: true },
   };
 }
@@ -233,8 +233,7 @@ export function configFromToml(doc: Table): SnapshotterConfig {
   const bg = top.table_('background_fetch');
   config.backgroundFetch = {
     enabled: bg.boolean('enabled', d.backgroundFetch.enabled),
-    fetchPeriodMs: bg.duration('fetch_period', d.backgroundFetch.fetchPeriodMs),
-    silencePeriodMs: bg.duration('silence_period', d.backgroundFetch.silencePeriodMs),
+    bytesPerSecond: bg.integer('bytes_per_second', d.backgroundFetch.bytesPerSecond, 0),
     maxConcurrency: bg.integer('max_concurrency', d.backgroundFetch.maxConcurrency, 1),
   };
   bg.done();
@@ -298,8 +297,7 @@ export function formatConfig(c: SnapshotterConfig): string {
     span_cache: { dir: c.spanCache.dir, max_bytes: c.spanCache.maxBytes },
     background_fetch: {
       enabled: c.backgroundFetch.enabled,
-      fetch_period: formatDuration(c.backgroundFetch.fetchPeriodMs),
-      silence_period: formatDuration(c.backgroundFetch.silencePeriodMs),
+      bytes_per_second: c.backgroundFetch.bytesPerSecond,
       max_concurrency: c.backgroundFetch.maxConcurrency,
     },
     discovery: {

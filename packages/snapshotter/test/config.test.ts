@@ -50,7 +50,7 @@ password = "p"
 max_bytes = 1024
 [background_fetch]
 enabled = false
-fetch_period = "2m"
+bytes_per_second = 1000000
 [discovery]
 soci_v1_referrers = false
 `);
@@ -65,7 +65,7 @@ soci_v1_referrers = false
       username: 'u',
       password: 'p',
     });
-    expect(c.backgroundFetch).toMatchObject({ enabled: false, fetchPeriodMs: 120_000 });
+    expect(c.backgroundFetch).toMatchObject({ enabled: false, bytesPerSecond: 1_000_000 });
     expect(c.discovery).toEqual({ sociV2: true, sociV1Referrers: false, referrersTagFallback: true });
   });
 
@@ -126,8 +126,7 @@ soci_v1_referrers = false
       spanCache: fc.record({ dir: word.map((w) => `/c/${w}`), maxBytes: fc.maxSafeNat() }),
       backgroundFetch: fc.record({
         enabled: fc.boolean(),
-        fetchPeriodMs: duration,
-        silencePeriodMs: duration,
+        bytesPerSecond: fc.maxSafeNat(),
         maxConcurrency: fc.integer({ min: 1, max: 64 }),
       }),
       discovery: fc.record({
@@ -172,13 +171,13 @@ describe('soci-snapshotter command line', () => {
   it('exits 2 with one line naming the bad key', async () => {
     await withTempDir(async (dir) => {
       const file = join(dir, 'c.toml');
-      await writeFile(file, '[background_fetch]\nfetch_period = "soon"\n');
+      await writeFile(file, '[background_fetch]\nbytes_per_second = "fast"\n');
       const r = await spawnTs('src/bin.ts', ['--config', file]).done;
       expect(r.code).toBe(2);
       expect(r.stdout).toBe('');
       const lines = r.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toContain('background_fetch.fetch_period');
+      expect(lines[0]).toContain('background_fetch.bytes_per_second');
     });
   });
 });

@@ -14,6 +14,8 @@ export interface FindOptions {
   v2?: boolean;
   /** Look for v1 referrers (default true). */
   v1?: boolean;
+  /** For v1, read the referrers tag schema on registries without the referrers API (default true). */
+  referrersTagFallback?: boolean;
 }
 
 export interface FoundSociIndex {
@@ -47,7 +49,10 @@ export async function findSociIndex(
     if (digest) return load(digest, 'v2-annotation');
   }
   if (options.v1 ?? true) {
-    const [first] = await repo.referrers(manifestDigest, { artifactType: SOCI_INDEX_V1 });
+    const [first] = await repo.referrers(manifestDigest, {
+      artifactType: SOCI_INDEX_V1,
+      tagFallback: options.referrersTagFallback ?? true,
+    });
     if (first) return load(first.digest, 'v1-referrers');
   }
   return undefined;

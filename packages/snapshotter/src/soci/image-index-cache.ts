@@ -12,6 +12,7 @@ export interface ImageLayers {
 export interface DiscoveryModes {
   sociV2: boolean;
   sociV1Referrers: boolean;
+  referrersTagFallback: boolean;
 }
 
 /**
@@ -33,6 +34,7 @@ export class ImageIndexCache {
         explicitDigest: explicitIndexDigest,
         v2: this.modes.sociV2,
         v1: this.modes.sociV1Referrers,
+        referrersTagFallback: this.modes.referrersTagFallback,
       });
       return { manifestDigest, manifest: manifest as ImageManifest, soci };
     });

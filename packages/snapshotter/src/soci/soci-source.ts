@@ -147,7 +147,7 @@ export class SociRemoteSource implements RemoteLayerSource {
       mountpoint,
       cache: await this.spanCache(),
       metrics: this.metrics,
-      background: bg.enabled ? { concurrency: bg.maxConcurrency } : false,
+      background: bg.enabled ? { concurrency: bg.maxConcurrency, bytesPerSecond: bg.bytesPerSecond } : false,
     });
     this.mounted.set(mountpoint, mounted);
     this.metrics.mounts.inc({ kind: 'lazy' });
