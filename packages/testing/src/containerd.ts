@@ -110,6 +110,27 @@ async function pidsMentioning(needle: string): Promise<number[]> {
   return pids;
 }
 
+/**
+ * Kills the init process of every task left in containerd's state dir
+ * (`io.containerd.runtime.v2.task/<namespace>/<id>/init.pid`) and drops its runc state, which
+ * lives outside our dir (the runc shim's default root, /run/containerd/runc/<namespace>).
+ */
+async function killLeftTasks(state: string): Promise<void> {
+  const tasks = join(state, 'io.containerd.runtime.v2.task');
+  for (const namespace of await readdir(tasks).catch(() => [])) {
+    for (const id of await readdir(join(tasks, namespace)).catch(() => [])) {
+      const pid = Number(await readFile(join(tasks, namespace, id, 'init.pid'), 'utf8').catch(() => ''));
+      if (pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+      }
+      const runcRoot = join('/run/containerd/runc', namespace);
+      await run('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
+    }
+  }
+}
+
 /** Mount targets below `dir`, deepest first, as findmnt lists them. */
 export async function mountsBelow(dir: string): Promise<string[]> {
   const { stdout } = await run('findmnt', ['-rn', '-o', 'TARGET']).catch(() => ({ stdout: '' }));
@@ -151,6 +172,8 @@ export async function startContainerd(options: ContainerdOptions): Promise<TestC
 
   const stop = async () => {
     await stopChild(child, 10_000);
+    // Containers a test left running (a failed cleanup, CRI pods) would outlive their killed shims.
+    await killLeftTasks(join(dir, 'state'));
     // Shims outlive containerd by design; they are ours because their command line names our socket.
     for (const pid of await pidsMentioning(address)) {
       try {
