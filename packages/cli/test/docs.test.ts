@@ -51,6 +51,25 @@ describe('docs/debugging.md metrics table', () => {
   });
 });
 
+describe('docs/debugging.md log messages', () => {
+  it('every message it lists is one the daemon logs', async () => {
+    const srcDir = join(REPO, 'packages', 'snapshotter', 'src');
+    let source = '';
+    for (const entry of await readdir(srcDir, { recursive: true })) {
+      if (entry.endsWith('.ts')) source += await readFile(join(srcDir, entry), 'utf8');
+    }
+    const text = await doc('debugging.md');
+    const block = /Messages worth grepping for:\n\n```\n([^]*?)```/.exec(text)?.[1] ?? '';
+    const messages = block
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((line) => line.replace(/\s+\((trace|debug|info|warn|error|fatal)\).*$/, '').split(' | '))
+      .map((m) => m.trim());
+    expect(messages.length).toBeGreaterThan(8);
+    for (const message of messages) expect(source, message).toContain(`'${message}'`);
+  });
+});
+
 describe('docs mention the soci pull flags that exist', () => {
   it('every flag quoted for soci pull is one of its options', async () => {
     const pull = buildProgram(bufferIo()).commands.find((c) => c.name() === 'pull')!;
