@@ -16,6 +16,12 @@ export interface BackgroundFetcherOptions {
   concurrency?: number;
   /** Upper bound on compressed bytes per second for background spans (not prefetch). 0 = unlimited. */
   bytesPerSecond?: number;
+  /**
+   * Background spans (not prefetch) wait until no foreground read has needed the network for
+   * this long, counted from the start too: a starting container gets the whole link first.
+   * Default 0.
+   */
+  quietMs?: number;
   /** Spans per background request (adjacent spans are merged). Default 4. */
   spansPerRequest?: number;
   /** Called with any error that stopped one batch; the fetcher goes on with the next. */
@@ -38,6 +44,7 @@ export class BackgroundFetcher {
   private readonly queue: Batch[] = [];
   private readonly workers: Promise<void>[] = [];
   private nextSlotAt = 0;
+  private startedAt = 0;
   private readonly sleepers = new Set<() => void>();
   private readonly options: Required<Omit<BackgroundFetcherOptions, 'prefetch' | 'onError'>> &
     BackgroundFetcherOptions;
@@ -46,7 +53,14 @@ export class BackgroundFetcher {
     private readonly spans: SpanManager,
     options: BackgroundFetcherOptions = {},
   ) {
-    this.options = { fetchAll: true, concurrency: 2, bytesPerSecond: 0, spansPerRequest: 4, ...options };
+    this.options = {
+      fetchAll: true,
+      concurrency: 2,
+      bytesPerSecond: 0,
+      spansPerRequest: 4,
+      quietMs: 0,
+      ...options,
+    };
     for (const r of options.prefetch ?? []) {
       const first = Math.max(0, r.startSpan);
       const last = Math.min(spans.spanCount - 1, r.endSpan);
@@ -71,6 +85,7 @@ export class BackgroundFetcher {
   }
 
   start(): this {
+    this.startedAt = performance.now();
     const n = Math.max(1, this.options.concurrency);
     for (let i = 0; i < n; i++) this.workers.push(this.work());
     return this;
@@ -94,13 +109,27 @@ export class BackgroundFetcher {
       if (!batch) return;
       if (allCached(this.spans, batch)) continue;
       await this.spans.whenForegroundIdle();
-      if (batch.priority === 'background') await this.pace(batch);
+      if (batch.priority === 'background') {
+        await this.waitForQuiet();
+        await this.pace(batch);
+      }
       if (this.stopped) return;
       try {
         await this.spans.ensureSpans(batch.first, batch.last, batch.priority);
       } catch (err) {
         this.options.onError?.(err);
       }
+    }
+  }
+
+  /** Sleeps until foreground reads have left the network alone for `quietMs`. */
+  private async waitForQuiet(): Promise<void> {
+    const quiet = this.options.quietMs;
+    while (quiet > 0 && !this.stopped) {
+      const since = Math.max(this.startedAt, this.spans.lastForegroundActivity());
+      const left = since + quiet - performance.now();
+      if (left <= 0) return;
+      await this.sleep(left);
     }
   }
 

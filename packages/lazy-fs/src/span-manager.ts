@@ -52,6 +52,8 @@ export class SpanManager {
   private readonly maxAttempts: number;
   private readonly retryDelayMs: number;
   private foregroundWaiting = 0;
+  /** performance.now() when the last foreground read stopped waiting for bytes (0: none yet). */
+  private foregroundEndedAt = 0;
   private idleWaiters: (() => void)[] = [];
   private closed = false;
   private readonly counters = {
@@ -133,8 +135,14 @@ export class SpanManager {
       this.options.metrics.onBytesServed(length);
     } finally {
       this.foregroundWaiting--;
+      this.foregroundEndedAt = performance.now();
       if (this.foregroundWaiting === 0) this.wakeIdleWaiters();
     }
+  }
+
+  /** When foreground reads last needed the network: now while one waits, else when the last one ended. */
+  lastForegroundActivity(): number {
+    return this.foregroundWaiting > 0 ? performance.now() : this.foregroundEndedAt;
   }
 
   /** Makes sure spans `first..last` are stored, fetching the missing ones with coalesced requests. */

@@ -32,6 +32,8 @@ export interface SnapshotterConfig {
     enabled: boolean;
     /** Upper bound on compressed bytes per second fetched in the background; 0 = unlimited. */
     bytesPerSecond: number;
+    /** Background fetching waits until foreground reads left the network alone this long. */
+    silencePeriodMs: number;
     maxConcurrency: number;
   };
   discovery: { sociV2: boolean; sociV1Referrers: boolean; referrersTagFallback: boolean };
@@ -48,7 +50,7 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
     mountTimeoutMs: 30_000,
     registry: { hosts: {} },
     spanCache: { dir: join(root, 'cache'), maxBytes: 10 * 1024 ** 3 },
-    backgroundFetch: { enabled: true, bytesPerSecond: 0, maxConcurrency: 2 },
+    backgroundFetch: { enabled: true, bytesPerSecond: 0, silencePeriodMs: 30_000, maxConcurrency: 2 },
     discovery: { sociV2: true, sociV1Referrers: true, referrersTagFallback: true },
   };
 }
@@ -234,6 +236,7 @@ export function configFromToml(doc: Table): SnapshotterConfig {
   config.backgroundFetch = {
     enabled: bg.boolean('enabled', d.backgroundFetch.enabled),
     bytesPerSecond: bg.integer('bytes_per_second', d.backgroundFetch.bytesPerSecond, 0),
+    silencePeriodMs: bg.duration('silence_period', d.backgroundFetch.silencePeriodMs),
     maxConcurrency: bg.integer('max_concurrency', d.backgroundFetch.maxConcurrency, 1),
   };
   bg.done();
@@ -298,6 +301,7 @@ export function formatConfig(c: SnapshotterConfig): string {
     background_fetch: {
       enabled: c.backgroundFetch.enabled,
       bytes_per_second: c.backgroundFetch.bytesPerSecond,
+      silence_period: formatDuration(c.backgroundFetch.silencePeriodMs),
       max_concurrency: c.backgroundFetch.maxConcurrency,
     },
     discovery: {

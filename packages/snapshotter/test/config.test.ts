@@ -127,6 +127,7 @@ soci_v1_referrers = false
       backgroundFetch: fc.record({
         enabled: fc.boolean(),
         bytesPerSecond: fc.maxSafeNat(),
+        silencePeriodMs: duration,
         maxConcurrency: fc.integer({ min: 1, max: 64 }),
       }),
       discovery: fc.record({

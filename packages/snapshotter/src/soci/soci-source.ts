@@ -1,6 +1,11 @@
 import { readdir } from 'node:fs/promises';
 import { DiskSpanCache, forceUnmount, type MountedLayer, mountRemoteLayer } from '@soci-ts/lazy-fs';
-import type { Descriptor, RegistryClient, Repository } from '@soci-ts/oci-referrers';
+import {
+  type Descriptor,
+  parseReference,
+  type RegistryClient,
+  type Repository,
+} from '@soci-ts/oci-referrers';
 import { ztocForLayer } from '@soci-ts/soci-index';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -89,8 +94,11 @@ export class SociRemoteSource implements RemoteLayerSource {
     const repo = this.options.registry.repository(imageRef);
     let image: ImageLayers;
     try {
+      // containerd 1.6's CRI sends the manifest digest; other clients may not: resolve the ref then.
+      const parsed = parseReference(imageRef);
       const manifestDigest =
-        labels[LABEL_MANIFEST_DIGEST] ?? (await repo.fetchImageManifest(imageRef)).descriptor.digest;
+        labels[LABEL_MANIFEST_DIGEST] ??
+        (await repo.fetchImageManifest(parsed.digest ?? parsed.tag ?? 'latest')).descriptor.digest;
       image = await this.images.image(repo, manifestDigest, labels[LABEL_SOCI_INDEX_DIGEST]);
     } catch (err) {
       log.warn({ err }, 'SOCI index discovery failed; containerd pulls the layer');
@@ -147,7 +155,9 @@ export class SociRemoteSource implements RemoteLayerSource {
       mountpoint,
       cache: await this.spanCache(),
       metrics: this.metrics,
-      background: bg.enabled ? { concurrency: bg.maxConcurrency, bytesPerSecond: bg.bytesPerSecond } : false,
+      background: bg.enabled
+        ? { concurrency: bg.maxConcurrency, bytesPerSecond: bg.bytesPerSecond, quietMs: bg.silencePeriodMs }
+        : false,
     });
     this.mounted.set(mountpoint, mounted);
     this.metrics.mounts.inc({ kind: 'lazy' });
