@@ -139,7 +139,10 @@ describe('images', () => {
 
 describe('snapshots and leases', () => {
   test('prepare, mounts, commit, view, stat, usage, remove on overlayfs', async () => {
-    const sn = client.snapshots('overlayfs');
+    // Under a lease: containerd's garbage collector may otherwise remove the unreferenced view
+    // between two calls (it runs after deletions of earlier tests).
+    const lease = await client.leases.create({ expiresInMs: 60_000 });
+    const sn = client.withLease(lease.id).snapshots('overlayfs');
     const mounts = await sn.prepare('active-1', '', { 'containerd.io/snapshot/x': 'y' });
     expect(mounts[0]?.type).toBe('bind');
     expect(await sn.mounts('active-1')).toEqual(mounts);
@@ -157,6 +160,7 @@ describe('snapshots and leases', () => {
     await sn.remove('view-1');
     await sn.remove('committed-1');
     expect(await sn.list()).toEqual([]);
+    await client.leases.delete(lease.id, { sync: true });
   });
 
   test('what is created under a lease is collected when the lease goes', async () => {
