@@ -59,7 +59,7 @@ describe('docs/debugging.md log messages', () => {
       if (entry.endsWith('.ts')) source += await readFile(join(srcDir, entry), 'utf8');
     }
     const text = await doc('debugging.md');
-    const block = /Messages worth grepping for:\n\n```\n([^]*?)```/.exec(text)?.[1] ?? '';
+    const block = /Messages worth grepping for:\n\n```\n([\s\S]*?)```/.exec(text)?.[1] ?? '';
     const messages = block
       .split('\n')
       .filter(Boolean)
@@ -78,7 +78,7 @@ describe('docs mention the soci pull flags that exist', () => {
     const text = (await Promise.all(names.map(doc))).join('\n');
     // `soci pull ...` commands (inline or in shell blocks) and the getting-started flag list.
     const commands = [...text.matchAll(/soci pull ([^`\n]*)/g)].map((m) => m[1]!);
-    const listed = /Useful flags: ([^]*?)\n\n/.exec(await doc('getting-started.md'))?.[1] ?? '';
+    const listed = /Useful flags: ([\s\S]*?)\n\n/.exec(await doc('getting-started.md'))?.[1] ?? '';
     const quoted = [...commands, listed].flatMap((t) => t.match(/(?<![\w-])--?[a-z][a-z-]*/g) ?? []);
     expect(quoted).toContain('--soci-index-digest');
     expect(quoted).toContain('--no-unpack-fallback');

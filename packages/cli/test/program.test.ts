@@ -14,7 +14,8 @@ describe('soci program', () => {
   it('--help lists the commands and exits 0; an unknown command exits 1', async () => {
     const io = bufferIo();
     expect(await main(['--help'], io)).toBe(0);
-    for (const cmd of ['create', 'push', 'convert', 'index', 'ztoc', 'cat', 'pull']) expect(io.stdout).toContain(cmd);
+    for (const cmd of ['create', 'push', 'convert', 'index', 'ztoc', 'cat', 'pull'])
+      expect(io.stdout).toContain(cmd);
     const bad = await soci('frobnicate');
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/unknown command/);
