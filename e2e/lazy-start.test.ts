@@ -121,7 +121,7 @@ describe('lazy container start through containerd', () => {
       small['/data/text/f9.txt'],
     );
     expect(await stack.metric('soci_layer_mounts_total', { kind: 'lazy' })).toBe(2);
-  });
+  }, 240_000);
 
   it('keeps serving fetched data when the registry goes away; unfetched reads fail cleanly', async () => {
     const cached = '/data/text/f9.txt';

@@ -17,7 +17,7 @@ import { pushLayout } from '@soci-ts/testing/images';
 import { freePort, type RunResult, run } from '@soci-ts/testing/process';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 import { buildPauseImage } from './cri-images.js';
-import { SNAPSHOTTER_BIN, SOCI_BIN } from './stack.js';
+import { daemonConfig, SNAPSHOTTER_BIN, SOCI_BIN, sumSamples } from './stack.js';
 
 const CRICTL = join(process.env.SOCI_TS_GO_BIN ?? '/opt/soci-ts/bin', 'crictl');
 /** The containerd namespace the CRI plugin keeps its images, containers and snapshots in. */
@@ -42,37 +42,6 @@ export interface CriStack {
   stop(): Promise<void>;
 }
 
-/** A file of this stack's daemon config: debug logs, metrics on a free port, the registry over HTTP. */
-function daemonConfig(dir: string, socket: string, metricsPort: number, registryHost: string): string {
-  return `root = "${join(dir, 'soci-root')}"
-socket = "${socket}"
-log_level = "debug"
-metrics_address = "127.0.0.1:${metricsPort}"
-mount_timeout = "60s"
-
-[registry.hosts."${registryHost}"]
-plain_http = true
-
-[span_cache]
-dir = "${join(dir, 'span-cache')}"
-
-[background_fetch]
-enabled = false
-`;
-}
-
-/** Sums the samples of counter `name` in a Prometheus text exposition whose labels include `labels`. */
-export function sumSamples(exposition: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of exposition.split('\n')) {
-    const sample = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!sample || sample[1] !== name) continue;
-    const have = new Map([...(sample[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(sample[3]);
-  }
-  return sum;
-}
-
 export async function startCriStack(): Promise<CriStack> {
   if (!existsSync(CRICTL)) throw new Error(`${CRICTL} is missing: run scripts/install-go-tools`);
   const dir = await mkdtemp(join(tmpdir(), 'soci-cri-'));
@@ -95,7 +64,10 @@ export async function startCriStack(): Promise<CriStack> {
     const socket = join(dir, 'soci.sock');
     const metricsPort = await freePort();
     const configFile = join(dir, 'soci-snapshotter.toml');
-    await writeFile(configFile, daemonConfig(dir, socket, metricsPort, registry.host));
+    await writeFile(
+      configFile,
+      daemonConfig(dir, socket, metricsPort, registry.host, { backgroundFetch: false }),
+    );
     const daemon = await startSocketDaemon('node', [SNAPSHOTTER_BIN, '--config', configFile], socket);
     cleanups.push(() => daemon.stop());
 

@@ -14,7 +14,7 @@ import {
   type TestContainerd,
   unmountAllBelow,
 } from '@soci-ts/testing/containerd';
-import { freePort, type RunResult, run } from '@soci-ts/testing/process';
+import { freePort, type RunResult, run, waitUntil } from '@soci-ts/testing/process';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -23,6 +23,8 @@ export const SOCI_BIN = join(REPO_ROOT, 'packages/cli/dist/bin.js');
 
 export interface DaemonOptions {
   backgroundFetch?: boolean;
+  /** How long background fetching waits for foreground reads to stop (TOML duration). */
+  silencePeriod?: string;
   mountTimeout?: string;
 }
 
@@ -46,21 +48,21 @@ export interface Stack {
 
 let containerSeq = 0;
 
-export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
-  const dir = await mkdtemp(join(tmpdir(), 'soci-e2e-'));
-  const registry = await startRegistry();
-  const socket = join(dir, 'soci.sock');
-  const metricsPort = await freePort();
-  const configFile = join(dir, 'soci-snapshotter.toml');
-  await writeFile(
-    configFile,
-    `root = "${join(dir, 'soci-root')}"
+/** The daemon's config for a test stack: debug logs, metrics on a free port, the registry over HTTP. */
+export function daemonConfig(
+  dir: string,
+  socket: string,
+  metricsPort: number,
+  registryHost: string,
+  options: DaemonOptions = {},
+): string {
+  return `root = "${join(dir, 'soci-root')}"
 socket = "${socket}"
 log_level = "debug"
 metrics_address = "127.0.0.1:${metricsPort}"
 mount_timeout = "${options.mountTimeout ?? '60s'}"
 
-[registry.hosts."${registry.host}"]
+[registry.hosts."${registryHost}"]
 plain_http = true
 
 [span_cache]
@@ -68,8 +70,29 @@ dir = "${join(dir, 'span-cache')}"
 
 [background_fetch]
 enabled = ${options.backgroundFetch ?? true}
-`,
-  );
+silence_period = "${options.silencePeriod ?? '30s'}"
+`;
+}
+
+/** Sums the samples of counter `name` in a Prometheus text exposition whose labels include `labels`. */
+export function sumSamples(exposition: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of exposition.split('\n')) {
+    const sample = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!sample || sample[1] !== name) continue;
+    const have = new Map([...(sample[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(sample[3]);
+  }
+  return sum;
+}
+
+export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
+  const dir = await mkdtemp(join(tmpdir(), 'soci-e2e-'));
+  const registry = await startRegistry();
+  const socket = join(dir, 'soci.sock');
+  const metricsPort = await freePort();
+  const configFile = join(dir, 'soci-snapshotter.toml');
+  await writeFile(configFile, daemonConfig(dir, socket, metricsPort, registry.host, options));
   const startDaemon = () => startSocketDaemon('node', [SNAPSHOTTER_BIN, '--config', configFile], socket);
   let daemon = await startDaemon();
   const containerd = await startContainerd({ snapshotterSocket: socket });
@@ -93,21 +116,21 @@ enabled = ${options.backgroundFetch ?? true}
       return out.stdout;
     },
     async metric(name, labels = {}) {
-      const text = await (await fetch(stack.metricsUrl)).text();
-      let sum = 0;
-      for (const line of text.split('\n')) {
-        const m = /^([a-z_:]+)(\{([^}]*)\})? ([0-9.e+-]+)$/.exec(line);
-        if (!m || m[1] !== name) continue;
-        const have = Object.fromEntries(
-          [...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]] as const),
-        );
-        if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[4]);
-      }
-      return sum;
+      return sumSamples(await (await fetch(stack.metricsUrl)).text(), name, labels);
     },
     async restartDaemon() {
       await daemon.stop();
       daemon = await startDaemon();
+      // containerd redials a proxy plugin with exponential backoff (grpc-go: up to 2 minutes), so a
+      // restarted daemon is reachable for containerd only after its next attempt.
+      await waitUntil(
+        'containerd to reconnect to the restarted snapshotter',
+        async () => {
+          await containerd.ctr(['snapshots', '--snapshotter', 'soci', 'ls']);
+          return true;
+        },
+        150_000,
+      );
     },
     async stop() {
       await containerd.stop().catch(() => undefined);
