@@ -1,10 +1,10 @@
 import { RegistryClient } from '@soci-ts/oci-referrers';
+import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
 import { pushLayout } from '@soci-ts/testing/images';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { ContainerdClient, chainIds, LABEL, type Labels, type PullError, pullImage } from '../src/index.js';
-import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { startFakeRemoteSnapshotter } from './support/fake-remote-snapshotter.js';
 import { recordingSource } from './support/recording-source.js';
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { RegistryClient } from '@soci-ts/oci-referrers';
+import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
 import { pushLayout } from '@soci-ts/testing/images';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
@@ -12,7 +13,6 @@ import {
   type PullError,
   pullImage,
 } from '../src/index.js';
-import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { recordingSource } from './support/recording-source.js';
 
 const NS = 'pull-e2e';
