@@ -117,7 +117,7 @@ md.push('# Startup benchmark results', '');
 if (meta.when) {
   md.push(
     `${meta.when}, commit ${meta.commit}, ${meta.host}; ${meta.runs} runs per mode, modes alternating; ` +
-      `shaped profile: ${meta.rate}, ${meta.rtt_ms} ms RTT.`,
+      `shaped profile: ${meta.rate}, ${meta.rtt_ms} ms RTT; zTOC span size: ${meta.span_size ?? 'default (4 MiB)'}.`,
     '',
   );
 }
@@ -188,9 +188,13 @@ const points = summary
 const spec = {
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
   title: {
-    text: 'Time to ready (s, median; whisker: min–max)',
-    subtitle: `${meta.rate ?? ''} ${meta.rtt_ms ?? ''} ms RTT`,
+    text: 'Time to ready, seconds (bar: median; whisker: min–max)',
+    subtitle:
+      `shaped: ${meta.rate ?? '?'}, ${meta.rtt_ms ?? '?'} ms RTT` +
+      `${meta.unshaped ? '; unshaped: no limit, no added RTT' : ''}` +
+      `${meta.span_size ? `; zTOC span size ${meta.span_size}` : ''}`,
   },
+  background: 'white',
   data: { values: points },
   facet: {
     column: { field: 'workload', type: 'nominal', sort: WORKLOAD_ORDER, title: null },
