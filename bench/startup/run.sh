@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Startup benchmark: time until a container is ready, full pull vs lazy loading, side by side.
 # Usage: bench/startup/run.sh [--runs N] [--rate 100mbit] [--rtt 20ms] [--workloads python,node,large,small]
-#                             [--unshaped] [--prefetch-list FILE] [--out DIR] [--no-build]
+#                             [--unshaped] [--span-size BYTES] [--prefetch-list FILE] [--out DIR] [--no-build]
 # Needs root (network namespace, tc, mounts, drop_caches). See bench/README.md for how to read it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 REPO_ROOT="$(cd "$here/../.." && pwd)"
 
 runs=5 rate=100mbit rtt=20ms workloads=python,node,large,small unshaped=0 prefetch_list="" out="" build=1
+span_size="" # soci create's own default (4 MiB) unless given
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -15,6 +16,7 @@ while [ $# -gt 0 ]; do
     --rtt) rtt="$2"; shift 2 ;;
     --workloads) workloads="$2"; shift 2 ;;
     --unshaped) unshaped=1; shift ;;
+    --span-size) span_size="$2"; shift 2 ;;
     --prefetch-list) prefetch_list="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive integer" >&2; exit 2; }
+[[ "$span_size" =~ ^[0-9]*$ ]] || { echo "run.sh: --span-size must be a number of bytes" >&2; exit 2; }
 rtt_ms="$(python3 -c '
 import re, sys
 m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s)", sys.argv[1])
@@ -47,13 +50,41 @@ source "$REPO_ROOT/scripts/lib/python-image.sh"
 source "$here/images.sh"
 source "$here/net.sh"
 
+# Other work may rebuild packages/*/dist while a long run goes on; the bench runs a private copy of
+# the built packages (their node_modules are relative symlinks, so they resolve through the copy).
+freeze_build() {
+  local frozen="$STACK_DIR/build" p
+  mkdir -p "$frozen/packages"
+  ln -s "$REPO_ROOT/node_modules" "$frozen/node_modules"
+  for p in "$REPO_ROOT"/packages/*/; do
+    [ -d "$p/dist" ] || continue
+    mkdir -p "$frozen/packages/$(basename "$p")"
+    tar -C "$p" --exclude=./src --exclude=./test --exclude=./.turbo -cf - . | tar -C "$frozen/packages/$(basename "$p")" -xf -
+  done
+  SOCI=(node "$frozen/packages/cli/dist/bin.js")
+  SNAPSHOTTER_BIN="$frozen/packages/snapshotter/dist/bin.js"
+  BUILD_ID="$(cd "$frozen/packages" && find . -path '*/dist/*' -name '*.js' -type f | sort | xargs cat | sha256sum | cut -c1-12)"
+}
+
+# ---- the stack: registry in its namespace, latency proxy, daemon and containerd --------------
+stack_init
+freeze_build
+BENCH_WAITER=""
+bench_cleanup() {
+  [ -n "$BENCH_WAITER" ] && kill "$BENCH_WAITER" 2>/dev/null
+  stack_stop
+  net_down
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
 # ---- modes --------------------------------------------------------------------------------------
 MODES=(full lazy lazy-nobg)
 notes=()
 if [ -n "$prefetch_list" ]; then
   # Only measured if the daemon really reads a prefetch list from its config; never faked.
   if node --input-type=module -e "
-    const { parseConfig } = await import('$REPO_ROOT/packages/snapshotter/dist/index.js');
+    const { parseConfig } = await import('${SNAPSHOTTER_BIN%/bin.js}/index.js');
     parseConfig('[prefetch]\npaths = [\"/x\"]\n');" >/dev/null 2>&1; then
     MODES+=(lazy-prefetch)
   else
@@ -63,11 +94,6 @@ else
   notes+=("lazy-prefetch not run: no --prefetch-list given (and the snapshotter's config has no prefetch list yet)")
 fi
 
-# ---- the stack: registry in its namespace, latency proxy, daemon and containerd --------------
-stack_init
-bench_cleanup() { stack_stop; net_down; }
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
 net_up
 
 now() { echo "$EPOCHREALTIME"; }
@@ -79,7 +105,7 @@ for w in "${WORKLOADS[@]}"; do
   log "pushing $w and its SOCI index ..."
   direct="$REGISTRY_DIRECT/bench/$w:1"
   skopeo copy --quiet --dest-tls-verify=false "$LAYOUT" "docker://$direct"
-  "${SOCI[@]}" create "$direct" --plain-http --root "$STACK_DIR/soci-store" --quiet
+  "${SOCI[@]}" create "$direct" --plain-http --root "$STACK_DIR/soci-store" --quiet ${span_size:+--span-size "$span_size"}
   "${SOCI[@]}" push "$direct" --plain-http --root "$STACK_DIR/soci-store" --quiet
   IMAGE_BYTES[$w]="$(skopeo inspect --tls-verify=false --raw "docker://$direct" |
     jq '[.layers[].size] + [.config.size] | add')"
@@ -106,7 +132,7 @@ cold_reset() {
 
 # wait_http PORT: polls until the port answers an HTTP GET; prints the epoch time it did.
 wait_http() {
-  python3 - "$1" <<'PY'
+  exec python3 - "$1" <<'PY'
 import socket, sys, time
 port, deadline = int(sys.argv[1]), time.time() + 900
 while time.time() < deadline:
@@ -146,6 +172,7 @@ measure() {
   if [ -n "$port" ]; then
     wait_http "$port" >"$STACK_DIR/ready.$name" &
     waiter=$!
+    BENCH_WAITER=$waiter
   fi
   if [ "$mode" = full ]; then
     timeout 900 "${CTR[@]}" image pull --plain-http --snapshotter overlayfs "$ref" >/dev/null || err="ctr image pull failed"
@@ -212,8 +239,10 @@ done
 
 printf '%s\n' "${notes[@]}" | jq -R . | jq -s \
   --arg runs "$runs" --arg rate "$rate" --argjson rtt_ms "$rtt_ms" --arg host "$(nproc) cores, $(uname -r)" \
-  --arg when "$(date -u +%FT%TZ)" --arg commit "$(git -C "$REPO_ROOT" rev-parse --short HEAD)" \
-  '{runs: ($runs | tonumber), rate: $rate, rtt_ms: $rtt_ms, host: $host, when: $when, commit: $commit, notes: .}' \
+  --arg span_size "${span_size:-default (4 MiB)}" --argjson unshaped "$unshaped" \
+  --arg when "$(date -u +%FT%TZ)" --arg commit "$(git -C "$REPO_ROOT" rev-parse --short HEAD)" --arg build "$BUILD_ID" \
+  '{runs: ($runs | tonumber), rate: $rate, rtt_ms: $rtt_ms, unshaped: ($unshaped == 1), span_size: $span_size,
+    host: $host, when: $when, commit: $commit, build: $build, notes: .}' \
   >"$out/meta.json"
 (cd "$REPO_ROOT/bench" && node "$here/report.mjs" "$out")
 log "results in $out"
