@@ -21,6 +21,8 @@ const RUNS = Math.max(5, Number(args.runs ?? 5));
 const ONLY = args.only ? new Set(args.only.split(',')) : undefined;
 const section = (name) => !ONLY || ONLY.has(name);
 const LATENCY_MS = Number(args['latency-ms'] ?? 0);
+/** --disk-read-ahead=N: spans loaded from the disk cache ahead of a sequential reader (lazy-fs default when unset). */
+const DISK_READ_AHEAD = args['disk-read-ahead'] === undefined ? undefined : Number(args['disk-read-ahead']);
 const WORK = args.work ?? join(process.cwd(), '.work', 'lazy-read');
 const BIG = 100 * 1024 * 1024;
 const SPAN = 1 << 20;
@@ -133,6 +135,7 @@ async function withMount(layer, name, options, fn) {
     layerDigest: layer.digest,
     mountpoint,
     background: false,
+    diskReadAheadSpans: DISK_READ_AHEAD,
     ...options,
   });
   try {

@@ -27,6 +27,8 @@ export interface RemoteLayerOptions {
   /** Attempts per span before a read fails with EIO. Default 3. */
   maxAttempts?: number;
   retryDelayMs?: number;
+  /** Spans loaded from the disk cache ahead of a sequential reader. Default 2; 0 turns it off. */
+  diskReadAheadSpans?: number;
   opaqueXattr?: OpaqueXattr;
   /** Files (paths in the layer) or span ranges fetched first, in this order. */
   prefetch?: (string | SpanRangeRequest)[];
@@ -63,6 +65,7 @@ export class RemoteLayer {
       maxCoalesceBytes: options.maxCoalesceBytes,
       maxAttempts: options.maxAttempts,
       retryDelayMs: options.retryDelayMs,
+      diskReadAheadSpans: options.diskReadAheadSpans,
     });
   }
 

@@ -2,7 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spanLayout } from '@soci-ts/ztoc';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DiskSpanCache, LazyFsError, RemoteLayer, type RemoteLayerOptions } from '../src/index.js';
 import {
   type BuiltLayer,
@@ -263,6 +263,33 @@ describe('disk cache', () => {
     const again = layerOf(gz, { cache: reopened });
     const got = await again.layer.read('dir0/file-9.bin', 0, 1_000_000);
     expect(Buffer.from(got).equals(Buffer.from(files['dir0/file-9.bin']!.subarray(0, 1_000_000)))).toBe(true);
+  });
+
+  it('loads the next cached spans ahead of a sequential reader, and fetches nothing for that', async () => {
+    const path = 'dir0/file-9.bin'; // 3 MB: many spans
+    const cache = await DiskSpanCache.open({ root: join(work, 'cache-readahead'), budgetBytes: 1 << 30 });
+    const filler = layerOf(gz, { cache });
+    const inode = filler.layer.tree.lookup(`/${path}`)!;
+    const cached = filler.layer.spans.spansOfRange(inode.dataOffset, inode.dataOffset + 1_000_000);
+    expect(cached.last - cached.first).toBeGreaterThanOrEqual(3);
+    await filler.layer.read(path, 0, 1_000_000);
+    await vi.waitFor(() => expect(filler.layer.stats().spansCached).toBe(cached.last - cached.first + 1));
+
+    const { layer, reader } = layerOf(gz, { cache });
+    await layer.read(path, 0, 100);
+    expect(layer.stats().diskHits).toBe(1);
+    await layer.read(path, 100, 100); // sequential: the next two spans come from disk
+    expect(reader.requests).toHaveLength(0);
+    await vi.waitFor(() => expect(layer.stats().diskHits).toBe(3));
+
+    // Past the cached spans, only what is read is fetched: read-ahead never asks the blob.
+    const end = 2_000_000;
+    const got = await layer.read(path, 200, end - 200);
+    expect(Buffer.from(got).equals(Buffer.from(files[path]!.subarray(200, end)))).toBe(true);
+    const lastRead = layer.spans.spansOfRange(inode.dataOffset, inode.dataOffset + end).last;
+    const lastReadEnd = spanLayout(gz.ztoc).range(lastRead).compressedEnd;
+    expect(reader.requests.length).toBeGreaterThan(0);
+    for (const r of reader.requests) expect(r.end).toBeLessThanOrEqual(lastReadEnd);
   });
 });
 
