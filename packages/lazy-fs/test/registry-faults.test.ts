@@ -184,7 +184,7 @@ describe.skipIf(!canRegistry)('lazy reads from a real registry through network f
 
   for (const fault of STALL_FAULTS) {
     it(`fails with EIO while the registry stalls (${fault}), then reads byte-exact`, async () => {
-      const layer = remoteLayer(client({ stallMs: 250, maxRetries: 1 }), { maxAttempts: 2 });
+      const layer = remoteLayer(client({ stallMs: 1000, maxRetries: 1 }), { maxAttempts: 2 });
       front.always = fault;
       try {
         expect(await readChecked(layer, 'usr/lib/multi-span.bin', 100_000, 200_000)).toBe('EIO');
