@@ -1,13 +1,14 @@
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { CONTAINERD_PROTO_DIR, CONTAINERD_PROTO_FILES } from '@soci-ts/containerd-client';
 
 /**
- * The vendored .proto files live in <package>/proto. Both src/*.ts and the bundled dist/*.js
- * sit one level below the package root, so the same relative URL works from either.
+ * One copy of containerd's vendored .proto files serves both sides: @soci-ts/containerd-client
+ * owns them. The server loads them with its own options (original field names), so the wire
+ * format is the same and the handlers see containerd's names.
  */
-export const PROTO_DIR = fileURLToPath(new URL('../proto/', import.meta.url));
-const SNAPSHOTS_PROTO = 'github.com/containerd/containerd/api/services/snapshots/v1/snapshots.proto';
+export const PROTO_DIR = CONTAINERD_PROTO_DIR;
+const SNAPSHOTS_PROTO = CONTAINERD_PROTO_FILES.snapshots;
 
 export interface SnapshotsProto {
   service: grpc.ServiceDefinition;
