@@ -68,7 +68,7 @@ for (const r of runs) {
   groups.get(key).push(r);
 }
 const order = (a, b) =>
-  a.profile.localeCompare(b.profile) * -1 ||
+  a.profile.localeCompare(b.profile) || // shaped before unshaped
   WORKLOAD_ORDER.indexOf(a.workload) - WORKLOAD_ORDER.indexOf(b.workload) ||
   MODE_ORDER.indexOf(a.mode) - MODE_ORDER.indexOf(b.mode);
 const summary = [...groups.values()]
@@ -198,7 +198,7 @@ const spec = {
   data: { values: points },
   facet: {
     column: { field: 'workload', type: 'nominal', sort: WORKLOAD_ORDER, title: null },
-    row: { field: 'profile', type: 'nominal', sort: 'descending', title: null },
+    row: { field: 'profile', type: 'nominal', sort: 'ascending', title: null },
   },
   resolve: { scale: { y: 'independent' } },
   spec: {

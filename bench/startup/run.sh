@@ -71,7 +71,8 @@ stack_init
 freeze_build
 BENCH_WAITER=""
 bench_cleanup() {
-  [ -n "$BENCH_WAITER" ] && kill "$BENCH_WAITER" 2>/dev/null
+  set +e # a failing step must not stop the rest of the cleanup
+  if [ -n "$BENCH_WAITER" ]; then kill "$BENCH_WAITER" 2>/dev/null; fi
   stack_stop
   net_down
 }
