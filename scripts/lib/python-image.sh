@@ -14,7 +14,11 @@ apt_mirror() {
 
 build_python_image() {
   PYTHON_LAYOUT="$DEMO_CACHE/python-layout"
-  if [ -f "$DEMO_CACHE/.python-image-done" ]; then return 0; fi
+  # One builder at a time (the demo and the startup bench share the cache): wait for the other.
+  mkdir -p "$(dirname "$DEMO_CACHE")"
+  exec {lock_fd}>"$DEMO_CACHE.lock"
+  flock "$lock_fd"
+  if [ -f "$DEMO_CACHE/.python-image-done" ]; then flock -u "$lock_fd"; return 0; fi
   local suite mirror rootfs app
   suite="$(. /etc/os-release && echo "$VERSION_CODENAME")"
   mirror="$(apt_mirror)"
@@ -45,4 +49,5 @@ PY
   umoci gc --layout "$PYTHON_LAYOUT" >/dev/null
   rm -rf "$rootfs" "$app"
   touch "$DEMO_CACHE/.python-image-done"
+  flock -u "$lock_fd"
 }
