@@ -34,7 +34,11 @@ beforeAll(async () => {
     { '/etc/motd': motd },
   ]);
   ref = await pushLayout(image, { host: stack.registry.host, repository: 'lazy/app', tag: 'v1' });
-  bare = await buildBusyboxImage([{ '/bin/busybox': { busybox: true } }, { '/etc/motd': 'no index here\n' }]);
+  bare = await buildBusyboxImage([
+    // Its own first layer (not the app's busybox layer, which may be byte-identical and present).
+    { '/bin/busybox': { busybox: true }, '/etc/bare': 'bare image\n' },
+    { '/etc/motd': 'no index here\n' },
+  ]);
   await stack.soci([
     'create',
     ref,

@@ -4,7 +4,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startContainerd, type TestContainerd, unmountAllBelow } from '@soci-ts/testing/containerd';
-import { run } from '@soci-ts/testing/process';
+import { run, waitUntil } from '@soci-ts/testing/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type SnapshotterConfig } from '../src/config.js';
 import { type RunningSnapshotter, startSnapshotter } from '../src/daemon.js';
@@ -140,10 +140,19 @@ describe('with containerd 1.6 as proxy snapshotter "soci"', () => {
     await daemon!.close();
     daemon = undefined;
     daemon = await startSnapshotter(config, { logger: silentLogger });
-    const rows = await snapshots();
+    // containerd redials a proxy plugin with exponential backoff: wait for its next attempt.
+    let rows: Awaited<ReturnType<typeof snapshots>> = [];
+    await waitUntil(
+      'containerd to reconnect to the restarted snapshotter',
+      async () => {
+        rows = await snapshots();
+        return true;
+      },
+      150_000,
+    );
     expect(rows.filter((r) => r.kind === 'Committed')).toHaveLength(2);
     expect(await runIn('after-restart', ['/bin/busybox', 'cat', '/hello.txt'])).toBe('hello-soci\n');
-  }, 120_000);
+  }, 240_000);
 
   it('removes snapshots (directly and through containerd garbage collection)', async () => {
     const top = (await snapshots()).find((r) => r.kind === 'Committed' && r.parent !== '')!;
