@@ -123,9 +123,11 @@ describe('built bin', () => {
           ],
           { stdio: 'ignore' },
         );
+        // Listen before the delay: a fast create may finish (and emit 'exit') before the kill.
+        const exited = new Promise((r) => child.once('exit', r));
         await new Promise((r) => setTimeout(r, delayMs));
         child.kill('SIGKILL');
-        await new Promise((r) => child.once('exit', r));
+        await exited;
         await expectConsistentStore(root);
       }
     } finally {
