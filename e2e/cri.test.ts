@@ -45,7 +45,9 @@ async function pushIndexedImage(repository: string, seed: number): Promise<Index
     motd: `hello from ${repository}\n`,
   };
   const image = await buildBusyboxImage([
-    { '/bin/busybox': { busybox: true } },
+    // A file naming the image keeps its first layer its own (umoci makes identical busybox layers
+    // within one second, and a layer already present is not prepared again).
+    { '/bin/busybox': { busybox: true }, '/etc/image-name': `${repository}\n` },
     { '/data/big.bin': files.big, '/data/notes.txt': files.notes },
     { '/etc/motd': files.motd },
   ]);

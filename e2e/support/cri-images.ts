@@ -31,6 +31,8 @@ export async function withCommand(image: BuiltImage, cmd: readonly string[]): Pr
  * with SIGKILL, so a PID 1 that ignores SIGTERM is fine.
  */
 export async function buildPauseImage(): Promise<BuiltImage> {
-  const image = await buildBusyboxImage([{ '/bin/busybox': { busybox: true } }]);
+  // A file of its own, so its layer never equals another test image's busybox layer (umoci makes
+  // byte-identical layers within the same second, and a present layer is not pulled again).
+  const image = await buildBusyboxImage([{ '/bin/busybox': { busybox: true }, '/pause': 'pause\n' }]);
   return withCommand(image, ['/bin/busybox', 'sleep', '2147483647']);
 }
