@@ -6,11 +6,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContainerdClient, chainIds, isAlreadyExists, LABEL } from '@soci-ts/containerd-client';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
+import { noiseBytes } from '@soci-ts/testing/bytes';
 import { type BuiltImage, pushLayout } from '@soci-ts/testing/images';
 import { waitUntil } from '@soci-ts/testing/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRI_NAMESPACE, type CriStack, startCriStack } from './support/cri-stack.js';
-import { noiseBytes } from './support/stack.js';
 
 const SPAN = 64 * 1024;
 const MIN_LAYER = 256 * 1024;

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
+import { noiseBytes } from '@soci-ts/testing/bytes';
 import { pushLayout } from '@soci-ts/testing/images';
 import { run } from '@soci-ts/testing/process';
 import { startRegistry } from '@soci-ts/testing/registry';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { noiseBytes, SOCI_BIN } from './support/stack.js';
+import { SOCI_BIN } from './support/stack.js';
 
 const EXAMPLES = resolve(dirname(fileURLToPath(import.meta.url)), '../examples');
 let work: string;

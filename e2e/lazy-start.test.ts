@@ -2,10 +2,11 @@
 // index sits in a registry, through our snapshotter, before the image is downloaded.
 import { createHash } from 'node:crypto';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
+import { noiseBytes } from '@soci-ts/testing/bytes';
 import type { BuiltImage } from '@soci-ts/testing/images';
 import { pushLayout } from '@soci-ts/testing/images';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { noiseBytes, type Stack, startStack } from './support/stack.js';
+import { type Stack, startStack } from './support/stack.js';
 
 const SPAN = 64 * 1024;
 const MIN_LAYER = 256 * 1024;

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
-import type { Fault, FaultProxy } from '@soci-ts/testing/http-proxy';
+import { type Fault, type FaultProxy, listen } from '@soci-ts/testing/http-proxy';
 
 /**
  * What happens to one blob GET. The first four damage the bytes here (the shared fault proxy of
@@ -99,18 +99,7 @@ export async function startBlobFaultFront(behind: FaultProxy): Promise<BlobFault
     up.on('error', () => res.destroy());
     req.pipe(up);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const host = `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-  return Object.assign(state, {
-    host,
-    url: `http://${host}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
+  return Object.assign(state, await listen(server));
 }
 
 function parseRange(value: string | undefined): { first: number; last: number } | undefined {

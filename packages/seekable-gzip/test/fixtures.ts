@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { noiseBytes } from '@soci-ts/testing/bytes';
 import type { Hasher } from '../src/index.js';
 
 export interface Fixture {
@@ -70,17 +71,8 @@ export function mixedInput(targetSize: number, seed = 1): Uint8Array {
   return out.subarray(0, Math.min(size, targetSize));
 }
 
-export function randomBytes(n: number, seed: number): Uint8Array {
-  let x = seed >>> 0 || 1;
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+/** Incompressible test bytes (shared with the other packages' tests). */
+export const randomBytes = noiseBytes;
 
 export class TmpDir {
   readonly path = mkdtempSync(join(tmpdir(), 'seekable-gzip-'));

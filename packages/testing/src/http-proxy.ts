@@ -24,7 +24,8 @@ function forward(
   req.pipe(up);
 }
 
-async function listen(server: Server): Promise<{ host: string; url: string; stop(): Promise<void> }> {
+/** Listens on a free loopback port; `stop` closes open connections too. */
+export async function listen(server: Server): Promise<{ host: string; url: string; stop(): Promise<void> }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const host = `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

@@ -1,10 +1,16 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { run } from './process.js';
 
+/** A file copied from the host into a layer, with the given mode (e.g. an executable). */
+export interface HostFile {
+  copyFrom: string;
+  mode: number;
+}
+
 /** Files of one image layer: path inside the image -> content. */
-export type TestLayer = Record<string, string | Uint8Array>;
+export type TestLayer = Record<string, string | Uint8Array | HostFile>;
 
 /** An OCI image layout made by umoci in a temp directory. */
 export interface BuiltImage {
@@ -32,7 +38,12 @@ export async function buildImage(options: { layers: TestLayer[]; tag?: string })
     for (const [path, content] of Object.entries(files)) {
       const file = join(src, path);
       await mkdir(dirname(file), { recursive: true });
-      await writeFile(file, content);
+      if (typeof content === 'string' || content instanceof Uint8Array) {
+        await writeFile(file, content);
+      } else {
+        await copyFile(content.copyFrom, file);
+        await chmod(file, content.mode);
+      }
     }
     await run('umoci', ['insert', '--image', image, src, '/']);
   }
