@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
-import { mapConcurrent } from './concurrency.js';
+import { largestFirst, mapConcurrent } from './concurrency.js';
 import {
   BUILD_TOOL_IDENTIFIER,
   DEFAULT_MIN_LAYER_SIZE,
@@ -149,6 +149,7 @@ export async function buildSociIndex(
       report({ imageDigest: image.descriptor.digest, layer, layerIndex, state: 'done', bytesRead });
       return { layer, ztoc: { ztoc, bytes, ref } } satisfies LayerResult;
     },
+    largestFirst(layers.map((l) => l.size)),
   );
 
   const indexed = results.flatMap((r) => (r.ztoc ? [r.ztoc] : []));
