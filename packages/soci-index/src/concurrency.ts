@@ -10,7 +10,11 @@ export async function mapConcurrent<T, R>(
   startOrder?: readonly number[],
 ): Promise<R[]> {
   const order = startOrder ?? items.map((_, i) => i);
-  if (order.length !== items.length || new Set(order).size !== items.length || order.some((i) => !(i in items))) {
+  if (
+    order.length !== items.length ||
+    new Set(order).size !== items.length ||
+    order.some((i) => !(i in items))
+  ) {
     throw new RangeError('startOrder must list every item index exactly once');
   }
   const results = new Array<R>(items.length);
@@ -38,5 +42,8 @@ export async function mapConcurrent<T, R>(
  * 182 and 200.
  */
 export function largestFirst(sizes: readonly number[]): number[] {
-  return sizes.map((size, i) => ({ size, i })).sort((a, b) => b.size - a.size || a.i - b.i).map((x) => x.i);
+  return sizes
+    .map((size, i) => ({ size, i }))
+    .sort((a, b) => b.size - a.size || a.i - b.i)
+    .map((x) => x.i);
 }
