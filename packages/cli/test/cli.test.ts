@@ -107,6 +107,56 @@ describe('soci create + push (v1)', () => {
   });
 });
 
+describe('soci create --prefetch', () => {
+  it('adds prefetch blobs for the listed paths, warns about the missing ones, and pushes them', async () => {
+    const root = await tempRoot();
+    const list = join(await tempRoot(), 'prefetch.txt');
+    await writeFile(list, '# read first\n/etc/link-to-data\n\n/bin/tool\n/nope\n');
+    const target = await pushLayout({ layout: image.layout, tag: image.tag } as never, {
+      host: registry.host,
+      repository: 'prefetched',
+    });
+    const created = await sociOk('create', target, '--root', root, '--prefetch', list, ...BUILD.slice(0, -1));
+    expect(created.stderr).toMatch(
+      /warning: 1 --prefetch path\(s\) are not files of sha256:[0-9a-f]{64}: \/nope/,
+    );
+    await sociOk('push', target, '--root', root, '--quiet');
+    const c = client();
+    const repo = c.repository(target);
+    const found = await findSociIndex(repo, image.manifestDigest);
+    expect(found?.index.prefetches.map((p) => p.layerDigest)).toEqual([
+      found.index.ztocs[0]!.layerDigest,
+      found.index.ztocs[1]!.layerDigest,
+    ]);
+    for (const p of found!.index.prefetches) {
+      const blob = JSON.parse(new TextDecoder().decode(await repo.fetchBlobBytes(p)));
+      expect(blob.version).toBe('1.0');
+      expect(blob.prefetch_spans.length).toBeGreaterThan(0);
+    }
+    await c.close();
+  });
+
+  it('a list that cannot be read or names nothing is a usage error', async () => {
+    const root = await tempRoot();
+    const missing = await soci(
+      'create',
+      ref,
+      '--root',
+      root,
+      '--prefetch',
+      join(root, 'no-such-list'),
+      '--quiet',
+    );
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/cannot read the --prefetch list .*no-such-list/);
+    const empty = join(await tempRoot(), 'empty-list.txt');
+    await writeFile(empty, '# nothing\n');
+    const none = await soci('create', ref, '--root', root, '--prefetch', empty, '--quiet');
+    expect(none.stderr).toMatch(/names no paths/);
+    expect(await readdir(root).catch(() => [])).not.toContain('index.json');
+  });
+});
+
 describe('reading files through the index', () => {
   it('ztoc info prints the reference fields; ztoc get-file returns every file of every indexed layer', async () => {
     const root = await tempRoot();

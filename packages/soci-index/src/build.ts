@@ -17,9 +17,11 @@ import { sha256Digest } from './digest.js';
 import type { EncodedManifest } from './encode.js';
 import { SociIndexError } from './errors.js';
 import type { PlatformImage } from './image.js';
-import { buildIndexManifest, type SociIndex, type ZtocRef } from './index-manifest.js';
+import { buildIndexManifest, type PrefetchRef, type SociIndex, type ZtocRef } from './index-manifest.js';
 import { layerCompression } from './layer-kind.js';
 import type { Descriptor, ImageManifest } from './oci.js';
+import { encodePrefetch } from './prefetch.js';
+import { planPrefetch } from './prefetch-plan.js';
 import type { ImageSource } from './source.js';
 import { inThreadZtocBuilder, type ZtocBuilder } from './ztoc-builder.js';
 
@@ -49,6 +51,11 @@ export interface BuildOptions {
   onProgress?: (progress: BuildProgress) => void;
   /** How a layer stream becomes a zTOC (default: in this thread; see createWorkerPool). */
   ztocBuilder?: ZtocBuilder;
+  /**
+   * Paths in the image (files or directories) whose data a container reads first: their spans
+   * go into prefetch blobs, in this order (see parsePrefetchList).
+   */
+  prefetchPaths?: readonly string[];
 }
 
 export interface LayerResult {
@@ -61,9 +68,11 @@ export interface LayerResult {
 export interface BuiltSociIndex {
   index: SociIndex;
   manifest: EncodedManifest<ImageManifest>;
-  /** Encoded zTOCs, in layer order (what the manifest's layers point at). */
-  ztocBlobs: Uint8Array[];
+  /** What the manifest's layers point at: encoded zTOCs in layer order, then prefetch blobs. */
+  blobs: Uint8Array[];
   layers: LayerResult[];
+  /** Listed prefetch paths the image does not have. */
+  prefetchMissing: string[];
   image: PlatformImage;
 }
 
@@ -159,21 +168,45 @@ export async function buildSociIndex(
       `no layer of ${source.reference} is ${minLayerSize} bytes or larger, so there is nothing to index; lower --min-layer-size`,
     );
   }
+  const prefetch = options.prefetchPaths
+    ? prefetchBlobs(results, options.prefetchPaths)
+    : { refs: [], blobs: [], missing: [] };
   const index: SociIndex = {
     version,
     buildToolIdentifier,
     disableXattrs: !indexed.some((z) => ztocNeedsXattrs(z.ztoc)),
     ztocs: indexed.map((z) => z.ref),
-    prefetches: [],
+    prefetches: prefetch.refs,
     ...(version === 'v1' ? { subject: subjectOf(image) } : {}),
   };
   return {
     index,
     manifest: buildIndexManifest(index),
-    ztocBlobs: indexed.map((z) => z.bytes),
+    blobs: [...indexed.map((z) => z.bytes), ...prefetch.blobs],
     layers: results,
     image,
+    prefetchMissing: prefetch.missing,
   };
+}
+
+/** One prefetch blob per layer that holds data of the listed paths. */
+function prefetchBlobs(results: LayerResult[], paths: readonly string[]) {
+  const plan = planPrefetch(
+    results.map((r) => r.ztoc?.ztoc),
+    paths,
+  );
+  const blobs: Uint8Array[] = [];
+  const refs: PrefetchRef[] = [];
+  for (const [layerIndex, spans] of [...plan.layers].sort((a, b) => a[0] - b[0])) {
+    const bytes = encodePrefetch(spans);
+    blobs.push(bytes);
+    refs.push({
+      digest: sha256Digest(bytes),
+      size: bytes.length,
+      layerDigest: results[layerIndex]!.layer.digest,
+    });
+  }
+  return { refs, blobs, missing: plan.missing };
 }
 
 function subjectOf(image: PlatformImage): Descriptor {

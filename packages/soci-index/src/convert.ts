@@ -78,7 +78,7 @@ export async function pushConvertedImage(
     for (const blob of [p.manifest.manifest.config, ...p.manifest.manifest.layers]) {
       onStep({ what: 'blob', digest: blob.digest, result: await copyBlob(source, target, blob) });
     }
-    await pushSociIndex(target, { manifestBytes: p.built.manifest.bytes, blobs: p.built.ztocBlobs });
+    await pushSociIndex(target, { manifestBytes: p.built.manifest.bytes, blobs: p.built.blobs });
     onStep({ what: 'manifest', digest: p.built.manifest.descriptor.digest, result: 'pushed' });
     await target.pushManifest(p.manifest.bytes, { mediaType: p.manifest.descriptor.mediaType });
     onStep({ what: 'manifest', digest: p.manifest.descriptor.digest, result: 'pushed' });

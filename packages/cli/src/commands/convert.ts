@@ -14,6 +14,7 @@ import {
   type BuildFlags,
   buildOptionsFrom,
   layerProgress,
+  notePrefetchMissing,
   selectImages,
   withBuildOptions,
 } from './create.js';
@@ -43,7 +44,7 @@ export function registerConvert(program: Command, io: Io): void {
         const onProgress = new Map(
           images.map((image) => [image.descriptor.digest, layerProgress(progress, image)]),
         );
-        const buildOptions = buildOptionsFrom(flags);
+        const buildOptions = await buildOptionsFrom(flags);
         const converted = await convertImage(source, root, images, {
           ...buildOptions,
           ztocBuilder: ztocBuilder(ctx, buildOptions.concurrency),
@@ -51,9 +52,10 @@ export function registerConvert(program: Command, io: Io): void {
         });
         const store = await ctx.store();
         for (const p of converted.platforms) {
+          notePrefetchMissing(ctx, p.image, p.built.prefetchMissing);
           await store.addIndex({
             manifestBytes: p.built.manifest.bytes,
-            blobs: p.built.ztocBlobs,
+            blobs: p.built.blobs,
             imageManifestDigest: p.manifest.descriptor.digest,
             imageRef: formatReference(target),
             platform: p.image.platform,

@@ -1,4 +1,6 @@
 /** `soci create <ref>`: build a SOCI index (v1) for an image and keep it in the local store. */
+
+import { readFile } from 'node:fs/promises';
 import {
   type BuildProgress,
   buildSociIndex,
@@ -11,6 +13,7 @@ import {
   loadPlatformImage,
   type PlatformImage,
   parsePlatform,
+  parsePrefetchList,
   platformEntries,
   platformMatches,
   selectPlatformImage,
@@ -31,6 +34,7 @@ export interface BuildFlags {
   platform?: string[];
   allPlatforms?: boolean;
   concurrency?: string;
+  prefetch?: string;
 }
 
 function parseSize(text: string, flag: string): number {
@@ -53,10 +57,14 @@ export function withBuildOptions(cmd: Command): Command {
     )
     .option('--platform <os/arch...>', 'platforms to index (default: this machine)')
     .option('--all-platforms', 'index every platform of the image')
-    .option('--concurrency <n>', 'layers built at once (default: number of cores)');
+    .option('--concurrency <n>', 'layers built at once (default: number of cores)')
+    .option(
+      '--prefetch <file>',
+      'paths a container reads first (one per line, directories included): their spans are fetched first',
+    );
 }
 
-export function buildOptionsFrom(flags: BuildFlags) {
+export async function buildOptionsFrom(flags: BuildFlags) {
   const concurrency = flags.concurrency !== undefined ? Number(flags.concurrency) : undefined;
   if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
     throw new CliError('USAGE', `--concurrency takes a positive integer, not "${flags.concurrency}"`);
@@ -67,7 +75,32 @@ export function buildOptionsFrom(flags: BuildFlags) {
     spanSize,
     minLayerSize: parseSize(flags.minLayerSize, '--min-layer-size'),
     ...(concurrency !== undefined ? { concurrency } : {}),
+    ...(flags.prefetch !== undefined ? { prefetchPaths: await readPrefetchList(flags.prefetch) } : {}),
   };
+}
+
+async function readPrefetchList(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new CliError('USAGE', `cannot read the --prefetch list ${file}: ${(err as Error).message}`);
+  }
+  const paths = parsePrefetchList(text);
+  if (paths.length === 0) {
+    throw new CliError('USAGE', `the --prefetch list ${file} names no paths; write one path per line`);
+  }
+  return paths;
+}
+
+/** Says which listed prefetch paths an image lacks (a list from another image or version). */
+export function notePrefetchMissing(ctx: Context, image: PlatformImage, missing: string[]): void {
+  if (missing.length === 0) return;
+  const shown = missing.slice(0, 5).join(', ');
+  const more = missing.length > 5 ? ` and ${missing.length - 5} more` : '';
+  ctx.note(
+    `warning: ${missing.length} --prefetch path(s) are not files of ${image.descriptor.digest}: ${shown}${more}`,
+  );
 }
 
 /** The platform images a build is about, per --platform / --all-platforms. */
@@ -108,7 +141,7 @@ export function layerProgress(progress: Progress, image: PlatformImage) {
 /** Builds v1 indexes for the selected platforms of `ref` and stores them. */
 export async function createIndexes(ctx: Context, ref: string, flags: BuildFlags) {
   const source = await openSource(ctx, ref);
-  const options = buildOptionsFrom(flags);
+  const options = await buildOptionsFrom(flags);
   const images = await selectImages(source, await loadImageRoot(source), flags);
   const progress = ctx.progress();
   const store = await ctx.store();
@@ -121,9 +154,10 @@ export async function createIndexes(ctx: Context, ref: string, flags: BuildFlags
       version: 'v1',
       onProgress: layerProgress(progress, image),
     });
+    notePrefetchMissing(ctx, image, built.prefetchMissing);
     const stored = await store.addIndex({
       manifestBytes: built.manifest.bytes,
-      blobs: built.ztocBlobs,
+      blobs: built.blobs,
       imageManifestDigest: image.descriptor.digest,
       imageRef: source.reference,
       platform: image.platform,
@@ -135,6 +169,8 @@ export async function createIndexes(ctx: Context, ref: string, flags: BuildFlags
         ztoc: l.ztoc?.ref.digest ?? null,
         skipped: l.skipped ?? null,
       })),
+      prefetches: built.index.prefetches.length,
+      prefetchMissing: built.prefetchMissing,
     });
   }
   progress.finish();
