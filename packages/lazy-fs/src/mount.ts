@@ -25,6 +25,8 @@ export interface MountRemoteLayerOptions
   fuse?: FuseMountOptions;
   /** FUSE binding; fuse-native unless replaced. */
   backend?: FuseBackend;
+  /** Called once per file, with its path, the first time a reader reads its bytes. */
+  onFirstRead?: (path: string) => void;
 }
 
 export interface MountedLayer {
@@ -56,7 +58,7 @@ export async function mountRemoteLayer(options: MountRemoteLayerOptions): Promis
   const backend = options.backend ?? new FuseNativeBackend();
   let mount: Awaited<ReturnType<FuseBackend['mount']>>;
   try {
-    mount = await backend.mount(options.mountpoint, layerOps(layer), {
+    mount = await backend.mount(options.mountpoint, layerOps(layer, { onFirstRead: options.onFirstRead }), {
       fsName: `soci-ts:${options.layerDigest.slice(0, 19)}`,
       ...options.fuse,
     });

@@ -219,6 +219,31 @@ describe.skipIf(!canFuse)('FUSE mount of lazy layers', () => {
     }
   });
 
+  it('reports each file once, by the path read, the first time its bytes are read', async () => {
+    const firstReads: string[] = [];
+    const m = await mountRemoteLayer({
+      ztoc: layerA.ztoc,
+      blob: new FileBlobReader(layerA.blobPath, layerA.size),
+      layerDigest: layerA.digest,
+      mountpoint: join(work, 'mnt', 'recorded'),
+      cache,
+      background: false,
+      onFirstRead: (path) => firstReads.push(path),
+    });
+    mounts.push(m);
+    const order = [
+      'usr/lib/numbers.txt',
+      'etc/passwd',
+      'usr/lib/numbers.txt',
+      'usr/bin/multi-span',
+      'etc/passwd',
+    ];
+    // One reader after another (readInChild reads its list concurrently), then a second read.
+    for (const name of order) await readInChild([[join(m.mountpoint, name), 0, -1]]);
+    await readInChild([[join(m.mountpoint, 'usr/bin/multi-span'), 100, 10]]);
+    expect(firstReads).toEqual(['/usr/lib/numbers.txt', '/etc/passwd', '/usr/bin/multi-span']);
+  });
+
   it('refuses writes with EROFS', async () => {
     const m = await mount(layerB, 'readonly');
     for (const script of [

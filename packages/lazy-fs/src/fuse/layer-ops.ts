@@ -11,8 +11,18 @@ const O_TRUNC = 0o1000;
  * The FUSE operations of one remote layer. Lookups go through the tree's path index; open
  * files are a small handle table so a read costs one array access before the span copy.
  */
-export function layerOps(layer: RemoteLayer): FuseOps {
+export interface LayerOpsOptions {
+  /**
+   * Called once per file, with the path the reader used, the first time its bytes are read:
+   * what a workload reads, in order, is what a prefetch list should hold.
+   */
+  onFirstRead?: (path: string) => void;
+}
+
+export function layerOps(layer: RemoteLayer, options: LayerOpsOptions = {}): FuseOps {
   const tree = layer.tree;
+  const onFirstRead = options.onFirstRead;
+  const readBefore = new WeakSet<Inode>();
   const stats = new WeakMap<Inode, FuseStat>();
   const handles: (Inode | undefined)[] = [];
   const freeHandles: number[] = [];
@@ -82,9 +92,13 @@ export function layerOps(layer: RemoteLayer): FuseOps {
       handles[fh] = inode;
       reply(0, fh);
     },
-    read(_path, fh, buffer, position, reply) {
+    read(path, fh, buffer, position, reply) {
       const inode = handles[fh];
       if (!inode) return reply(-Errno.EBADF);
+      if (onFirstRead && !readBefore.has(inode)) {
+        readBefore.add(inode);
+        onFirstRead(path);
+      }
       layer.readInto(inode, position, buffer).then(reply, (err) => reply(-errnoOf(err)));
     },
     release(_path, fh, reply) {
