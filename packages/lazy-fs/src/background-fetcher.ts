@@ -36,8 +36,8 @@ interface Batch {
 
 /**
  * Fills the cache behind the foreground: first the prefetch list in order, then (when enabled)
- * every other span. Each worker waits while a foreground read waits for bytes, and background
- * batches are paced to `bytesPerSecond`. A failed batch is left for a later foreground read.
+ * every other span. Background batches wait while a foreground read waits for bytes and are
+ * paced to `bytesPerSecond`; prefetch batches go at once. A failed batch is left for a later foreground read.
  */
 export class BackgroundFetcher {
   private stopped = false;
@@ -108,8 +108,10 @@ export class BackgroundFetcher {
       const batch = this.queue.pop();
       if (!batch) return;
       if (allCached(this.spans, batch)) continue;
-      await this.spans.whenForegroundIdle();
+      // Prefetch spans are ones the workload is about to read, so they share the link with
+      // the foreground; only the rest of the layer steps aside.
       if (batch.priority === 'background') {
+        await this.spans.whenForegroundIdle();
         await this.waitForQuiet();
         await this.pace(batch);
       }

@@ -344,6 +344,35 @@ describe('background fetcher and prefetch', () => {
     expect(layer.stats().complete).toBe(true);
   });
 
+  it('prefetches while a foreground read waits (only background spans step aside)', async () => {
+    const inner = new FileBlobReader(gz.blobPath, gz.size);
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const requests: number[] = [];
+    const gated = {
+      size: gz.size,
+      async readRange(start: number, end: number) {
+        requests.push(start);
+        if (requests.length === 1) await gate;
+        return inner.readRange(start, end);
+      },
+    };
+    const { layer } = layerOf(gz, { blob: gated, prefetch: ['dir2/file-5.bin'], background: false });
+    const fg = layer.read('dir0/file-9.bin', 0, 10);
+    await new Promise((r) => setTimeout(r, 5));
+    layer.startBackground();
+    for (let i = 0; i < 50 && requests.length < 2; i++) await new Promise((r) => setTimeout(r, 2));
+    const file = layer.tree.lookup('/dir2/file-5.bin')!;
+    const { first } = layer.spans.spansOfRange(file.dataOffset, file.dataOffset + 1);
+    expect(requests[1]).toBe(spanLayout(gz.ztoc).range(first).compressedStart);
+    release();
+    await fg;
+    await layer.backgroundDone();
+    await layer.close();
+  });
+
   it('can be switched off and stops on close', async () => {
     const off = layerOf(gz, { background: false });
     off.layer.startBackground();
