@@ -26,6 +26,8 @@ export interface DaemonOptions {
   /** How long background fetching waits for foreground reads to stop (TOML duration). */
   silencePeriod?: string;
   mountTimeout?: string;
+  /** `[prefetch] record_dir`: where the daemon records the paths containers read. */
+  recordDir?: string;
 }
 
 export interface Stack {
@@ -71,7 +73,7 @@ dir = "${join(dir, 'span-cache')}"
 [background_fetch]
 enabled = ${options.backgroundFetch ?? true}
 silence_period = "${options.silencePeriod ?? '30s'}"
-`;
+${options.recordDir ? `\n[prefetch]\nrecord_dir = "${options.recordDir}"\n` : ''}`;
 }
 
 /** Sums the samples of counter `name` in a Prometheus text exposition whose labels include `labels`. */

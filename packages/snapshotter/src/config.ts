@@ -37,6 +37,15 @@ export interface SnapshotterConfig {
     maxConcurrency: number;
   };
   discovery: { sociV2: boolean; sociV1Referrers: boolean; referrersTagFallback: boolean };
+  prefetch: {
+    /** Fetch the spans the SOCI index's prefetch blobs list as soon as a layer is mounted. */
+    enabled: boolean;
+    /**
+     * When set, the paths containers read from lazy layers are appended, in first-read order,
+     * to `<record_dir>/<image manifest hex>.paths`: a prefetch list for `soci create --prefetch`.
+     */
+    recordDir: string;
+  };
 }
 
 export const DEFAULT_ROOT = '/var/lib/soci-ts';
@@ -52,6 +61,7 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
     spanCache: { dir: join(root, 'cache'), maxBytes: 10 * 1024 ** 3 },
     backgroundFetch: { enabled: true, bytesPerSecond: 0, silencePeriodMs: 30_000, maxConcurrency: 2 },
     discovery: { sociV2: true, sociV1Referrers: true, referrersTagFallback: true },
+    prefetch: { enabled: true, recordDir: '' },
   };
 }
 
@@ -204,6 +214,7 @@ export function configFromToml(doc: Table): SnapshotterConfig {
     spanCache: d.spanCache,
     backgroundFetch: d.backgroundFetch,
     discovery: d.discovery,
+    prefetch: d.prefetch,
   };
 
   const registry = top.table_('registry');
@@ -248,6 +259,15 @@ export function configFromToml(doc: Table): SnapshotterConfig {
     referrersTagFallback: disc.boolean('referrers_tag_fallback', d.discovery.referrersTagFallback),
   };
   disc.done();
+
+  const prefetch = top.table_('prefetch');
+  config.prefetch = {
+    enabled: prefetch.boolean('enabled', d.prefetch.enabled),
+    recordDir: prefetch.string('record_dir', d.prefetch.recordDir, (v) =>
+      v === '' ? undefined : absolutePath(v),
+    ),
+  };
+  prefetch.done();
   top.done();
   return config;
 }
@@ -309,5 +329,6 @@ export function formatConfig(c: SnapshotterConfig): string {
       soci_v1_referrers: c.discovery.sociV1Referrers,
       referrers_tag_fallback: c.discovery.referrersTagFallback,
     },
+    prefetch: { enabled: c.prefetch.enabled, record_dir: c.prefetch.recordDir },
   })}\n`;
 }

@@ -53,6 +53,9 @@ enabled = false
 bytes_per_second = 1000000
 [discovery]
 soci_v1_referrers = false
+[prefetch]
+enabled = false
+record_dir = "/srv/recorded"
 `);
     expect(c.root).toBe('/srv/soci');
     expect(c.spanCache).toEqual({ dir: '/srv/soci/cache', maxBytes: 1024 });
@@ -67,6 +70,7 @@ soci_v1_referrers = false
     });
     expect(c.backgroundFetch).toMatchObject({ enabled: false, bytesPerSecond: 1_000_000 });
     expect(c.discovery).toEqual({ sociV2: true, sociV1Referrers: false, referrersTagFallback: true });
+    expect(c.prefetch).toEqual({ enabled: false, recordDir: '/srv/recorded' });
   });
 
   it.each([
@@ -81,6 +85,8 @@ soci_v1_referrers = false
     ['[background_fetch]\nenabled = "yes"', 'background_fetch.enabled'],
     ['[background_fetch]\nmax_concurrency = 0', 'background_fetch.max_concurrency'],
     ['[discovery]\nsoci_v3 = true', 'discovery.soci_v3'],
+    ['[prefetch]\nrecord_dir = "recorded"', 'prefetch.record_dir'],
+    ['[prefetch]\nenabled = 1', 'prefetch.enabled'],
     ['[registry.hosts."r.io"]\nendpoints = ["ftp://x"]', 'registry.hosts."r.io".endpoints[0]'],
     ['[registry.hosts."r.io"]\ninsecure = true', 'registry.hosts."r.io".insecure'],
     ['registry = 1', 'registry'],
@@ -134,6 +140,13 @@ soci_v1_referrers = false
         sociV2: fc.boolean(),
         sociV1Referrers: fc.boolean(),
         referrersTagFallback: fc.boolean(),
+      }),
+      prefetch: fc.record({
+        enabled: fc.boolean(),
+        recordDir: fc.oneof(
+          fc.constant(''),
+          word.map((w) => `/p/${w}`),
+        ),
       }),
     }) as fc.Arbitrary<SnapshotterConfig>;
     fc.assert(

@@ -1,5 +1,12 @@
 import type { Repository } from '@soci-ts/oci-referrers';
-import { type FoundSociIndex, findSociIndex, type ImageManifest } from '@soci-ts/soci-index';
+import {
+  type FoundSociIndex,
+  findSociIndex,
+  type ImageManifest,
+  type PrefetchRef,
+  type PrefetchSpan,
+  parsePrefetch,
+} from '@soci-ts/soci-index';
 import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
 
 /** What the daemon knows about one image manifest: its layers and, when it has one, its SOCI index. */
@@ -23,6 +30,7 @@ export interface DiscoveryModes {
 export class ImageIndexCache {
   private readonly images = new Map<string, Promise<ImageLayers>>();
   private readonly ztocs = new Map<string, Promise<Ztoc>>();
+  private readonly prefetches = new Map<string, Promise<PrefetchSpan[]>>();
 
   constructor(private readonly modes: DiscoveryModes) {}
 
@@ -44,6 +52,19 @@ export class ImageIndexCache {
     return this.memo(this.ztocs, ztocDigest, async () =>
       decodeZtoc(
         await repo.fetchBlobBytes({ mediaType: 'application/octet-stream', digest: ztocDigest, size }),
+      ),
+    );
+  }
+
+  /** The span ranges of a prefetch blob (verified against its digest, then parsed). */
+  prefetch(repo: Repository, ref: PrefetchRef): Promise<PrefetchSpan[]> {
+    return this.memo(this.prefetches, ref.digest, async () =>
+      parsePrefetch(
+        await repo.fetchBlobBytes({
+          mediaType: 'application/vnd.amazon.soci.prefetch.v1+json',
+          digest: ref.digest,
+          size: ref.size,
+        }),
       ),
     );
   }

@@ -1,5 +1,12 @@
 import { readdir } from 'node:fs/promises';
-import { DiskSpanCache, forceUnmount, type MountedLayer, mountRemoteLayer } from '@soci-ts/lazy-fs';
+import {
+  DiskSpanCache,
+  forceUnmount,
+  type MountedLayer,
+  type MountRemoteLayerOptions,
+  mountRemoteLayer,
+  type SpanRangeRequest,
+} from '@soci-ts/lazy-fs';
 import {
   type Descriptor,
   parseReference,
@@ -19,6 +26,7 @@ import type {
 import { unpackLayer } from '../unpack/unpack-layer.js';
 import { ImageIndexCache, type ImageLayers } from './image-index-cache.js';
 import { PrometheusLayerMetrics } from './prometheus-layer-metrics.js';
+import { ReadRecorder } from './read-recorder.js';
 
 /** Labels containerd's CRI plugin (and `soci pull`) put on a layer's Prepare. */
 export const LABEL_IMAGE_REF = 'containerd.io/snapshot/cri.image-ref';
@@ -46,10 +54,13 @@ export class SociRemoteSource implements RemoteLayerSource {
   private readonly mounted = new Map<string, MountedLayer>();
   private readonly metrics: PrometheusLayerMetrics;
   private cache: Promise<DiskSpanCache> | undefined;
+  private readonly recorder: ReadRecorder | undefined;
 
   constructor(private readonly options: SociRemoteSourceOptions) {
     this.images = new ImageIndexCache(options.config.discovery);
     this.metrics = new PrometheusLayerMetrics(options.metrics);
+    const { recordDir } = options.config.prefetch;
+    this.recorder = recordDir ? new ReadRecorder(recordDir, options.logger) : undefined;
   }
 
   async prepareRemote(request: RemotePrepareRequest): Promise<RemotePrepareResult> {
@@ -78,6 +89,7 @@ export class SociRemoteSource implements RemoteLayerSource {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.mounted.keys()].map((m) => this.unmount(m)));
+    await this.recorder?.close();
     await this.options.registry.close();
   }
 
@@ -115,9 +127,13 @@ export class SociRemoteSource implements RemoteLayerSource {
     if (ztocRef) {
       // Errors here (zTOC fetch, FUSE mount) propagate: the snapshotter logs them and falls back.
       const ztoc = await this.images.ztoc(repo, ztocRef.digest, ztocRef.size);
+      const prefetch = await this.prefetchOf(repo, image, layerDigest, log);
       signal.throwIfAborted();
-      await this.mountLazily(repo, layer, ztoc, mountpoint);
-      log.info({ via: image.soci.via, restoring }, 'layer mounted lazily');
+      await this.mountLazily(repo, layer, ztoc, mountpoint, {
+        prefetch,
+        onFirstRead: this.recorder?.recorderFor(image.manifestDigest),
+      });
+      log.info({ via: image.soci.via, restoring, prefetchRanges: prefetch.length }, 'layer mounted lazily');
       return 'mounted';
     }
     try {
@@ -139,11 +155,36 @@ export class SociRemoteSource implements RemoteLayerSource {
     }
   }
 
+  /**
+   * The span ranges the index's prefetch blobs list for a layer, in order. A blob that cannot
+   * be fetched or parsed costs only its prefetch: the layer still mounts.
+   */
+  private async prefetchOf(
+    repo: Repository,
+    image: ImageLayers,
+    layerDigest: string,
+    log: Logger,
+  ): Promise<SpanRangeRequest[]> {
+    if (!this.options.config.prefetch.enabled || !image.soci) return [];
+    const ranges: SpanRangeRequest[] = [];
+    for (const ref of image.soci.index.prefetches.filter((p) => p.layerDigest === layerDigest)) {
+      try {
+        for (const { startSpan, endSpan } of await this.images.prefetch(repo, ref)) {
+          ranges.push({ startSpan, endSpan });
+        }
+      } catch (err) {
+        log.warn({ err, prefetch: ref.digest }, 'prefetch blob unusable; the layer mounts without it');
+      }
+    }
+    return ranges;
+  }
+
   private async mountLazily(
     repo: Repository,
     layer: Descriptor,
     ztoc: Parameters<typeof mountRemoteLayer>[0]['ztoc'],
     mountpoint: string,
+    extra: Pick<MountRemoteLayerOptions, 'prefetch' | 'onFirstRead'>,
   ): Promise<void> {
     const { config } = this.options;
     const bg = config.backgroundFetch;
@@ -155,9 +196,14 @@ export class SociRemoteSource implements RemoteLayerSource {
       mountpoint,
       cache: await this.spanCache(),
       metrics: this.metrics,
-      background: bg.enabled
-        ? { concurrency: bg.maxConcurrency, bytesPerSecond: bg.bytesPerSecond, quietMs: bg.silencePeriodMs }
-        : false,
+      // Prefetch spans use the same workers; `fetchAll` is the background fetch of the rest.
+      background: {
+        fetchAll: bg.enabled,
+        concurrency: bg.maxConcurrency,
+        bytesPerSecond: bg.bytesPerSecond,
+        quietMs: bg.silencePeriodMs,
+      },
+      ...extra,
     });
     this.mounted.set(mountpoint, mounted);
     this.metrics.mounts.inc({ kind: 'lazy' });
