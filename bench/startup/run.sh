@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Startup benchmark: time until a container is ready, full pull vs lazy loading, side by side.
 # Usage: bench/startup/run.sh [--runs N] [--rate 100mbit] [--rtt 20ms] [--workloads python,node,large,small]
-#                             [--unshaped] [--span-size BYTES] [--prefetch-list FILE] [--out DIR] [--no-build]
-# Needs root (network namespace, tc, mounts, drop_caches). See bench/README.md for how to read it.
+#                             [--unshaped] [--span-size BYTES] [--prefetch record|none|DIR] [--out DIR] [--no-build]
+# --prefetch: the static prefetch list of mode lazy-prefetch: `record` (default) records it from one
+# lazy start per workload (the daemon's prefetch.record_dir), DIR takes DIR/<workload>.paths, `none`
+# skips the mode. Needs root (network namespace, tc, mounts, drop_caches). See bench/README.md.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 REPO_ROOT="$(cd "$here/../.." && pwd)"
 
-runs=5 rate=100mbit rtt=20ms workloads=python,node,large,small unshaped=0 prefetch_list="" out="" build=1
+runs=5 rate=100mbit rtt=20ms workloads=python,node,large,small unshaped=0 prefetch=record out="" build=1
 span_size="" # soci create's own default (4 MiB) unless given
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -17,15 +19,20 @@ while [ $# -gt 0 ]; do
     --workloads) workloads="$2"; shift 2 ;;
     --unshaped) unshaped=1; shift ;;
     --span-size) span_size="$2"; shift 2 ;;
-    --prefetch-list) prefetch_list="$2"; shift 2 ;;
+    --prefetch) prefetch="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h | --help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive integer" >&2; exit 2; }
 [[ "$span_size" =~ ^[0-9]*$ ]] || { echo "run.sh: --span-size must be a number of bytes" >&2; exit 2; }
+case "$prefetch" in
+  record | none) ;;
+  *) [ -d "$prefetch" ] || { echo "run.sh: --prefetch takes record, none or a directory of <workload>.paths files" >&2; exit 2; }
+     prefetch="$(cd "$prefetch" && pwd)" ;;
+esac
 rtt_ms="$(python3 -c '
 import re, sys
 m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s)", sys.argv[1])
@@ -82,17 +89,10 @@ trap 'exit 130' INT TERM
 # ---- modes --------------------------------------------------------------------------------------
 MODES=(full lazy lazy-nobg)
 notes=()
-if [ -n "$prefetch_list" ]; then
-  # Only measured if the daemon really reads a prefetch list from its config; never faked.
-  if node --input-type=module -e "
-    const { parseConfig } = await import('${SNAPSHOTTER_BIN%/bin.js}/index.js');
-    parseConfig('[prefetch]\npaths = [\"/x\"]\n');" >/dev/null 2>&1; then
-    MODES+=(lazy-prefetch)
-  else
-    notes+=("lazy-prefetch skipped: the snapshotter's config has no prefetch list (parseConfig rejects [prefetch]); lazy-fs can prefetch spans, but the daemon does not pass a list to it")
-  fi
+if [ "$prefetch" = none ]; then
+  notes+=("lazy-prefetch not run (--prefetch none)")
 else
-  notes+=("lazy-prefetch not run: no --prefetch-list given (and the snapshotter's config has no prefetch list yet)")
+  MODES+=(lazy-prefetch)
 fi
 
 net_up
@@ -112,8 +112,8 @@ for w in "${WORKLOADS[@]}"; do
     jq '[.layers[].size] + [.config.size] | add')"
 done
 
-# cold_reset BACKGROUND_FETCH: containerd and the daemon restarted on empty roots (no image, no
-# snapshots, no content, no span cache), page caches dropped.
+# cold_reset BACKGROUND_FETCH [RECORD_DIR]: containerd and the daemon restarted on empty roots (no
+# image, no snapshots, no content, no span cache), page caches dropped.
 cold_reset() {
   local pid
   for pid in "${CONTAINERD_PID:-}" "${SNAPSHOTTER_PID:-}"; do
@@ -127,7 +127,7 @@ cold_reset() {
   rm -rf "$STACK_DIR/containerd" "$STACK_DIR/soci-root" "$STACK_DIR/soci.sock"
   sync
   echo 3 >/proc/sys/vm/drop_caches
-  start_snapshotter "$1"
+  start_snapshotter "$1" "${2:-}"
   start_containerd
 }
 
@@ -152,15 +152,21 @@ PY
 
 hwm_bytes() { awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# measure PROFILE WORKLOAD MODE RUN: one cold start; appends one JSON line to runs.jsonl.
+# measure PROFILE WORKLOAD MODE RUN: one cold start; appends one JSON line to runs.jsonl. Mode
+# `record` is a lazy start whose daemon records the paths read (into $STACK_DIR/recorded-WORKLOAD),
+# logged to record.jsonl instead; lazy-prefetch starts the image copy whose index has the list.
 measure() {
   local profile="$1" w="$2" mode="$3" run="$4"
-  local ref="$REGISTRY/bench/$w:1" name="bench-$w-$mode-$run" snap=overlayfs bg=true
+  local ref="$REGISTRY/bench/$w:1" name="bench-$w-$mode-$run" snap=overlayfs bg=true record="" jsonl="$out/runs.jsonl"
   local t0 t_pulled t_ready t_exit down0 down_ready down_exit d_ready=0 d_exit=0 hwm err=""
   local run_args=() port="" waiter="" ctr_pid line
-  case "$mode" in lazy-nobg) bg=false ;; esac
+  case "$mode" in
+    lazy-nobg) bg=false ;;
+    lazy-prefetch) ref="$REGISTRY/bench/$w-prefetch:1" ;;
+    record) record="$STACK_DIR/recorded-$w" jsonl="$out/record.jsonl" ;;
+  esac
   [ "$mode" = full ] || snap=soci
-  cold_reset "$bg"
+  cold_reset "$bg" "$record"
   if [ "$w" = node ]; then
     port="$(free_port)"
     run_args=(--net-host --env "PORT=$port")
@@ -206,6 +212,9 @@ measure() {
   down_exit="$(proxy_down)"
   [ "$snap" = soci ] && d_exit="$(metric soci_bytes_fetched_total)"
   hwm="$(hwm_bytes "$SNAPSHOTTER_PID")"
+  if [ "$snap" = soci ]; then # the daemon's log of this start, for a look at its timeline (not in git)
+    mkdir -p "$out/logs" && cp "$STACK_DIR/soci-snapshotter.log" "$out/logs/$profile-$name.log"
+  fi
   jq -nc --arg profile "$profile" --arg rate "$PROFILE_RATE" --argjson rtt_ms "$PROFILE_RTT" \
     --arg workload "$w" --arg mode "$mode" --argjson run "$run" --arg err "$err" \
     --argjson image_bytes "${IMAGE_BYTES[$w]}" \
@@ -217,9 +226,40 @@ measure() {
       ok: ($err == ""), error: (if $err == "" then null else $err end), image_bytes: $image_bytes,
       pull_s: secs($tp), ready_s: secs($tr), exit_s: secs($te),
       registry_bytes_ready: ($dr - $down0), registry_bytes_exit: ($de - $down0),
-      daemon_bytes_ready: $sr, daemon_bytes_exit: $se, daemon_peak_rss_bytes: $hwm }' >>"$out/runs.jsonl"
-  log "$(tail -n1 "$out/runs.jsonl" | jq -r '"\(.profile) \(.workload) \(.mode) #\(.run): pull \(.pull_s // "-" | tostring | .[0:5])s ready \(.ready_s // "-" | tostring | .[0:5])s exit \(.exit_s // "-" | tostring | .[0:5])s, \((.registry_bytes_ready / 1e6 | floor)) MB before ready\(if .ok then "" else " FAILED: " + .error end)"')"
+      daemon_bytes_ready: $sr, daemon_bytes_exit: $se, daemon_peak_rss_bytes: $hwm }' >>"$jsonl"
+  log "$(tail -n1 "$jsonl" | jq -r '"\(.profile) \(.workload) \(.mode) #\(.run): pull \(.pull_s // "-" | tostring | .[0:5])s ready \(.ready_s // "-" | tostring | .[0:5])s exit \(.exit_s // "-" | tostring | .[0:5])s, \((.registry_bytes_ready / 1e6 | floor)) MB before ready\(if .ok then "" else " FAILED: " + .error end)"')"
 }
+
+# ---- the prefetch lists and the image copies whose indexes carry them ---------------------------
+# prefetch_index WORKLOAD LIST: pushes the image again as bench/WORKLOAD-prefetch:1 (same manifest,
+# other repository) with a v1 index built with --prefetch LIST.
+prefetch_index() {
+  local w="$1" list="$2" src="$REGISTRY_DIRECT/bench/$1:1" dst="$REGISTRY_DIRECT/bench/$1-prefetch:1"
+  skopeo copy --quiet --src-tls-verify=false --dest-tls-verify=false "docker://$src" "docker://$dst"
+  "${SOCI[@]}" create "$dst" --plain-http --root "$STACK_DIR/soci-store-prefetch" --prefetch "$list" --quiet \
+    ${span_size:+--span-size "$span_size"} 2>&1 | sed 's/^/startup-bench: /' >&2
+  "${SOCI[@]}" push "$dst" --plain-http --root "$STACK_DIR/soci-store-prefetch" --quiet
+}
+if [ "$prefetch" != none ]; then
+  mkdir -p "$out/prefetch"
+  : >"$out/record.jsonl"
+  net_shape none 0
+  PROFILE_RATE=none PROFILE_RTT=0
+  for w in "${WORKLOADS[@]}"; do
+    if [ "$prefetch" = record ]; then
+      log "recording what $w reads (one lazy start, unshaped) ..."
+      measure record "$w" record 1
+      cold_reset true # stops the daemon, which closes the recorded list
+      cat "$STACK_DIR/recorded-$w/"*.paths >"$out/prefetch/$w.paths"
+      notes+=("lazy-prefetch list for $w: recorded from one lazy start ($(wc -l <"$out/prefetch/$w.paths") paths, prefetch/$w.paths)")
+    else
+      [ -f "$prefetch/$w.paths" ] || { echo "run.sh: no $prefetch/$w.paths" >&2; exit 2; }
+      cp "$prefetch/$w.paths" "$out/prefetch/$w.paths"
+      notes+=("lazy-prefetch list for $w: $prefetch/$w.paths")
+    fi
+    prefetch_index "$w" "$out/prefetch/$w.paths"
+  done
+fi
 
 # ---- the runs: per profile and workload, modes alternate (rotated each run) -------------------
 profiles=("shaped $rate $rtt_ms")

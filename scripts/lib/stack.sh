@@ -42,21 +42,25 @@ YML
   wait_for 30 curl -fsS "http://$REGISTRY/v2/"
 }
 
-# start_snapshotter [background_fetch=true|false]: sets SNAPSHOTTER_SOCK and METRICS_URL.
+# start_snapshotter [background_fetch=true|false] [record_dir]: sets SNAPSHOTTER_SOCK and METRICS_URL.
+# With record_dir, the daemon records the paths containers read there (prefetch.record_dir).
 start_snapshotter() {
-  local bg="${1:-true}" mport; mport="$(free_port)"
+  local bg="${1:-true}" record="${2:-}" mport; mport="$(free_port)"
   SNAPSHOTTER_SOCK="$STACK_DIR/soci.sock"
   METRICS_URL="http://127.0.0.1:$mport/metrics"
   cat >"$STACK_DIR/soci-snapshotter.toml" <<TOML
 root = "$STACK_DIR/soci-root"
 socket = "$SNAPSHOTTER_SOCK"
 metrics_address = "127.0.0.1:$mport"
+log_level = "${SOCI_LOG_LEVEL:-info}"
 [registry.hosts."$REGISTRY"]
 plain_http = true
 [span_cache]
 dir = "$STACK_DIR/soci-root/cache"
 [background_fetch]
 enabled = $bg
+[prefetch]
+record_dir = "$record"
 TOML
   node "$SNAPSHOTTER_BIN" --config "$STACK_DIR/soci-snapshotter.toml" >"$STACK_DIR/soci-snapshotter.log" 2>&1 &
   SNAPSHOTTER_PID=$!

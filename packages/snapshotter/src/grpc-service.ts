@@ -40,8 +40,10 @@ export function addSnapshotsService(
   metrics?: SnapshotterMetrics,
 ): void {
   const record = (method: string, started: bigint, code: grpc.status) => {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     metrics?.grpcRequests.inc({ method, code: grpc.status[code] ?? String(code) });
-    metrics?.grpcDuration.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
+    metrics?.grpcDuration.observe({ method }, seconds);
+    logger.trace({ method, code: grpc.status[code], ms: Math.round(seconds * 1000) }, 'snapshots call');
   };
 
   const unary =

@@ -104,6 +104,7 @@ export class SociRemoteSource implements RemoteLayerSource {
     const log = this.options.logger.child({ image: imageRef, layer: layerDigest });
 
     const repo = this.options.registry.repository(imageRef);
+    const started = performance.now();
     let image: ImageLayers;
     try {
       // containerd 1.6's CRI sends the manifest digest; other clients may not: resolve the ref then.
@@ -126,14 +127,29 @@ export class SociRemoteSource implements RemoteLayerSource {
     const ztocRef = ztocForLayer(image.soci.index, layerDigest);
     if (ztocRef) {
       // Errors here (zTOC fetch, FUSE mount) propagate: the snapshotter logs them and falls back.
-      const ztoc = await this.images.ztoc(repo, ztocRef.digest, ztocRef.size);
-      const prefetch = await this.prefetchOf(repo, image, layerDigest, log);
+      const discovered = performance.now();
+      const [ztoc, prefetch] = await Promise.all([
+        this.images.ztoc(repo, ztocRef.digest, ztocRef.size),
+        this.prefetchOf(repo, image, layerDigest, log),
+      ]);
+      const fetched = performance.now();
       signal.throwIfAborted();
       await this.mountLazily(repo, layer, ztoc, mountpoint, {
         prefetch,
         onFirstRead: this.recorder?.recorderFor(image.manifestDigest),
       });
-      log.info({ via: image.soci.via, restoring, prefetchRanges: prefetch.length }, 'layer mounted lazily');
+      const ms = (from: number, to: number) => Math.round(to - from);
+      log.info(
+        {
+          via: image.soci.via,
+          restoring,
+          prefetchRanges: prefetch.length,
+          discoveryMs: ms(started, discovered),
+          ztocMs: ms(discovered, fetched),
+          mountMs: ms(fetched, performance.now()),
+        },
+        'layer mounted lazily',
+      );
       return 'mounted';
     }
     try {
