@@ -118,18 +118,18 @@ describe('soci create --prefetch', () => {
     });
     const created = await sociOk('create', target, '--root', root, '--prefetch', list, ...BUILD.slice(0, -1));
     expect(created.stderr).toMatch(
-      /warning: 1 --prefetch path\(s\) are not files of sha256:[0-9a-f]{64}: \/nope/,
+      /warning: 1 --prefetch entries name no file data of sha256:[0-9a-f]{64}: \/nope/,
     );
     await sociOk('push', target, '--root', root, '--quiet');
     const c = client();
     const repo = c.repository(target);
-    const found = await findSociIndex(repo, image.manifestDigest);
-    expect(found?.index.prefetches.map((p) => p.layerDigest)).toEqual([
+    const found = (await findSociIndex(repo, image.manifestDigest))!;
+    expect(found.index.prefetches.map((p) => p.layerDigest)).toEqual([
       found.index.ztocs[0]!.layerDigest,
       found.index.ztocs[1]!.layerDigest,
     ]);
-    for (const p of found!.index.prefetches) {
-      const blob = JSON.parse(new TextDecoder().decode(await repo.fetchBlobBytes(p)));
+    for (const p of found.index.prefetches) {
+      const blob = JSON.parse(new TextDecoder().decode(await repo.fetchBlobBytes(p.digest)));
       expect(blob.version).toBe('1.0');
       expect(blob.prefetch_spans.length).toBeGreaterThan(0);
     }

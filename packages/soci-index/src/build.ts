@@ -21,7 +21,7 @@ import { buildIndexManifest, type PrefetchRef, type SociIndex, type ZtocRef } fr
 import { layerCompression } from './layer-kind.js';
 import type { Descriptor, ImageManifest } from './oci.js';
 import { encodePrefetch } from './prefetch.js';
-import { planPrefetch } from './prefetch-plan.js';
+import { type PrefetchEntry, planPrefetch } from './prefetch-plan.js';
 import type { ImageSource } from './source.js';
 import { inThreadZtocBuilder, type ZtocBuilder } from './ztoc-builder.js';
 
@@ -52,10 +52,10 @@ export interface BuildOptions {
   /** How a layer stream becomes a zTOC (default: in this thread; see createWorkerPool). */
   ztocBuilder?: ZtocBuilder;
   /**
-   * Paths in the image (files or directories) whose data a container reads first: their spans
-   * go into prefetch blobs, in this order (see parsePrefetchList).
+   * Paths in the image (files, parts of files, directories) whose data a container reads
+   * first: their spans go into prefetch blobs, in this order (see parsePrefetchList).
    */
-  prefetchPaths?: readonly string[];
+  prefetch?: readonly (string | PrefetchEntry)[];
 }
 
 export interface LayerResult {
@@ -71,7 +71,7 @@ export interface BuiltSociIndex {
   /** What the manifest's layers point at: encoded zTOCs in layer order, then prefetch blobs. */
   blobs: Uint8Array[];
   layers: LayerResult[];
-  /** Listed prefetch paths the image does not have. */
+  /** Listed prefetch entries the image does not have, as list lines. */
   prefetchMissing: string[];
   image: PlatformImage;
 }
@@ -168,8 +168,8 @@ export async function buildSociIndex(
       `no layer of ${source.reference} is ${minLayerSize} bytes or larger, so there is nothing to index; lower --min-layer-size`,
     );
   }
-  const prefetch = options.prefetchPaths
-    ? prefetchBlobs(results, options.prefetchPaths)
+  const prefetch = options.prefetch
+    ? prefetchBlobs(results, options.prefetch)
     : { refs: [], blobs: [], missing: [] };
   const index: SociIndex = {
     version,
@@ -190,10 +190,10 @@ export async function buildSociIndex(
 }
 
 /** One prefetch blob per layer that holds data of the listed paths. */
-function prefetchBlobs(results: LayerResult[], paths: readonly string[]) {
+function prefetchBlobs(results: LayerResult[], entries: readonly (string | PrefetchEntry)[]) {
   const plan = planPrefetch(
     results.map((r) => r.ztoc?.ztoc),
-    paths,
+    entries,
   );
   const blobs: Uint8Array[] = [];
   const refs: PrefetchRef[] = [];

@@ -4,6 +4,7 @@
  */
 export type SociIndexErrorCode =
   | 'INVALID_SOCI_INDEX'
+  | 'INVALID_PREFETCH_LIST'
   | 'INVALID_IMAGE'
   | 'PLATFORM_NOT_FOUND'
   | 'UNSUPPORTED_LAYER'

@@ -55,7 +55,13 @@ export { type MergedEntry, MergedView } from './merged-view.js';
 export * from './oci.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches } from './platform.js';
 export { encodePrefetch, type PrefetchSpan, parsePrefetch } from './prefetch.js';
-export { type PrefetchPlan, parsePrefetchList, planPrefetch } from './prefetch-plan.js';
+export {
+  formatPrefetchEntry,
+  type PrefetchEntry,
+  type PrefetchPlan,
+  parsePrefetchList,
+  planPrefetch,
+} from './prefetch-plan.js';
 export { copyBlob, existingV1Indexes, pushSociIndex, type SociIndexArtifact } from './push.js';
 export { RegistrySource } from './registry-source.js';
 export type { ImageSource } from './source.js';

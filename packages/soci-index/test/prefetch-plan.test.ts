@@ -1,9 +1,10 @@
-import { fileSpans, findFile, type Ztoc } from '@soci-ts/ztoc';
+import { fileSpans, findFile, spansForRange, type Ztoc } from '@soci-ts/ztoc';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type BuiltSociIndex,
   buildSociIndex,
+  formatPrefetchEntry,
   hostPlatform,
   LayoutSource,
   loadImageRoot,
@@ -19,10 +20,10 @@ import { buildFixtureImage, type FixtureImage } from './fixture.js';
 let image: FixtureImage;
 let ztocs: (Ztoc | undefined)[];
 
-async function build(prefetchPaths?: string[]): Promise<BuiltSociIndex> {
+async function build(prefetch?: string[]): Promise<BuiltSociIndex> {
   const source = new LayoutSource(image.layout, image.tag);
   const platformImage = await selectPlatformImage(source, await loadImageRoot(source), hostPlatform());
-  return buildSociIndex(source, platformImage, { minLayerSize: 1000, spanSize: 32768, prefetchPaths });
+  return buildSociIndex(source, platformImage, { minLayerSize: 1000, spanSize: 32768, prefetch });
 }
 
 beforeAll(async () => {
@@ -82,11 +83,47 @@ describe('planPrefetch', () => {
     expect(plan.missing).toEqual(['/etc/old', '/opt/app/one', '/nope', '/usr/share/empty']);
   });
 
-  it('reads lists with comments and blank lines', () => {
-    expect(parsePrefetchList('# recorded\n/usr/bin/python3\n\n  /etc/passwd  \n')).toEqual([
-      '/usr/bin/python3',
-      '/etc/passwd',
+  it('a byte range plans only the spans holding those bytes of the file, clamped to it', () => {
+    const big = fileSpans(ztocs[0]!, 'bin/tool'); // 300 kB of noise: many 32 KiB spans
+    expect(big.endSpan - big.startSpan).toBeGreaterThan(5);
+    const at = (offset: number, length: number) =>
+      spanIds(planPrefetch(ztocs, [{ path: '/bin/tool', range: { offset, length } }]).layers.get(0)!);
+    const spansOf = (offset: number, length: number) =>
+      spanIds([spansForRange(ztocs[0]!, big.file.uncompressedOffset + offset, length)]);
+    expect(at(0, 4096)).toEqual(spansOf(0, 4096));
+    expect(at(100_000, 100_000)).toEqual(spansOf(100_000, 100_000));
+    // Past the end: clamped to the file; wholly past it: nothing, reported as missing.
+    expect(at(299_000, 10_000)).toEqual(spansOf(299_000, 1000));
+    const past = planPrefetch(ztocs, [{ path: '/bin/tool', range: { offset: 400_000, length: 1 } }]);
+    expect(past.layers.size).toBe(0);
+    expect(past.missing).toEqual(['/bin/tool\t400000\t1']);
+  });
+
+  it('reads lists with comments, blank lines and byte ranges; what it formats it reads back', () => {
+    expect(
+      parsePrefetchList('# recorded\n/usr/bin/python3\n\n  /etc/passwd  \n/lib/x.so\t4096\t131072\r\n'),
+    ).toEqual([
+      { path: '/usr/bin/python3' },
+      { path: '/etc/passwd' },
+      { path: '/lib/x.so', range: { offset: 4096, length: 131072 } },
     ]);
+    for (const bad of ['/a\t1', '/a\t1\t2\t3', '/a\t-1\t2', '/a\tx\t2']) {
+      expect(() => parsePrefetchList(bad), bad).toThrow(
+        expect.objectContaining({ code: 'INVALID_PREFETCH_LIST' }),
+      );
+    }
+    const entry = fc.record(
+      {
+        path: fc.stringMatching(/^\/[^\t\n\r#]{0,30}[^\t\n\r\s]$/),
+        range: fc.record({ offset: fc.maxSafeNat(), length: fc.maxSafeNat() }),
+      },
+      { requiredKeys: ['path'] },
+    );
+    fc.assert(
+      fc.property(fc.array(entry, { maxLength: 10 }), (entries) => {
+        expect(parsePrefetchList(entries.map(formatPrefetchEntry).join('\n'))).toEqual(entries);
+      }),
+    );
   });
 });
 

@@ -12,6 +12,7 @@ import {
   loadImageRoot,
   loadPlatformImage,
   type PlatformImage,
+  type PrefetchEntry,
   parsePlatform,
   parsePrefetchList,
   platformEntries,
@@ -75,18 +76,23 @@ export async function buildOptionsFrom(flags: BuildFlags) {
     spanSize,
     minLayerSize: parseSize(flags.minLayerSize, '--min-layer-size'),
     ...(concurrency !== undefined ? { concurrency } : {}),
-    ...(flags.prefetch !== undefined ? { prefetchPaths: await readPrefetchList(flags.prefetch) } : {}),
+    ...(flags.prefetch !== undefined ? { prefetch: await readPrefetchList(flags.prefetch) } : {}),
   };
 }
 
-async function readPrefetchList(file: string): Promise<string[]> {
+async function readPrefetchList(file: string): Promise<PrefetchEntry[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new CliError('USAGE', `cannot read the --prefetch list ${file}: ${(err as Error).message}`);
   }
-  const paths = parsePrefetchList(text);
+  let paths: PrefetchEntry[];
+  try {
+    paths = parsePrefetchList(text);
+  } catch (err) {
+    throw new CliError('USAGE', `--prefetch list ${file}: ${(err as Error).message}`);
+  }
   if (paths.length === 0) {
     throw new CliError('USAGE', `the --prefetch list ${file} names no paths; write one path per line`);
   }
@@ -99,7 +105,7 @@ export function notePrefetchMissing(ctx: Context, image: PlatformImage, missing:
   const shown = missing.slice(0, 5).join(', ');
   const more = missing.length > 5 ? ` and ${missing.length - 5} more` : '';
   ctx.note(
-    `warning: ${missing.length} --prefetch path(s) are not files of ${image.descriptor.digest}: ${shown}${more}`,
+    `warning: ${missing.length} --prefetch entries name no file data of ${image.descriptor.digest}: ${shown}${more}`,
   );
 }
 
