@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type PrefetchEntry, parsePrefetchList } from '@soci-ts/soci-index';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { noiseBytes } from '@soci-ts/testing/bytes';
 import { type BuiltImage, pushLayout } from '@soci-ts/testing/images';
@@ -20,6 +21,8 @@ function appImage(seed: number) {
   const files = {
     '/data/a.bin': noiseBytes(1024 * 1024, seed),
     '/data/b.bin': noiseBytes(1024 * 1024, seed + 100),
+    /** Bigger than the recorder's whole-file limit: only the bytes read are listed. */
+    '/data/c.bin': noiseBytes(3 * 1024 * 1024, seed + 200),
     '/data/text/f5.txt': `text of image ${seed}\n`.repeat(400),
   };
   const build = () =>
@@ -72,18 +75,30 @@ describe('prefetch lists', () => {
     expect(report.layers.map((l) => l.mode)).toEqual(['remote', 'remote', 'remote']);
     expect(await sums(ref)).toBe(expectedSums(recorded.files));
     await stack.runContainer(ref, ['/bin/busybox', 'cat', '/data/a.bin']);
+    await stack.runContainer(ref, [
+      '/bin/busybox',
+      'sh',
+      '-c',
+      '/bin/busybox head -c 5000 /data/c.bin >/dev/null',
+    ]);
     // Without prefetch blobs in the index nothing was prefetched.
     expect(await stack.metric('soci_span_fetches_total', { priority: 'prefetch' })).toBe(0);
 
     list = join(recordDir, `${recordedImage.manifestDigest.slice(7)}.paths`);
-    let paths: string[] = [];
+    let entries: PrefetchEntry[] = [];
     await waitUntil('the recorded list', async () => {
-      paths = (await readFile(list, 'utf8')).split('\n').filter(Boolean);
-      return paths.includes('/data/a.bin');
+      entries = parsePrefetchList(await readFile(list, 'utf8'));
+      return entries.some((e) => e.path === '/data/c.bin');
     });
-    // Each mount records a file once; busybox (a lazy layer too) was read first.
-    expect(paths.filter((p) => p.startsWith('/data/'))).toEqual(['/data/text/f5.txt', '/data/a.bin']);
-    expect(paths.indexOf('/bin/busybox')).toBe(0);
+    // Each mount lists a file once, small files whole; busybox (a lazy layer too) was read first.
+    const data = entries.filter((e) => e.path.startsWith('/data/'));
+    expect(data.slice(0, 2)).toEqual([{ path: '/data/text/f5.txt' }, { path: '/data/a.bin' }]);
+    const c = data.slice(2);
+    expect(c.every((e) => e.path === '/data/c.bin' && e.range)).toBe(true);
+    expect(c[0]?.range?.offset).toBe(0);
+    // Only what head (and the kernel's read-ahead) read: far less than the 3 MiB file.
+    expect(c.reduce((n, e) => n + e.range!.length, 0)).toBeLessThan(1024 * 1024);
+    expect(entries[0]?.path).toBe('/bin/busybox');
   });
 
   it('an index built with that list makes the daemon fetch exactly those files at mount time', async () => {
@@ -113,8 +128,16 @@ describe('prefetch lists', () => {
     // The registry goes away: what the list named is there, what it did not name is not.
     await stack.registry.stop();
     expect(await sums(ref)).toBe(expectedSums(prefetched.files));
-    await expect(stack.runContainer(ref, ['/bin/busybox', 'md5sum', '/data/b.bin'])).rejects.toThrow(
-      /I\/O error|Input\/output error/,
+    const head = ['/bin/busybox', 'sh', '-c', '/bin/busybox head -c 5000 /data/c.bin | /bin/busybox md5sum'];
+    expect(await stack.runContainer(ref, head)).toBe(
+      `${md5(prefetched.files['/data/c.bin'].subarray(0, 5000))}  -\n`,
     );
+    // The end of c.bin shares a span with the listed text file: its middle is what nobody listed.
+    const middle = ['dd', 'if=/data/c.bin', 'of=/dev/null', 'bs=4096', 'skip=300', 'count=1'];
+    for (const unlisted of [['md5sum', '/data/b.bin'], middle]) {
+      await expect(stack.runContainer(ref, ['/bin/busybox', ...unlisted])).rejects.toThrow(
+        /I\/O error|Input\/output error/,
+      );
+    }
   });
 });

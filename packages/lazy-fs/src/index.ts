@@ -17,6 +17,7 @@ export {
   type Reply,
 } from './fuse/backend.js';
 export { FuseNativeBackend } from './fuse/fuse-native-backend.js';
+export type { FileRead } from './fuse/layer-ops.js';
 export { layerOps } from './fuse/layer-ops.js';
 export { forceUnmount, isMounted } from './fuse/mount-table.js';
 export type { ByteRange, LayerSpans } from './layer-spans.js';

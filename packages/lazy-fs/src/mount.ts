@@ -2,7 +2,7 @@ import type { Ztoc } from '@soci-ts/ztoc';
 import { DiskSpanCache } from './disk-cache.js';
 import type { FuseBackend, FuseMountOptions } from './fuse/backend.js';
 import { FuseNativeBackend } from './fuse/fuse-native-backend.js';
-import { layerOps } from './fuse/layer-ops.js';
+import { type LayerOpsOptions, layerOps } from './fuse/layer-ops.js';
 import { RemoteLayer, type RemoteLayerOptions, type RemoteLayerStats } from './remote-layer.js';
 import type { BlobRangeReader } from './types.js';
 
@@ -25,8 +25,8 @@ export interface MountRemoteLayerOptions
   fuse?: FuseMountOptions;
   /** FUSE binding; fuse-native unless replaced. */
   backend?: FuseBackend;
-  /** Called once per file, with its path, the first time a reader reads its bytes. */
-  onFirstRead?: (path: string) => void;
+  /** Called for every read through the mount (path, offset, length, file size). */
+  onRead?: LayerOpsOptions['onRead'];
 }
 
 export interface MountedLayer {
@@ -58,7 +58,7 @@ export async function mountRemoteLayer(options: MountRemoteLayerOptions): Promis
   const backend = options.backend ?? new FuseNativeBackend();
   let mount: Awaited<ReturnType<FuseBackend['mount']>>;
   try {
-    mount = await backend.mount(options.mountpoint, layerOps(layer, { onFirstRead: options.onFirstRead }), {
+    mount = await backend.mount(options.mountpoint, layerOps(layer, { onRead: options.onRead }), {
       fsName: `soci-ts:${options.layerDigest.slice(0, 19)}`,
       ...options.fuse,
     });

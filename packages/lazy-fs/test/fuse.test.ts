@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '@soci-ts/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiskSpanCache, isMounted, LazyFsError, type MountedLayer, mountRemoteLayer } from '../src/index.js';
+import {
+  DiskSpanCache,
+  type FileRead,
+  isMounted,
+  LazyFsError,
+  type MountedLayer,
+  mountRemoteLayer,
+} from '../src/index.js';
 import {
   type BuiltLayer,
   buildLayer,
@@ -219,8 +226,8 @@ describe.skipIf(!canFuse)('FUSE mount of lazy layers', () => {
     }
   });
 
-  it('reports each file once, by the path read, the first time its bytes are read', async () => {
-    const firstReads: string[] = [];
+  it('reports every read with the path used, the offset, the length and the file size', async () => {
+    const reads: FileRead[] = [];
     const m = await mountRemoteLayer({
       ztoc: layerA.ztoc,
       blob: new FileBlobReader(layerA.blobPath, layerA.size),
@@ -228,20 +235,23 @@ describe.skipIf(!canFuse)('FUSE mount of lazy layers', () => {
       mountpoint: join(work, 'mnt', 'recorded'),
       cache,
       background: false,
-      onFirstRead: (path) => firstReads.push(path),
+      onRead: (read) => reads.push(read),
     });
     mounts.push(m);
-    const order = [
-      'usr/lib/numbers.txt',
-      'etc/passwd',
-      'usr/lib/numbers.txt',
-      'usr/bin/multi-span',
-      'etc/passwd',
-    ];
-    // One reader after another (readInChild reads its list concurrently), then a second read.
-    for (const name of order) await readInChild([[join(m.mountpoint, name), 0, -1]]);
-    await readInChild([[join(m.mountpoint, 'usr/bin/multi-span'), 100, 10]]);
-    expect(firstReads).toEqual(['/usr/lib/numbers.txt', '/etc/passwd', '/usr/bin/multi-span']);
+    // One reader after another (readInChild reads its list concurrently).
+    for (const name of ['usr/lib/numbers.txt', 'etc/passwd'])
+      await readInChild([[join(m.mountpoint, name), 0, -1]]);
+    await readInChild([[join(m.mountpoint, 'usr/lib/big.bin'), 50_000_000, 1000]]);
+    const paths = [...new Set(reads.map((r) => r.path))];
+    expect(paths).toEqual(['/usr/lib/numbers.txt', '/etc/passwd', '/usr/lib/big.bin']);
+    for (const r of reads) expect(r.fileSize).toBe(reads.find((x) => x.path === r.path)!.fileSize);
+    expect(reads.find((r) => r.path === '/usr/lib/big.bin')!.fileSize).toBe(BIG);
+    // Whole files from 0 on, the slice of big.bin somewhere around where it was asked for.
+    const numbers = reads.filter((r) => r.path === '/usr/lib/numbers.txt');
+    expect(numbers[0]!.offset).toBe(0);
+    const big = reads.filter((r) => r.path === '/usr/lib/big.bin');
+    expect(big.some((r) => r.offset <= 50_000_000 && r.offset + r.length >= 50_001_000)).toBe(true);
+    expect(big.every((r) => r.offset >= 50_000_000 - (1 << 20))).toBe(true);
   });
 
   it('refuses writes with EROFS', async () => {

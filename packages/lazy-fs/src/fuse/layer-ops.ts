@@ -13,16 +13,23 @@ const O_TRUNC = 0o1000;
  */
 export interface LayerOpsOptions {
   /**
-   * Called once per file, with the path the reader used, the first time its bytes are read:
-   * what a workload reads, in order, is what a prefetch list should hold.
+   * Called for every read, with the path the reader used: what a workload reads, in order, is
+   * what a prefetch list should hold. Must be cheap; it runs on the read path.
    */
-  onFirstRead?: (path: string) => void;
+  onRead?: (read: FileRead) => void;
+}
+
+/** One read of a file through the mount. */
+export interface FileRead {
+  path: string;
+  offset: number;
+  length: number;
+  fileSize: number;
 }
 
 export function layerOps(layer: RemoteLayer, options: LayerOpsOptions = {}): FuseOps {
   const tree = layer.tree;
-  const onFirstRead = options.onFirstRead;
-  const readBefore = new WeakSet<Inode>();
+  const onRead = options.onRead;
   const stats = new WeakMap<Inode, FuseStat>();
   const handles: (Inode | undefined)[] = [];
   const freeHandles: number[] = [];
@@ -95,10 +102,7 @@ export function layerOps(layer: RemoteLayer, options: LayerOpsOptions = {}): Fus
     read(path, fh, buffer, position, reply) {
       const inode = handles[fh];
       if (!inode) return reply(-Errno.EBADF);
-      if (onFirstRead && !readBefore.has(inode)) {
-        readBefore.add(inode);
-        onFirstRead(path);
-      }
+      onRead?.({ path, offset: position, length: buffer.length, fileSize: inode.size });
       layer.readInto(inode, position, buffer).then(reply, (err) => reply(-errnoOf(err)));
     },
     release(_path, fh, reply) {

@@ -26,7 +26,7 @@ import type {
 import { unpackLayer } from '../unpack/unpack-layer.js';
 import { ImageIndexCache, type ImageLayers } from './image-index-cache.js';
 import { PrometheusLayerMetrics } from './prometheus-layer-metrics.js';
-import { ReadRecorder } from './read-recorder.js';
+import { type MountReads, ReadRecorder } from './read-recorder.js';
 
 /** Labels containerd's CRI plugin (and `soci pull`) put on a layer's Prepare. */
 export const LABEL_IMAGE_REF = 'containerd.io/snapshot/cri.image-ref';
@@ -55,6 +55,8 @@ export class SociRemoteSource implements RemoteLayerSource {
   private readonly metrics: PrometheusLayerMetrics;
   private cache: Promise<DiskSpanCache> | undefined;
   private readonly recorder: ReadRecorder | undefined;
+  /** Per lazy mount (by mountpoint): its reads, when recording. */
+  private readonly recordings = new Map<string, MountReads>();
 
   constructor(private readonly options: SociRemoteSourceOptions) {
     this.images = new ImageIndexCache(options.config.discovery);
@@ -81,6 +83,8 @@ export class SociRemoteSource implements RemoteLayerSource {
   }
 
   async unmount(mountpoint: string): Promise<void> {
+    this.recordings.get(mountpoint)?.close();
+    this.recordings.delete(mountpoint);
     const layer = this.mounted.get(mountpoint);
     if (!layer) return;
     this.mounted.delete(mountpoint);
@@ -134,10 +138,14 @@ export class SociRemoteSource implements RemoteLayerSource {
       ]);
       const fetched = performance.now();
       signal.throwIfAborted();
-      await this.mountLazily(repo, layer, ztoc, mountpoint, {
-        prefetch,
-        onFirstRead: this.recorder?.recorderFor(image.manifestDigest),
-      });
+      const reads = this.recorder?.mount(image.manifestDigest);
+      try {
+        await this.mountLazily(repo, layer, ztoc, mountpoint, { prefetch, onRead: reads?.onRead });
+      } catch (err) {
+        reads?.close();
+        throw err;
+      }
+      if (reads) this.recordings.set(mountpoint, reads);
       const ms = (from: number, to: number) => Math.round(to - from);
       log.info(
         {
@@ -200,7 +208,7 @@ export class SociRemoteSource implements RemoteLayerSource {
     layer: Descriptor,
     ztoc: Parameters<typeof mountRemoteLayer>[0]['ztoc'],
     mountpoint: string,
-    extra: Pick<MountRemoteLayerOptions, 'prefetch' | 'onFirstRead'>,
+    extra: Pick<MountRemoteLayerOptions, 'prefetch' | 'onRead'>,
   ): Promise<void> {
     const { config } = this.options;
     const bg = config.backgroundFetch;
