@@ -45,6 +45,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root" >&2; exit 1; }
 out="${out:-$here/results/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out"
+out="$(cd "$out" && pwd)" # absolute: the report runs from another directory
 log() { echo "startup-bench: $*" >&2; }
 
 if [ "$build" = 1 ]; then
