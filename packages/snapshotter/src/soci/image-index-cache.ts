@@ -1,5 +1,6 @@
 import type { Repository } from '@soci-ts/oci-referrers';
 import {
+  type DiscoveryRepository as FindRepository,
   type FoundSociIndex,
   findSociIndex,
   type ImageManifest,
@@ -16,27 +17,43 @@ export interface ImageLayers {
   soci: FoundSociIndex | undefined;
 }
 
+/** What discovery needs of a repository (a Repository of @soci-ts/oci-referrers fits). */
+export type DiscoveryRepository = FindRepository & Pick<Repository, 'registry' | 'name'>;
+
 export interface DiscoveryModes {
   sociV2: boolean;
   sociV1Referrers: boolean;
   referrersTagFallback: boolean;
 }
 
+/** How long "this image has no SOCI index" is believed before the registry is asked again. */
+export const NO_INDEX_RECHECK_MS = 60_000;
+
 /**
  * Discovery runs once per manifest (every layer of an image asks the same question), and a
  * zTOC is fetched once per layer however many snapshots use it. Failed lookups are forgotten
- * so that a registry hiccup does not pin an image to the fallback path for the daemon's life.
+ * so that a registry hiccup does not pin an image to the fallback path for the daemon's life,
+ * and "no index" is forgotten after a while, so an index pushed later is found without a restart.
  */
 export class ImageIndexCache {
   private readonly images = new Map<string, Promise<ImageLayers>>();
   private readonly ztocs = new Map<string, Promise<Ztoc>>();
   private readonly prefetches = new Map<string, Promise<PrefetchSpan[]>>();
 
-  constructor(private readonly modes: DiscoveryModes) {}
+  constructor(
+    private readonly modes: DiscoveryModes,
+    private readonly noIndexRecheckMs = NO_INDEX_RECHECK_MS,
+  ) {}
 
-  image(repo: Repository, manifestDigest: string, explicitIndexDigest?: string): Promise<ImageLayers> {
+  image(
+    repo: DiscoveryRepository,
+    manifestDigest: string,
+    explicitIndexDigest?: string,
+  ): Promise<ImageLayers> {
     const key = `${repo.registry}/${repo.name}@${manifestDigest}#${explicitIndexDigest ?? ''}`;
-    return this.memo(this.images, key, async () => {
+    const found = this.images.get(key);
+    if (found) return found;
+    const loading = this.memo(this.images, key, async () => {
       const { manifest } = await repo.fetchManifest(manifestDigest);
       const soci = await findSociIndex(repo, manifestDigest, {
         explicitDigest: explicitIndexDigest,
@@ -46,6 +63,13 @@ export class ImageIndexCache {
       });
       return { manifestDigest, manifest: manifest as ImageManifest, soci };
     });
+    loading.then(
+      (image) => {
+        if (!image.soci) setTimeout(() => this.images.delete(key), this.noIndexRecheckMs).unref();
+      },
+      () => {},
+    );
+    return loading;
   }
 
   ztoc(repo: Repository, ztocDigest: string, size: number): Promise<Ztoc> {
