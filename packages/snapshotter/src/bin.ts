@@ -5,6 +5,7 @@ import {
   defaultConfig,
   formatConfig,
   loadConfigFile,
+  redactConfig,
   type SnapshotterConfig,
 } from './config.js';
 import { startSnapshotter } from './daemon.js';
@@ -14,7 +15,7 @@ import { SociRemoteSource } from './soci/soci-source.js';
 const USAGE = `usage: soci-snapshotter [--config FILE] [--print-config]
 
   --config FILE    TOML configuration (default: built-in defaults)
-  --print-config   print the effective configuration as TOML and exit
+  --print-config   print the effective configuration as TOML (passwords redacted) and exit
   --help           show this text
 `;
 
@@ -47,7 +48,7 @@ async function main(): Promise<number> {
     throw err;
   }
   if (args.values['print-config']) {
-    process.stdout.write(formatConfig(config));
+    process.stdout.write(formatConfig(redactConfig(config)));
     return 0;
   }
 

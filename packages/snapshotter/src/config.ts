@@ -298,6 +298,17 @@ export async function loadConfigFile(path: string): Promise<SnapshotterConfig> {
   return parseConfig(text);
 }
 
+/** Registry passwords replaced by a marker: what `--print-config` shows (logs and tickets get pasted). */
+export function redactConfig(c: SnapshotterConfig): SnapshotterConfig {
+  const hosts = Object.fromEntries(
+    Object.entries(c.registry.hosts).map(([host, h]) => [
+      host,
+      h.password === undefined ? h : { ...h, password: '<redacted>' },
+    ]),
+  );
+  return { ...c, registry: { ...c.registry, hosts } };
+}
+
 /** The config as TOML, in the file's own key names; parseConfig(formatConfig(c)) gives c back. */
 export function formatConfig(c: SnapshotterConfig): string {
   const hosts: Table = {};

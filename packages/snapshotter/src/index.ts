@@ -8,6 +8,7 @@ export {
   loadConfigFile,
   parseConfig,
   type RegistryHostConfig,
+  redactConfig,
   type SnapshotterConfig,
 } from './config.js';
 export {

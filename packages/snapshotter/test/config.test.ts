@@ -172,13 +172,19 @@ describe('soci-snapshotter command line', () => {
   it('prints the effective config and exits 0', async () => {
     await withTempDir(async (dir) => {
       const file = join(dir, 'c.toml');
-      await writeFile(file, `root = "${dir}/root"\nmount_timeout = "5s"\n`);
+      await writeFile(
+        file,
+        `root = "${dir}/root"\nmount_timeout = "5s"\n[registry.hosts."r.io"]\nusername = "me"\npassword = "s3cret-pw"\n`,
+      );
       const r = await spawnTs('src/bin.ts', ['--config', file, '--print-config']).done;
       expect(r.code).toBe(0);
       const printed = parseConfig(r.stdout);
       expect(printed.root).toBe(`${dir}/root`);
       expect(printed.mountTimeoutMs).toBe(5000);
       expect(printed.spanCache.dir).toBe(`${dir}/root/cache`);
+      // Passwords never reach the terminal (configs get pasted into tickets).
+      expect(r.stdout).not.toContain('s3cret-pw');
+      expect(printed.registry.hosts['r.io']).toMatchObject({ username: 'me', password: '<redacted>' });
     });
   });
 
