@@ -6,7 +6,7 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] a
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface RegistryHostConfig {
-  /** Base URLs tried in order instead of https://<host> (mirrors). Empty: the host itself. */
+  /** Base URLs to use instead of https://<host> (mirrors); only the first is used. Empty: the host itself. */
   endpoints: string[];
   /** Talk plain HTTP to the host (local test registries). */
   plainHttp: boolean;
