@@ -61,17 +61,7 @@ export class BackgroundFetcher {
       quietMs: 0,
       ...options,
     };
-    for (const r of options.prefetch ?? []) {
-      const first = Math.max(0, r.startSpan);
-      const last = Math.min(spans.spanCount - 1, r.endSpan);
-      for (let id = first; id <= last; id += this.options.spansPerRequest) {
-        this.queue.push({
-          first: id,
-          last: Math.min(last, id + this.options.spansPerRequest - 1),
-          priority: 'prefetch',
-        });
-      }
-    }
+    this.queuePrefetch(options.prefetch ?? []);
     if (this.options.fetchAll) {
       for (let id = 0; id < spans.spanCount; id += this.options.spansPerRequest) {
         this.queue.push({
@@ -82,6 +72,33 @@ export class BackgroundFetcher {
       }
     }
     this.queue.reverse(); // pop() from the end takes them in order
+  }
+
+  /**
+   * Prefetch ranges become batches of up to `spansPerRequest` adjacent spans, each span queued
+   * once however often the list names it (a list from an untrusted index may repeat ranges).
+   */
+  private queuePrefetch(ranges: SpanRangeRequest[]): void {
+    const queued = new Uint8Array(this.spans.spanCount);
+    let batchStart = -1;
+    const endBatch = (last: number) => {
+      if (batchStart >= 0) this.queue.push({ first: batchStart, last, priority: 'prefetch' });
+      batchStart = -1;
+    };
+    for (const r of ranges) {
+      const first = Math.max(0, r.startSpan);
+      const last = Math.min(this.spans.spanCount - 1, r.endSpan);
+      for (let id = first; id <= last; id++) {
+        if (queued[id]) {
+          endBatch(id - 1);
+          continue;
+        }
+        queued[id] = 1;
+        if (batchStart < 0) batchStart = id;
+        if (id - batchStart + 1 === this.options.spansPerRequest) endBatch(id);
+      }
+      endBatch(last);
+    }
   }
 
   start(): this {

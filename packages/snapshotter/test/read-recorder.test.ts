@@ -54,6 +54,40 @@ describe('MountReads', () => {
     );
   });
 
+  it('lists what a run grew by once reads pause, while the layer stays mounted', async () => {
+    const listed: PrefetchEntry[] = [];
+    const mount = new MountReads(
+      (e) => listed.push(e),
+      () => {},
+      20,
+    );
+    for (let offset = 0; offset < 10 * 131072; offset += 131072) {
+      mount.onRead({ path: '/model.bin', offset, length: 131072, fileSize: BIG });
+    }
+    expect(listed).toEqual([{ path: '/model.bin', range: { offset: 0, length: 131072 } }]);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(listed).toEqual([
+      { path: '/model.bin', range: { offset: 0, length: 131072 } },
+      { path: '/model.bin', range: { offset: 131072, length: 9 * 131072 } },
+    ]);
+    mount.close(); // nothing new to list
+    expect(listed).toHaveLength(2);
+  });
+
+  it('skips reads it cannot list: paths with tabs, newlines or edge spaces, reads past the end', () => {
+    const listed: PrefetchEntry[] = [];
+    const mount = new MountReads(
+      (e) => listed.push(e),
+      () => {},
+    );
+    for (const path of ['/a\tb', '/a\nb', '/a\r', ' /a', '/a ']) {
+      mount.onRead({ path, offset: 0, length: 10, fileSize: 10 });
+    }
+    mount.onRead({ path: '/big', offset: BIG, length: 4096, fileSize: BIG });
+    mount.close();
+    expect(listed).toEqual([]);
+  });
+
   it('lists a small file once, whole, and nothing after close', () => {
     const listed: PrefetchEntry[] = [];
     const mount = new MountReads(

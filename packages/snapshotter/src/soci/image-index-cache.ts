@@ -7,6 +7,7 @@ import {
   type PrefetchRef,
   type PrefetchSpan,
   parsePrefetch,
+  SociIndexError,
 } from '@soci-ts/soci-index';
 import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
 
@@ -25,6 +26,9 @@ export interface DiscoveryModes {
   sociV1Referrers: boolean;
   referrersTagFallback: boolean;
 }
+
+/** Far more than any real prefetch blob (a few bytes per span range); a bigger one is refused. */
+export const MAX_PREFETCH_BLOB_BYTES = 1024 * 1024;
 
 /** How long "this image has no SOCI index" is believed before the registry is asked again. */
 export const NO_INDEX_RECHECK_MS = 60_000;
@@ -82,15 +86,21 @@ export class ImageIndexCache {
 
   /** The span ranges of a prefetch blob (verified against its digest, then parsed). */
   prefetch(repo: Repository, ref: PrefetchRef): Promise<PrefetchSpan[]> {
-    return this.memo(this.prefetches, ref.digest, async () =>
-      parsePrefetch(
+    return this.memo(this.prefetches, ref.digest, async () => {
+      if (ref.size > MAX_PREFETCH_BLOB_BYTES) {
+        throw new SociIndexError(
+          'INVALID_SOCI_INDEX',
+          `prefetch blob ${ref.digest} is ${ref.size} bytes, more than the ${MAX_PREFETCH_BLOB_BYTES} a list of span ranges needs; rebuild the index`,
+        );
+      }
+      return parsePrefetch(
         await repo.fetchBlobBytes({
           mediaType: 'application/vnd.amazon.soci.prefetch.v1+json',
           digest: ref.digest,
           size: ref.size,
         }),
-      ),
-    );
+      );
+    });
   }
 
   private memo<T>(map: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> {
