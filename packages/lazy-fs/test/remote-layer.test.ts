@@ -316,21 +316,27 @@ describe('background fetcher and prefetch', () => {
     await layer.close();
   });
 
-  it('waits while a foreground read waits for bytes', async () => {
+  /** The layer's blob, whose first range request hangs until `release()`; `requests` lists the starts. */
+  function firstRequestGated() {
     const inner = new FileBlobReader(gz.blobPath, gz.size);
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => {
       release = r;
     });
-    const order: string[] = [];
-    const gated = {
+    const requests: number[] = [];
+    const blob = {
       size: gz.size,
       async readRange(start: number, end: number) {
-        order.push(`${start}`);
-        if (order.length === 1) await gate;
+        requests.push(start);
+        if (requests.length === 1) await gate;
         return inner.readRange(start, end);
       },
     };
+    return { blob, requests, release: () => release() };
+  }
+
+  it('waits while a foreground read waits for bytes', async () => {
+    const { blob: gated, requests: order, release } = firstRequestGated();
     const { layer } = layerOf(gz, { blob: gated, background: { concurrency: 2 } });
     const fg = layer.read('dir0/file-9.bin', 0, 10);
     await new Promise((r) => setTimeout(r, 5));
@@ -345,20 +351,7 @@ describe('background fetcher and prefetch', () => {
   });
 
   it('prefetches while a foreground read waits (only background spans step aside)', async () => {
-    const inner = new FileBlobReader(gz.blobPath, gz.size);
-    let release: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const requests: number[] = [];
-    const gated = {
-      size: gz.size,
-      async readRange(start: number, end: number) {
-        requests.push(start);
-        if (requests.length === 1) await gate;
-        return inner.readRange(start, end);
-      },
-    };
+    const { blob: gated, requests, release } = firstRequestGated();
     const { layer } = layerOf(gz, { blob: gated, prefetch: ['dir2/file-5.bin'], background: false });
     const fg = layer.read('dir0/file-9.bin', 0, 10);
     await new Promise((r) => setTimeout(r, 5));
