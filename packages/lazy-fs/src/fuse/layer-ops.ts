@@ -102,10 +102,12 @@ export function layerOps(layer: RemoteLayer, options: LayerOpsOptions = {}): Fus
     read(path, fh, buffer, position, reply) {
       const inode = handles[fh];
       if (!inode) return reply(-Errno.EBADF);
-      try {
-        onRead?.({ path, offset: position, length: buffer.length, fileSize: inode.size });
-      } catch {
-        // An observer's failure is never the reader's: the read goes on.
+      if (onRead) {
+        try {
+          onRead({ path, offset: position, length: buffer.length, fileSize: inode.size });
+        } catch {
+          // An observer's failure is never the reader's: the read goes on.
+        }
       }
       layer.readInto(inode, position, buffer).then(reply, (err) => reply(-errnoOf(err)));
     },

@@ -4,10 +4,12 @@ import {
   type FoundSociIndex,
   findSociIndex,
   type ImageManifest,
+  PREFETCH_MEDIA_TYPE,
   type PrefetchRef,
   type PrefetchSpan,
   parsePrefetch,
   SociIndexError,
+  ZTOC_MEDIA_TYPE,
 } from '@soci-ts/soci-index';
 import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
 
@@ -55,32 +57,26 @@ export class ImageIndexCache {
     explicitIndexDigest?: string,
   ): Promise<ImageLayers> {
     const key = `${repo.registry}/${repo.name}@${manifestDigest}#${explicitIndexDigest ?? ''}`;
-    const found = this.images.get(key);
-    if (found) return found;
-    const loading = this.memo(this.images, key, async () => {
-      const { manifest } = await repo.fetchManifest(manifestDigest);
-      const soci = await findSociIndex(repo, manifestDigest, {
-        explicitDigest: explicitIndexDigest,
-        v2: this.modes.sociV2,
-        v1: this.modes.sociV1Referrers,
-        referrersTagFallback: this.modes.referrersTagFallback,
-      });
-      return { manifestDigest, manifest: manifest as ImageManifest, soci };
-    });
-    loading.then(
-      (image) => {
-        if (!image.soci) setTimeout(() => this.images.delete(key), this.noIndexRecheckMs).unref();
+    return this.memo(
+      this.images,
+      key,
+      async () => {
+        const { manifest } = await repo.fetchManifest(manifestDigest);
+        const soci = await findSociIndex(repo, manifestDigest, {
+          explicitDigest: explicitIndexDigest,
+          v2: this.modes.sociV2,
+          v1: this.modes.sociV1Referrers,
+          referrersTagFallback: this.modes.referrersTagFallback,
+        });
+        return { manifestDigest, manifest: manifest as ImageManifest, soci };
       },
-      () => {},
+      (image) => (image.soci ? undefined : this.noIndexRecheckMs),
     );
-    return loading;
   }
 
   ztoc(repo: Repository, ztocDigest: string, size: number): Promise<Ztoc> {
     return this.memo(this.ztocs, ztocDigest, async () =>
-      decodeZtoc(
-        await repo.fetchBlobBytes({ mediaType: 'application/octet-stream', digest: ztocDigest, size }),
-      ),
+      decodeZtoc(await repo.fetchBlobBytes({ mediaType: ZTOC_MEDIA_TYPE, digest: ztocDigest, size })),
     );
   }
 
@@ -95,7 +91,7 @@ export class ImageIndexCache {
       }
       return parsePrefetch(
         await repo.fetchBlobBytes({
-          mediaType: 'application/vnd.amazon.soci.prefetch.v1+json',
+          mediaType: PREFETCH_MEDIA_TYPE,
           digest: ref.digest,
           size: ref.size,
         }),
@@ -103,12 +99,27 @@ export class ImageIndexCache {
     });
   }
 
-  private memo<T>(map: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> {
+  /**
+   * One load per key, shared by every caller. A failed load is forgotten at once; a value is
+   * forgotten after `forgetAfterMs(value)` milliseconds when that says so.
+   */
+  private memo<T>(
+    map: Map<string, Promise<T>>,
+    key: string,
+    load: () => Promise<T>,
+    forgetAfterMs?: (value: T) => number | undefined,
+  ): Promise<T> {
     let found = map.get(key);
     if (!found) {
       found = load();
       map.set(key, found);
-      found.catch(() => map.delete(key));
+      found.then(
+        (value) => {
+          const ms = forgetAfterMs?.(value);
+          if (ms !== undefined) setTimeout(() => map.delete(key), ms).unref();
+        },
+        () => map.delete(key),
+      );
     }
     return found;
   }
