@@ -1,12 +1,17 @@
-// The Kubernetes path: containerd 1.6's CRI plugin, configured with `snapshotter = "soci"` and
-// snapshot annotations on, pulls an image with a SOCI index and starts a pod container from it
-// through our snapshotter, driven by crictl the way the kubelet drives it.
+// The Kubernetes path: containerd's CRI plugin (the release under test), configured with
+// `snapshotter = "soci"` and image labels passed on Prepare, pulls an image with a SOCI index and
+// starts a pod container from it through our snapshotter, driven by crictl the way the kubelet
+// drives it. On 1.x CRI pulls client-side; on 2.x through the transfer service (its default) or,
+// with SOCI_TS_CRI_PULL=local, client-side (`disable_snapshot_annotations = false`).
+
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContainerdClient, chainIds, isAlreadyExists, LABEL } from '@soci-ts/containerd-client';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { noiseBytes } from '@soci-ts/testing/bytes';
+import { criPullModeUnderTest } from '@soci-ts/testing/containerd';
+import { containerdUnderTest } from '@soci-ts/testing/containerd-release';
 import { type BuiltImage, pushLayout } from '@soci-ts/testing/images';
 import { waitUntil } from '@soci-ts/testing/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -164,7 +169,11 @@ afterAll(async () => {
   for (const image of built) await image.cleanup();
 }, 120_000);
 
-describe('Kubernetes path: containerd 1.6 CRI with snapshotter = "soci"', () => {
+const release = containerdUnderTest();
+/** How CRI pulls here: 1.x always client-side; 2.x as SOCI_TS_CRI_PULL says. */
+const pullMode = release.major >= 2 ? criPullModeUnderTest() : 'local';
+
+describe(`Kubernetes path: containerd ${release.version} CRI (${pullMode} pull) with snapshotter = "soci"`, () => {
   let app: IndexedImage;
   let pod: { id: string; configFile: string };
 
@@ -183,7 +192,14 @@ describe('Kubernetes path: containerd 1.6 CRI with snapshotter = "soci"', () => 
     expect(await stack.metric('soci_bytes_fetched_total')).toBeLessThan(app.layers[1]!.size / 4);
   });
 
-  it('records exactly which labels containerd 1.6 CRI sends on Prepare', async () => {
+  it(`pulled the way this run tests (${pullMode})`, async () => {
+    // containerd 2.x warns when a CRI option makes it leave the transfer service for a local pull.
+    const log = await readFile(stack.containerd.logFile, 'utf8');
+    const fellBack = log.includes('Falling back to local image pull mode');
+    expect(fellBack).toBe(release.major >= 2 && pullMode === 'local');
+  });
+
+  it(`records exactly which labels containerd ${release.version} CRI sends on Prepare`, async () => {
     const chains = chainIds(app.diffIds);
     const manifestDigest = app.image.manifestDigest;
     for (const [i, layer] of app.layers.entries()) {
@@ -223,8 +239,8 @@ describe('Kubernetes path: containerd 1.6 CRI with snapshotter = "soci"', () => 
   });
 
   it('mounts lazily when a Prepare lacks cri.manifest-digest: the daemon resolves the manifest from the image ref', async () => {
-    // containerd 1.6.20's CRI always sends the manifest digest (see above); older CRIs and other
-    // clients do not. Prepare the layers through containerd with everything else CRI sends.
+    // containerd's CRI (1.6.20 and later, 2.x through either pull) always sends the manifest
+    // digest (see above); older CRIs and other clients do not. Prepare the layers through containerd with everything else CRI sends.
     const other = await pushIndexedImage('cri/other', 29);
     const chains = chainIds(other.diffIds);
     const lazyBefore = await stack.metric('soci_layer_mounts_total', { kind: 'lazy' });

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { noiseBytes } from '@soci-ts/testing/bytes';
+import { containerdUnderTest } from '@soci-ts/testing/containerd-release';
 import type { BuiltImage } from '@soci-ts/testing/images';
 import { pushLayout } from '@soci-ts/testing/images';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,7 +70,7 @@ async function fetchManifest(url: string, repo: string, tag: string): Promise<st
   return res.text();
 }
 
-describe('lazy container start through containerd', () => {
+describe(`lazy container start through containerd ${containerdUnderTest().version}`, () => {
   it('mounts indexed layers lazily, unpacks the small one, and the container reads the right bytes', async () => {
     const report = await stack.pull(ref);
     // containerd downloads none of the layers: the snapshotter claimed all three.
@@ -99,6 +100,17 @@ describe('lazy container start through containerd', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it("tells containerd's version in its log and metrics, once, at first contact", async () => {
+    const { version } = stack.containerd.release;
+    const contacts = stack.daemon
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"containerd contacted"'))
+      .map((l) => JSON.parse(l) as { level: number; containerdVersion: string });
+    expect(contacts).toEqual([expect.objectContaining({ level: 30, containerdVersion: version })]);
+    expect(await stack.metric('soci_snapshotter_containerd_info', { version, tested: 'true' })).toBe(1);
   });
 
   it('runs two containers of the image at once on the same lazy layers', async () => {

@@ -1,5 +1,5 @@
 // The Kubernetes path on loopback: a registry, our snapshotter daemon (the built bin), containerd
-// 1.6 with its CRI plugin pulling into the daemon as the `soci` proxy snapshotter, and crictl
+// (the release under test) with its CRI plugin pulling into the daemon as the `soci` proxy snapshotter, and crictl
 // talking CRI to containerd the way the kubelet does.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -62,15 +62,10 @@ export async function startCriStack(): Promise<CriStack> {
     const sandboxImage = await pushLayout(pause, { host: registry.host, repository: 'cri/pause', tag: '1' });
 
     const socket = join(dir, 'soci.sock');
-    const metricsPort = await freePort();
-    const configFile = join(dir, 'soci-snapshotter.toml');
-    await writeFile(
-      configFile,
-      daemonConfig(dir, socket, metricsPort, registry.host, { backgroundFetch: false }),
-    );
-    const daemon = await startSocketDaemon('node', [SNAPSHOTTER_BIN, '--config', configFile], socket);
-    cleanups.push(() => daemon.stop());
-
+    // The daemon starts after containerd (it is told containerd's address) but stops after it too:
+    // containerd first ends the containers that read from the daemon's mounts.
+    let daemon: ChildDaemon | undefined;
+    cleanups.push(async () => daemon?.stop());
     const containerd = await startContainerd({
       snapshotterSocket: socket,
       cri: true,
@@ -80,6 +75,14 @@ export async function startCriStack(): Promise<CriStack> {
       logLevel: 'debug',
     });
     cleanups.push(() => containerd.stop());
+    const metricsPort = await freePort();
+    const configFile = join(dir, 'soci-snapshotter.toml');
+    await writeFile(
+      configFile,
+      daemonConfig(dir, socket, metricsPort, registry.host, containerd.address, { backgroundFetch: false }),
+    );
+    daemon = await startSocketDaemon('node', [SNAPSHOTTER_BIN, '--config', configFile], socket);
+
     const endpoint = `unix://${containerd.address}`;
     const crictlConfig = join(dir, 'crictl.yaml');
     await writeFile(

@@ -56,10 +56,12 @@ export function daemonConfig(
   socket: string,
   metricsPort: number,
   registryHost: string,
+  containerdAddress: string,
   options: DaemonOptions = {},
 ): string {
   return `root = "${join(dir, 'soci-root')}"
 socket = "${socket}"
+containerd_address = "${containerdAddress}"
 log_level = "debug"
 metrics_address = "127.0.0.1:${metricsPort}"
 mount_timeout = "${options.mountTimeout ?? '60s'}"
@@ -94,10 +96,15 @@ export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
   const socket = join(dir, 'soci.sock');
   const metricsPort = await freePort();
   const configFile = join(dir, 'soci-snapshotter.toml');
-  await writeFile(configFile, daemonConfig(dir, socket, metricsPort, registry.host, options));
+  // containerd dials its proxy plugin on first use, so it can start first and the daemon can be
+  // told where containerd is (it asks for containerd's version at first contact).
+  const containerd = await startContainerd({ snapshotterSocket: socket });
+  await writeFile(
+    configFile,
+    daemonConfig(dir, socket, metricsPort, registry.host, containerd.address, options),
+  );
   const startDaemon = () => startSocketDaemon('node', [SNAPSHOTTER_BIN, '--config', configFile], socket);
   let daemon = await startDaemon();
-  const containerd = await startContainerd({ snapshotterSocket: socket });
   const client = new ContainerdClient({ address: containerd.address, namespace: containerd.namespace });
   const registryClient = new RegistryClient({ hosts: { [registry.host]: { plainHttp: true } } });
 

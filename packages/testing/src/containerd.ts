@@ -1,11 +1,13 @@
-// A private containerd 1.6 for integration tests: own root, state and sockets under a temp dir, a
-// proxy snapshotter plugin pointing at the socket under test, CRI off unless asked for.
-// Needs root, containerd, ctr, runc and containerd-shim-runc-v2 on PATH.
+// A private containerd for integration tests (the release under test, see containerd-release.ts):
+// own root, state and sockets under a temp dir, a proxy snapshotter plugin pointing at the socket
+// under test, CRI off unless asked for.
+// Needs root and runc; containerd, ctr and containerd-shim-runc-v2 of the release.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ContainerdRelease, containerdUnderTest } from './containerd-release.js';
 import { type RunResult, run, stopChild, waitUntil } from './process.js';
 
 export interface ContainerdOptions {
@@ -15,7 +17,7 @@ export interface ContainerdOptions {
   snapshotterName?: string;
   /** Enable the CRI plugin, set up for a remote snapshotter (`snapshotter = NAME`, annotations passed on). */
   cri?: boolean;
-  /** CRI only: registries (`host:port`) that CRI reaches over plain HTTP, each its own mirror. */
+  /** CRI only: registries (`host:port`) that CRI reaches over plain HTTP (a hosts.toml each). */
   plainHttpRegistries?: readonly string[];
   /** CRI only: the pod sandbox ("pause") image. Default: containerd's (registry.k8s.io, unreachable here). */
   sandboxImage?: string;
@@ -23,9 +25,15 @@ export interface ContainerdOptions {
   namespace?: string;
   /** containerd log level. Default: info. */
   logLevel?: string;
+  /** containerd 2.x CRI only: how CRI pulls. Default: SOCI_TS_CRI_PULL, else transfer. */
+  criPull?: CriPullMode;
+  /** Which containerd. Default: the release under test (SOCI_TS_CONTAINERD). */
+  release?: ContainerdRelease;
 }
 
 export interface TestContainerd {
+  /** The containerd release running. */
+  release: ContainerdRelease;
   /** Temp directory holding root/, state/, config.toml, containerd.log and the sockets. */
   dir: string;
   /** containerd's gRPC socket. */
@@ -40,14 +48,24 @@ export interface TestContainerd {
   stop(): Promise<void>;
 }
 
-/** containerd's config (version 2) for a private instance rooted in `dir`. */
-export function containerdConfig(dir: string, options: ContainerdOptions): string {
+/** containerd's config for a private instance rooted in `dir`: version 2 for 1.x, version 3 for 2.x. */
+export function containerdConfig(
+  dir: string,
+  options: ContainerdOptions,
+  release: ContainerdRelease,
+): string {
   const name = options.snapshotterName ?? 'soci';
-  const cri = options.cri ? criConfig(dir, name, options) : '';
-  return `version = 2
+  const v3 = release.major >= 2;
+  // Without CRI its plugins stay off: fewer moving parts, a faster start.
+  const criPlugins = v3
+    ? ['io.containerd.grpc.v1.cri', 'io.containerd.cri.v1.images', 'io.containerd.cri.v1.runtime']
+    : ['io.containerd.grpc.v1.cri'];
+  const disabled = options.cri ? [] : criPlugins;
+  const cri = options.cri ? (v3 ? criConfigV3(dir, name, options) : criConfigV2(dir, name, options)) : '';
+  return `version = ${v3 ? 3 : 2}
 root = "${join(dir, 'root')}"
 state = "${join(dir, 'state')}"
-disabled_plugins = [${options.cri ? '' : '"io.containerd.grpc.v1.cri"'}]
+disabled_plugins = [${disabled.map((p) => `"${p}"`).join(', ')}]
 
 [grpc]
   address = "${join(dir, 'containerd.sock')}"
@@ -64,23 +82,31 @@ disabled_plugins = [${options.cri ? '' : '"io.containerd.grpc.v1.cri"'}]
 [proxy_plugins.${name}]
   type = "snapshot"
   address = "${options.snapshotterSocket}"
-${cri}`;
+${
+  v3
+    ? `  # 2.x: the transfer service passes image and layer labels on Prepare only to snapshotters
+  # that export this.
+  [proxy_plugins.${name}.exports]
+    enable_remote_snapshot_annotations = "true"
+`
+    : ''
+}${cri}`;
 }
 
+/** How containerd 2.x's CRI pulls: through the transfer service (2.1+ default) or the client-side pull. */
+export type CriPullMode = 'transfer' | 'local';
+
+/** Where CRI finds per-registry hosts.toml files (plain HTTP for the test registries). */
+const registryHostsDir = (dir: string) => join(dir, 'certs.d');
+
 /**
- * The CRI plugin's section: pull into the proxy snapshotter with the layer annotations passed on as
- * snapshot labels. Inside a container a process may not lower its OOM score, so the adjustment is
+ * containerd 1.x's CRI section: pull into the proxy snapshotter with the layer annotations passed on
+ * as snapshot labels. Inside a container a process may not lower its OOM score, so the adjustment is
  * clamped; CNI points at empty directories below `dir` (pods use host networking) so that CRI
  * creates nothing in /etc or /opt.
  */
-function criConfig(dir: string, snapshotterName: string, options: ContainerdOptions): string {
+function criConfigV2(dir: string, snapshotterName: string, options: ContainerdOptions): string {
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
-  const mirrors = (options.plainHttpRegistries ?? []).map(
-    (host) => `
-[${cri}.registry.mirrors."${host}"]
-  endpoint = ["http://${host}"]
-`,
-  );
   return `
 [${cri}]
   restrict_oom_score_adj = true
@@ -92,7 +118,73 @@ ${options.sandboxImage ? `  sandbox_image = "${options.sandboxImage}"\n` : ''}
 [${cri}.cni]
   bin_dir = "${join(dir, 'cni', 'bin')}"
   conf_dir = "${join(dir, 'cni', 'net.d')}"
-${mirrors.join('')}`;
+
+[${cri}.registry]
+  config_path = "${registryHostsDir(dir)}"
+`;
+}
+
+/**
+ * containerd 2.x's CRI sections (config version 3): the image service picks the snapshotter. With
+ * the transfer service the unpack platforms must list our snapshotter (only overlayfs by default)
+ * and the proxy plugin exports enable_remote_snapshot_annotations; `disable_snapshot_annotations =
+ * false` makes CRI pull client-side instead, as 1.x does.
+ */
+function criConfigV3(dir: string, snapshotterName: string, options: ContainerdOptions): string {
+  const images = "plugins.'io.containerd.cri.v1.images'";
+  const runtime = "plugins.'io.containerd.cri.v1.runtime'";
+  const transfer = "plugins.'io.containerd.transfer.v1.local'";
+  const mode = options.criPull ?? criPullModeUnderTest();
+  const platform = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
+  return `
+[${images}]
+  snapshotter = "${snapshotterName}"
+${mode === 'local' ? '  disable_snapshot_annotations = false\n' : ''}
+[${images}.pinned_images]
+${options.sandboxImage ? `  sandbox = "${options.sandboxImage}"\n` : ''}
+[${images}.registry]
+  config_path = "${registryHostsDir(dir)}"
+
+[${runtime}]
+  restrict_oom_score_adj = true
+
+[${runtime}.cni]
+  bin_dirs = ["${join(dir, 'cni', 'bin')}"]
+  conf_dir = "${join(dir, 'cni', 'net.d')}"
+
+[${transfer}]
+  config_path = "${registryHostsDir(dir)}"
+
+[[${transfer}.unpack_config]]
+  platform = "${platform}"
+  snapshotter = "overlayfs"
+  differ = "walking"
+
+[[${transfer}.unpack_config]]
+  platform = "${platform}"
+  snapshotter = "${snapshotterName}"
+  differ = "walking"
+`;
+}
+
+/** SOCI_TS_CRI_PULL (transfer or local) for containerd 2.x's CRI; default transfer. */
+export function criPullModeUnderTest(): CriPullMode {
+  const mode = process.env.SOCI_TS_CRI_PULL ?? 'transfer';
+  if (mode !== 'transfer' && mode !== 'local')
+    throw new Error(`SOCI_TS_CRI_PULL=${mode}: use transfer or local`);
+  return mode;
+}
+
+/** hosts.toml files that make containerd reach each registry (`host:port`) over plain HTTP. */
+async function writeRegistryHosts(dir: string, hosts: readonly string[]): Promise<void> {
+  for (const host of hosts) {
+    const hostDir = join(registryHostsDir(dir), host);
+    await mkdir(hostDir, { recursive: true });
+    await writeFile(
+      join(hostDir, 'hosts.toml'),
+      `server = "http://${host}"\n\n[host."http://${host}"]\n  capabilities = ["pull", "resolve", "push"]\n`,
+    );
+  }
 }
 
 /** Pids of processes whose command line mentions `needle` (containerd's shims name its socket). */
@@ -158,17 +250,20 @@ export async function startContainerd(options: ContainerdOptions): Promise<TestC
   const logFile = join(dir, 'containerd.log');
   const namespace = options.namespace ?? 'test';
   const snapshotterName = options.snapshotterName ?? 'soci';
-  await writeFile(configPath, containerdConfig(dir, options));
+  const release = options.release ?? containerdUnderTest();
+  await writeFile(configPath, containerdConfig(dir, options, release));
+  await writeRegistryHosts(dir, options.plainHttpRegistries ?? []);
 
   const log = createWriteStream(logFile);
-  const child: ChildProcess = spawn('containerd', ['--config', configPath], {
+  const child: ChildProcess = spawn(release.containerd, ['--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PATH: release.path },
   });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
 
   const ctr = (args: readonly string[], opts: { input?: string | Uint8Array } = {}) =>
-    run('ctr', ['--address', address, '-n', namespace, ...args], opts);
+    run(release.ctr, ['--address', address, '-n', namespace, ...args], opts);
 
   const stop = async () => {
     await stopChild(child, 10_000);
@@ -201,7 +296,7 @@ export async function startContainerd(options: ContainerdOptions): Promise<TestC
     await stop();
     throw new Error(`${(err as Error).message}\ncontainerd log:\n${tail}`);
   }
-  return { dir, address, namespace, snapshotterName, logFile, ctr, stop };
+  return { release, dir, address, namespace, snapshotterName, logFile, ctr, stop };
 }
 
 /** A daemon run as a child process (e.g. `node dist/bin.js --config FILE`), ready once its socket exists. */
