@@ -21,6 +21,8 @@ export interface SnapshotterConfig {
   root: string;
   /** Unix socket containerd's proxy plugin connects to. */
   socket: string;
+  /** containerd's own gRPC socket: asked for its version at first contact (logged, never required). */
+  containerdAddress: string;
   logLevel: LogLevel;
   /** host:port for Prometheus /metrics; '' disables it. */
   metricsAddress: string;
@@ -54,6 +56,7 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
   return {
     root,
     socket: '/run/soci-ts/soci-snapshotter.sock',
+    containerdAddress: '/run/containerd/containerd.sock',
     logLevel: 'info',
     metricsAddress: '127.0.0.1:9880',
     mountTimeoutMs: 30_000,
@@ -207,6 +210,7 @@ export function configFromToml(doc: Table): SnapshotterConfig {
   const config: SnapshotterConfig = {
     root,
     socket: top.string('socket', d.socket, absolutePath),
+    containerdAddress: top.string('containerd_address', d.containerdAddress, absolutePath),
     logLevel,
     metricsAddress: top.string('metrics_address', d.metricsAddress, hostPortOrEmpty),
     mountTimeoutMs: top.duration('mount_timeout', d.mountTimeoutMs),
@@ -324,6 +328,7 @@ export function formatConfig(c: SnapshotterConfig): string {
   return `${stringifyToml({
     root: c.root,
     socket: c.socket,
+    containerd_address: c.containerdAddress,
     log_level: c.logLevel,
     metrics_address: c.metricsAddress,
     mount_timeout: formatDuration(c.mountTimeoutMs),

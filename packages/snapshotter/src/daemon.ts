@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
 import type { Registry } from 'prom-client';
 import type { SnapshotterConfig } from './config.js';
+import { ContainerdContact } from './containerd-contact.js';
 import { addSnapshotsService } from './grpc-service.js';
 import { SnapshotterMetrics, serveMetrics } from './metrics.js';
 import type { RemoteLayerSource } from './remote.js';
@@ -64,8 +65,13 @@ export async function startSnapshotter(
   });
   const snapshotter = sn;
 
+  const contact = new ContainerdContact({
+    address: config.containerdAddress,
+    logger,
+    onVersion: (v) => metrics.containerdInfo.set({ version: v.version, tested: String(v.tested) }, 1),
+  });
   const server = new grpc.Server();
-  addSnapshotsService(server, snapshotter, logger, metrics);
+  addSnapshotsService(server, snapshotter, logger, metrics, () => contact.first());
   await mkdir(dirname(config.socket), { recursive: true, mode: 0o711 });
   // A socket file left by a daemon that was killed would make bind fail.
   await rm(config.socket, { force: true });

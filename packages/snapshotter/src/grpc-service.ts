@@ -38,6 +38,8 @@ export function addSnapshotsService(
   sn: Snapshotter,
   logger: Logger,
   metrics?: SnapshotterMetrics,
+  /** Told of every call, so that containerd's version is asked at first contact. */
+  onCall?: () => void,
 ): void {
   const record = (method: string, started: bigint, code: grpc.status) => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -49,6 +51,7 @@ export function addSnapshotsService(
   const unary =
     (method: string, fn: (req: Req) => Promise<unknown> | unknown): grpc.handleUnaryCall<Req, unknown> =>
     (call, callback) => {
+      onCall?.();
       const started = process.hrtime.bigint();
       Promise.resolve()
         .then(() => fn(call.request))
@@ -68,6 +71,7 @@ export function addSnapshotsService(
     };
 
   const list: grpc.handleServerStreamingCall<Req, unknown> = (call) => {
+    onCall?.();
     const started = process.hrtime.bigint();
     try {
       const infos = sn.list(call.request.filters ?? []);

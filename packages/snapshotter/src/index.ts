@@ -12,6 +12,13 @@ export {
   type SnapshotterConfig,
 } from './config.js';
 export {
+  ContainerdContactError,
+  type ContainerdContactErrorCode,
+  type ContainerdVersion,
+  MIN_CONTAINERD,
+  TESTED_CONTAINERD_LINES,
+} from './containerd-contact.js';
+export {
   createLogger,
   type RemoteSourceContext,
   type RunningSnapshotter,

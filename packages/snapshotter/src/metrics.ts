@@ -26,6 +26,12 @@ export class SnapshotterMetrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly containerdInfo = new Gauge({
+    name: 'soci_snapshotter_containerd_info',
+    help: 'The containerd that calls this snapshotter (1 for its version; tested = whether soci-ts is tested with its release line)',
+    labelNames: ['version', 'tested'] as const,
+    registers: [this.registry],
+  });
 
   constructor(countByKind: () => Record<SnapshotKind, number>) {
     new Gauge({
