@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { ContainerdClient, LEASE_HEADER } from '@soci-ts/containerd-client';
 import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
 import { run } from '@soci-ts/testing/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +39,7 @@ describe('remote snapshots through containerd 1.6 (CRI plugin enabled)', () => {
   const remote = new FillingRemote();
   const meta = new grpc.Metadata();
   meta.set('containerd-namespace', 'test');
+  let leases: ContainerdClient | undefined;
 
   const call = (method: string, req: object): Promise<Record<string, unknown>> =>
     new Promise((resolve, reject) => {
@@ -60,10 +62,17 @@ describe('remote snapshots through containerd 1.6 (CRI plugin enabled)', () => {
     const { client: Ctor } = loadSnapshotsProto();
     // containerd serves the same Snapshots API, with a snapshotter field to pick the backend.
     client = new Ctor(`unix://${containerd.address}`, grpc.credentials.createInsecure());
+    // Every call runs under a lease, as a pull does: a committed snapshot that nothing references
+    // is garbage, and containerd's GC (scheduled after deletions, e.g. CRI's own start-up cleanup)
+    // could take it between the Prepare that registers it and the calls that use it.
+    leases = new ContainerdClient({ address: containerd.address, namespace: 'test' });
+    const lease = await leases.leases.create({ expiresInMs: 10 * 60_000 });
+    meta.set(LEASE_HEADER, lease.id);
   }, 120_000);
 
   afterAll(async () => {
     client?.close();
+    leases?.close();
     await containerd?.stop();
     await daemon?.close();
     await rm(dir, { recursive: true, force: true });
