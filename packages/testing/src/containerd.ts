@@ -88,7 +88,7 @@ ${
   # that export this.
   [proxy_plugins.${name}.exports]
     enable_remote_snapshot_annotations = "true"
-`
+${transferConfigV3(dir, name)}`
     : ''
 }${cri}`;
 }
@@ -125,17 +125,37 @@ ${options.sandboxImage ? `  sandbox_image = "${options.sandboxImage}"\n` : ''}
 }
 
 /**
- * containerd 2.x's CRI sections (config version 3): the image service picks the snapshotter. With
- * the transfer service the unpack platforms must list our snapshotter (only overlayfs by default)
- * and the proxy plugin exports enable_remote_snapshot_annotations; `disable_snapshot_annotations =
- * false` makes CRI pull client-side instead, as 1.x does.
+ * containerd 2.x's transfer service (what `ctr image pull` and, since 2.1, CRI pull with): it
+ * unpacks only into the snapshotters its unpack_config lists (overlayfs alone by default), and
+ * passes image labels on Prepare to those exporting enable_remote_snapshot_annotations.
+ */
+function transferConfigV3(dir: string, snapshotterName: string): string {
+  const transfer = "plugins.'io.containerd.transfer.v1.local'";
+  const platform = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
+  return `
+[${transfer}]
+  config_path = "${registryHostsDir(dir)}"
+${['overlayfs', snapshotterName]
+  .map(
+    (snapshotter) => `
+[[${transfer}.unpack_config]]
+  platform = "${platform}"
+  snapshotter = "${snapshotter}"
+  differ = "walking"
+`,
+  )
+  .join('')}`;
+}
+
+/**
+ * containerd 2.x's CRI sections (config version 3): the image service picks the snapshotter and
+ * pulls through the transfer service, or with `disable_snapshot_annotations = false` client-side,
+ * as 1.x does.
  */
 function criConfigV3(dir: string, snapshotterName: string, options: ContainerdOptions): string {
   const images = "plugins.'io.containerd.cri.v1.images'";
   const runtime = "plugins.'io.containerd.cri.v1.runtime'";
-  const transfer = "plugins.'io.containerd.transfer.v1.local'";
   const mode = options.criPull ?? criPullModeUnderTest();
-  const platform = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
   return `
 [${images}]
   snapshotter = "${snapshotterName}"
@@ -152,18 +172,6 @@ ${options.sandboxImage ? `  sandbox = "${options.sandboxImage}"\n` : ''}
   bin_dirs = ["${join(dir, 'cni', 'bin')}"]
   conf_dir = "${join(dir, 'cni', 'net.d')}"
 
-[${transfer}]
-  config_path = "${registryHostsDir(dir)}"
-
-[[${transfer}.unpack_config]]
-  platform = "${platform}"
-  snapshotter = "overlayfs"
-  differ = "walking"
-
-[[${transfer}.unpack_config]]
-  platform = "${platform}"
-  snapshotter = "${snapshotterName}"
-  differ = "walking"
 `;
 }
 
