@@ -1,4 +1,4 @@
-// `soci pull` against a real containerd 1.6 and registry. The soci daemon is tested in its own
+// `soci pull` against a real containerd (the release under test) and registry. The soci daemon is tested in its own
 // package; here the pull goes to overlayfs (every layer unpacked) and a container runs from it.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -46,8 +46,9 @@ test('protos load with every service the client uses', () => {
   expect(typeof services.content?.v1.Content).toBe('function');
 });
 
-test('version answers containerd 1.6', async () => {
-  expect((await client.version()).version).toMatch(/^1\.6\./);
+test('version answers with the release under test', async () => {
+  // The binary's --version and the Version API name the same release.
+  expect((await client.version()).version).toBe(ctd.release.version);
 });
 
 describe('content', () => {

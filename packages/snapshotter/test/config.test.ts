@@ -108,6 +108,7 @@ record_dir = "/srv/recorded"
     const arb = fc.record({
       root: word.map((w) => `/r/${w}`),
       socket: word.map((w) => `/s/${w}.sock`),
+      containerdAddress: word.map((w) => `/c/${w}/containerd.sock`),
       logLevel: fc.constantFrom('trace', 'debug', 'info', 'warn', 'error', 'fatal' as const),
       metricsAddress: fc.oneof(
         fc.constant(''),

@@ -1,4 +1,4 @@
-// The remote-snapshot contract with the real containerd 1.6: a Prepare that carries a target is
+// The remote-snapshot contract with the real containerd (the release under test): a Prepare that carries a target is
 // answered ALREADY_EXISTS after the remote source mounted the layer, and containerd's metadata
 // layer then finds and registers the committed target (it looks it up with a List filter).
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,7 +31,7 @@ class FillingRemote implements RemoteLayerSource {
   async unmount() {}
 }
 
-describe('remote snapshots through containerd 1.6 (CRI plugin enabled)', () => {
+describe('remote snapshots through containerd (CRI plugin enabled)', () => {
   let dir: string;
   let daemon: RunningSnapshotter | undefined;
   let containerd: TestContainerd | undefined;
@@ -83,7 +83,12 @@ describe('remote snapshots through containerd 1.6 (CRI plugin enabled)', () => {
     expect(stdout).toMatch(/io\.containerd\.grpc\.v1\s+cri\s+\S+\s+ok/);
     const config = await readFile(join(containerd!.dir, 'config.toml'), 'utf8');
     expect(config).toContain('snapshotter = "soci"');
-    expect(config).toContain('disable_snapshot_annotations = false');
+    // 1.x: image labels on CRI's pulls; 2.x: on the transfer service's, which CRI uses.
+    expect(config).toContain(
+      containerd!.release.major >= 2
+        ? 'enable_remote_snapshot_annotations = "true"'
+        : 'disable_snapshot_annotations = false',
+    );
   });
 
   it('registers a remotely mounted layer under its chain ID', async () => {

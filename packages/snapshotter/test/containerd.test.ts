@@ -1,4 +1,4 @@
-// End to end with the real containerd 1.6, runc and overlayfs: the daemon runs in this process,
+// End to end with the real containerd (the release under test), runc and overlayfs: the daemon runs in this process,
 // containerd uses it as the proxy snapshotter "soci", ctr imports an image made by umoci and runs it.
 import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,7 +52,7 @@ interface SnapshotRow {
   kind: string;
 }
 
-describe('with containerd 1.6 as proxy snapshotter "soci"', () => {
+describe('with containerd as proxy snapshotter "soci"', () => {
   let dir: string;
   let config: SnapshotterConfig;
   let daemon: RunningSnapshotter | undefined;

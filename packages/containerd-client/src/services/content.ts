@@ -151,13 +151,33 @@ export class ContentService {
    */
   async writeBlob(options: WriteBlobOptions): Promise<WriteBlobResult> {
     const { ref, expected } = options;
-    const exchange = await this.openWriter(ref, expected, options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS);
-    if (!exchange) {
-      if (options.labels && Object.keys(options.labels).length > 0)
-        await this.updateLabels(expected.digest, options.labels);
-      return { digest: expected.digest, size: expected.size, existed: true, written: 0 };
+    const deadline = Date.now() + (options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS);
+    // Bytes that can be read again: a lock lost after STAT (see below) can be waited out.
+    const replayable = typeof options.data === 'function' || options.data instanceof Uint8Array;
+    for (let delay = 10; ; delay = Math.min(delay * 2, 250)) {
+      const exchange = await this.openWriter(ref, expected, deadline);
+      if (!exchange) {
+        if (options.labels && Object.keys(options.labels).length > 0)
+          await this.updateLabels(expected.digest, options.labels);
+        return { digest: expected.digest, size: expected.size, existed: true, written: 0 };
+      }
+      try {
+        return await this.writeOpened(exchange, options);
+      } catch (err) {
+        // containerd 2.x takes the ingest lock only at the first WRITE, so two writers of one ref
+        // both pass STAT and the second fails there; wait for the first to commit or give up.
+        if (!isLockedRef(err) || !replayable || Date.now() + delay > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
+  }
 
+  /** WRITE and COMMIT on an opened exchange; see {@link writeBlob}. */
+  private async writeOpened(
+    exchange: DuplexExchange<WriteRequest, WriteResponse>,
+    options: WriteBlobOptions,
+  ): Promise<WriteBlobResult> {
+    const { ref, expected } = options;
     const hash = createHash(hashAlgorithm(expected.digest));
     let offset = 0;
     try {
@@ -204,7 +224,8 @@ export class ContentService {
           await this.updateLabels(expected.digest, options.labels);
         return { digest: expected.digest, size: expected.size, existed: true, written: offset };
       }
-      await this.abort(ref).catch(() => undefined);
+      // The other writer's ingest is not ours to abort.
+      if (!isLockedRef(err)) await this.abort(ref).catch(() => undefined);
       throw err;
     }
   }
@@ -213,14 +234,13 @@ export class ContentService {
    * Opens a Write stream with STAT; undefined when containerd already has the blob. While another
    * writer holds the same ingest ref (a concurrent pull of the same blob), containerd answers
    * UNAVAILABLE "ref locked": wait and retry like containerd's content.OpenWriter, until the other
-   * writer commits (then the blob exists) or `lockWaitMs` has passed.
+   * writer commits (then the blob exists) or the deadline has passed.
    */
   private async openWriter(
     ref: string,
     expected: { digest: string; size: number },
-    lockWaitMs: number,
+    deadline: number,
   ): Promise<DuplexExchange<WriteRequest, WriteResponse> | undefined> {
-    const deadline = Date.now() + lockWaitMs;
     for (let delay = 10; ; delay = Math.min(delay * 2, 250)) {
       const exchange = new DuplexExchange<WriteRequest, WriteResponse>(
         this.conn,
@@ -234,12 +254,22 @@ export class ContentService {
       } catch (err) {
         exchange.cancel();
         if (isAlreadyExists(err)) return undefined;
-        const locked = isContainerdError(err, 'UNAVAILABLE') && /\blocked\b/.test(err.message);
-        if (!locked || Date.now() + delay > deadline) throw err;
+        if (!isLockedRef(err) || Date.now() + delay > deadline) throw err;
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
   }
+}
+
+/**
+ * "ref ... locked for ...: unavailable": another writer holds the ingest ref. containerd 1.x answers
+ * UNAVAILABLE; 2.x loses the code on the Write stream's truncate path (UNKNOWN, same text).
+ */
+function isLockedRef(err: unknown): boolean {
+  return (
+    (isContainerdError(err, 'UNAVAILABLE') || isContainerdError(err, 'UNKNOWN')) &&
+    /\bref \S+ locked\b/.test(err.message)
+  );
 }
 
 function toContentInfo(info: WireInfo): ContentInfo {
