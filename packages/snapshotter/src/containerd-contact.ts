@@ -76,13 +76,16 @@ export interface ContainerdContactOptions {
   askVersion?: (address: string) => Promise<{ version: string; revision: string }>;
 }
 
-async function askVersionOverGrpc(address: string): Promise<{ version: string; revision: string }> {
+/**
+ * Asks containerd's Version API; `done` closes the connection, also while the call hangs (an open
+ * channel to a silent containerd would keep the daemon's process from exiting).
+ */
+function askVersionOverGrpc(address: string): {
+  answer: Promise<{ version: string; revision: string }>;
+  done(): void;
+} {
   const client = new ContainerdClient({ address, namespace: 'default' });
-  try {
-    return await client.version();
-  } finally {
-    client.close();
-  }
+  return { answer: client.version(), done: () => client.close() };
 }
 
 /**
@@ -107,11 +110,13 @@ export class ContainerdContact {
   private async check(): Promise<ContainerdVersion | ContainerdContactError> {
     const { address, logger } = this.options;
     const timeoutMs = this.options.timeoutMs ?? 5_000;
-    const ask = this.options.askVersion ?? askVersionOverGrpc;
+    const asked = this.options.askVersion
+      ? { answer: this.options.askVersion(address), done: () => {} }
+      : askVersionOverGrpc(address);
     let timer: NodeJS.Timeout | undefined;
     try {
       const answer = await Promise.race([
-        ask(address),
+        asked.answer,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
           timer.unref();
@@ -153,6 +158,7 @@ export class ContainerdContact {
       return error;
     } finally {
       clearTimeout(timer);
+      asked.done();
     }
   }
 }

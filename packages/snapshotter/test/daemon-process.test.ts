@@ -1,6 +1,7 @@
 // The soci-snapshotter command as a real process: kill -9 in use, start again on the same root
 // (stale socket file left behind), then a clean SIGTERM shutdown.
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -16,17 +17,25 @@ describe('soci-snapshotter process', () => {
   let dir: string;
   let socket: string;
   let configFile: string;
+  /** Stands where containerd should be: accepts connections and never answers. */
+  let silentContainerd: Server;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'soci-sn-proc-'));
     socket = join(dir, 'sn.sock');
     configFile = join(dir, 'config.toml');
+    const containerdSocket = join(dir, 'silent-containerd.sock');
+    // It reads (and drops) what arrives, so that it sees a client hang up and close() can finish.
+    silentContainerd = createServer((conn) => conn.resume());
+    await new Promise<void>((resolve) => silentContainerd.listen(containerdSocket, resolve));
     await writeFile(
       configFile,
-      `root = "${dir}/root"\nsocket = "${socket}"\nmetrics_address = ""\nlog_level = "debug"\n`,
+      `root = "${dir}/root"\nsocket = "${socket}"\nmetrics_address = ""\nlog_level = "debug"\n` +
+        `containerd_address = "${containerdSocket}"\n`,
     );
   });
   afterAll(async () => {
+    await new Promise((resolve) => silentContainerd.close(resolve));
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -54,6 +63,23 @@ describe('soci-snapshotter process', () => {
     await first.call('Prepare', { key: 'a', parent: '' });
     await first.call('Commit', { name: 'layer', key: 'a' });
     await first.call('Prepare', { key: 'b', parent: 'layer' });
+    // The containerd at containerd_address never answers its Version call: one warning with a
+    // typed code, and every call above was answered meanwhile.
+    await waitUntil(
+      'the daemon to give up on the silent containerd',
+      async () => /CONTAINERD_UNREACHABLE/.test(first.proc.stderr()),
+      30_000,
+    );
+    const warnings = first.proc
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('CONTAINERD_UNREACHABLE'));
+    expect(warnings).toHaveLength(1);
+    expect(JSON.parse(warnings[0]!)).toMatchObject({
+      level: 40,
+      msg: expect.stringMatching(/containerd_address/),
+    });
+    expect((await first.call('Stat', { key: 'layer' })).info).toMatchObject({ kind: 'COMMITTED' });
     first.client.close();
     first.proc.child.kill('SIGKILL');
     await first.proc.done;
