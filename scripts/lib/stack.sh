@@ -51,6 +51,7 @@ start_snapshotter() {
   cat >"$STACK_DIR/soci-snapshotter.toml" <<TOML
 root = "$STACK_DIR/soci-root"
 socket = "$SNAPSHOTTER_SOCK"
+containerd_address = "$STACK_DIR/containerd/containerd.sock"
 metrics_address = "127.0.0.1:$mport"
 log_level = "${SOCI_LOG_LEVEL:-info}"
 [registry.hosts."$REGISTRY"]
@@ -68,11 +69,39 @@ TOML
   wait_for 30 test -S "$SNAPSHOTTER_SOCK"
 }
 
-# start_containerd: a private containerd 1.6 with the daemon as proxy plugin `soci`; sets CTR (array).
+# start_containerd: a private containerd with the daemon as proxy plugin `soci`; sets CTR (array).
+# Which containerd: SOCI_TS_CONTAINERD, as in the tests: a release scripts/install-containerd built
+# (e.g. v2.2.9), "system" for Debian's 1.6, or a directory with the binaries; default: the newest
+# release scripts/install-containerd builds (2.x, the primary target).
 start_containerd() {
-  local d="$STACK_DIR/containerd"
+  local d="$STACK_DIR/containerd" choice="${SOCI_TS_CONTAINERD:-}" bin_dir="" major
+  [ -n "$choice" ] || choice="$(bash "$REPO_ROOT/scripts/install-containerd" | awk 'NR == 1 { print $1 }')"
+  case "$choice" in
+    system) ;;
+    /*) bin_dir="$choice" ;;
+    *) bin_dir="${SOCI_TS_CONTAINERD_DIR:-/opt/soci-ts/containerd}/$choice/bin" ;;
+  esac
+  local containerd_cmd="${bin_dir:+$bin_dir/}containerd" ctr_cmd="${bin_dir:+$bin_dir/}ctr"
+  CONTAINERD_VERSION="$("$containerd_cmd" --version | awk '{ print $3 }')"
+  major="${CONTAINERD_VERSION#v}"
+  major="${major%%.*}"
   mkdir -p "$d"
-  cat >"$d/config.toml" <<TOML
+  if [ "$major" -ge 2 ]; then
+    cat >"$d/config.toml" <<TOML
+version = 3
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"]
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+[proxy_plugins.soci]
+  type = "snapshot"
+  address = "$SNAPSHOTTER_SOCK"
+TOML
+  else
+    cat >"$d/config.toml" <<TOML
 version = 2
 root = "$d/root"
 state = "$d/state"
@@ -85,11 +114,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   type = "snapshot"
   address = "$SNAPSHOTTER_SOCK"
 TOML
-  containerd --config "$d/config.toml" >"$d/log" 2>&1 &
+  fi
+  # The release's own directory first on PATH: containerd starts the runc shim it finds there.
+  PATH="${bin_dir:+$bin_dir:}$PATH" "$containerd_cmd" --config "$d/config.toml" >"$d/log" 2>&1 &
   CONTAINERD_PID=$!
   STACK_PIDS+=("$CONTAINERD_PID")
   CONTAINERD_SOCK="$d/containerd.sock"
-  CTR=(ctr --address "$CONTAINERD_SOCK" -n demo)
+  CTR=("$ctr_cmd" --address "$CONTAINERD_SOCK" -n demo)
   wait_for 30 "${CTR[@]}" version
 }
 
