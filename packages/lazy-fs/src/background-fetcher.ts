@@ -132,6 +132,8 @@ export class BackgroundFetcher {
         await this.waitForQuiet();
         await this.pace(batch);
       }
+      // Fetching faster than the disk cache writes would only pile decoded spans up in memory.
+      await this.spans.whenDiskWritable();
       if (this.stopped) return;
       try {
         await this.spans.ensureSpans(batch.first, batch.last, batch.priority);

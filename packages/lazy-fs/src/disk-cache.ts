@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { randomBytes, webcrypto } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LazyFsError } from './errors.js';
 
@@ -8,85 +8,164 @@ export interface DiskSpanCacheOptions {
   root: string;
   /** Total bytes of span files kept; least recently used spans are deleted beyond it. */
   budgetBytes: number;
+  /**
+   * Bytes of spans handed to `put` whose files are not written yet. Beyond it `put` skips the
+   * write (the span stays in memory and is fetched again when needed); `whenWritable` lets a
+   * producer that can wait (background fetch) wait instead. Default 256 MiB.
+   */
+  maxPendingBytes?: number;
+  /**
+   * A span file failed its check (checksum, length, header) and was deleted; its span is fetched
+   * again. Called once per bad file.
+   */
+  onCorrupt?: (entry: CorruptEntry) => void;
 }
 
+export interface CorruptEntry {
+  layer: string;
+  /** The span's key (see {@link spanCacheKey}). */
+  key: string;
+  file: string;
+  reason: string;
+}
+
+/**
+ * What names a decoded span exactly: the tar bytes it decodes to and the digest of the
+ * compressed bytes it came from. Two zTOCs of one layer with other span sizes or checkpoint
+ * places name different spans, and share an entry only where their spans are the same.
+ */
+export function spanCacheKey(uncompressedStart: number, uncompressedEnd: number, digest: string): string {
+  const hex = /^sha256:([a-f0-9]{64})$/.exec(digest)?.[1];
+  if (!hex) throw new LazyFsError('BAD_ZTOC', `span digest "${digest}" is not sha256:<64 hex>`);
+  return `${uncompressedStart}-${uncompressedEnd}-${hex}`;
+}
+
+const SPAN_FILE = /^\d+-\d+-[a-f0-9]{64}$/;
+/** Span file = MAGIC, sha256 of the body, body (the decoded span). */
+const MAGIC = Buffer.from('soci-ts-span-v1\n');
+const HEADER_BYTES = MAGIC.byteLength + 32;
+
 interface Entry {
+  /** File size: header + body. */
   size: number;
 }
 
-const SPAN_FILE = /^\d+$/;
-
 /**
  * Decoded spans on local disk, shared by any number of layers, bounded by a byte budget with
- * least-recently-used eviction. Files are written to a temporary name and renamed, so a crash
- * never leaves a partial span under a real name; the index is rebuilt from the directory on
- * open, oldest write first (uses within one process refine the order; they are not written back,
- * to keep reads at one open + one read), and stray temporary files are removed.
+ * least-recently-used eviction. Every file carries the sha256 of its span, computed when the
+ * span was verified against its zTOC digest and decoded; a read checks it (on libuv's thread
+ * pool) and a file that fails is deleted and reported, never served. Files are written to a
+ * temporary name, synced and renamed, so a crash leaves either the whole entry or none (and a
+ * torn file fails its checksum). The index is rebuilt from the directory on open, oldest write
+ * first (uses within one process refine the order; they are not written back, to keep reads at
+ * one open + one read), and stray temporary files are removed.
  */
 export class DiskSpanCache {
   private readonly index = new Map<string, Entry>();
   private total = 0;
+  private pending = 0;
+  private readonly maxPendingBytes: number;
+  private writableWaiters: (() => void)[] = [];
 
   private constructor(
     readonly root: string,
     readonly budgetBytes: number,
-  ) {}
+    private readonly options: DiskSpanCacheOptions,
+  ) {
+    this.maxPendingBytes = options.maxPendingBytes ?? 256 * 1024 * 1024;
+  }
 
   static async open(options: DiskSpanCacheOptions): Promise<DiskSpanCache> {
     if (!(options.budgetBytes >= 0)) {
       throw new LazyFsError('BAD_OPTIONS', `cache budget must be >= 0 bytes, got ${options.budgetBytes}`);
     }
-    const cache = new DiskSpanCache(options.root, options.budgetBytes);
+    if (options.maxPendingBytes !== undefined && !(options.maxPendingBytes >= 0)) {
+      throw new LazyFsError('BAD_OPTIONS', `maxPendingBytes must be >= 0, got ${options.maxPendingBytes}`);
+    }
+    const cache = new DiskSpanCache(options.root, options.budgetBytes, options);
     await cache.rebuild();
     return cache;
   }
 
-  has(layer: string, spanId: number): boolean {
-    return this.index.has(keyOf(layer, spanId));
+  has(layer: string, key: string): boolean {
+    return this.index.has(entryKey(layer, key));
   }
 
-  /** The span's bytes, or undefined when not cached (or deleted meanwhile). */
-  async get(layer: string, spanId: number): Promise<Uint8Array | undefined> {
-    const key = keyOf(layer, spanId);
-    const entry = this.index.get(key);
+  /** The span's bytes, checked against the checksum stored with them; undefined when not cached or bad. */
+  async get(layer: string, key: string): Promise<Uint8Array | undefined> {
+    const k = entryKey(layer, key);
+    const entry = this.index.get(k);
     if (!entry) return undefined;
-    this.index.delete(key);
-    this.index.set(key, entry);
+    this.index.delete(k);
+    this.index.set(k, entry);
+    const file = join(this.root, k);
+    let bytes: Buffer;
     try {
       // One open + one read of the known size: fs.readFile's chunked reads cost several times more.
-      const fh = await open(join(this.root, key), 'r');
+      const fh = await open(file, 'r');
       try {
-        const bytes = Buffer.allocUnsafe(entry.size);
+        bytes = Buffer.allocUnsafe(entry.size);
         const { bytesRead } = await fh.read(bytes, 0, entry.size, 0);
-        if (bytesRead !== entry.size) throw new Error('span file shorter than recorded');
-        return bytes;
+        if (bytesRead !== entry.size) return this.corrupt(layer, key, `${bytesRead} of ${entry.size} bytes`);
       } finally {
         await fh.close();
       }
     } catch {
-      this.forget(key);
+      this.forget(k); // deleted or evicted meanwhile: a miss
       return undefined;
     }
+    if (bytes.byteLength < HEADER_BYTES || !bytes.subarray(0, MAGIC.byteLength).equals(MAGIC)) {
+      return this.corrupt(layer, key, 'no span header');
+    }
+    const body = bytes.subarray(HEADER_BYTES);
+    const stored = bytes.subarray(MAGIC.byteLength, HEADER_BYTES);
+    if (!Buffer.from(await sha256(body)).equals(stored)) return this.corrupt(layer, key, 'checksum mismatch');
+    return body;
   }
 
-  /** Stores a span (atomically); evicts older spans to stay within the budget. */
-  async put(layer: string, spanId: number, bytes: Uint8Array): Promise<void> {
-    if (bytes.byteLength > this.budgetBytes) return;
-    const key = keyOf(layer, spanId);
-    const file = join(this.root, key);
-    const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
-    await mkdir(join(this.root, layerDir(layer)), { recursive: true });
+  /**
+   * Stores a verified span: its checksum, then the bytes, atomically; evicts older spans to stay
+   * within the budget. Resolves false when the write was skipped (over budget or too many pending).
+   */
+  async put(layer: string, key: string, bytes: Uint8Array): Promise<boolean> {
+    const size = HEADER_BYTES + bytes.byteLength;
+    if (size > this.budgetBytes) return false;
+    if (this.pending > 0 && this.pending + size > this.maxPendingBytes) return false;
+    const k = entryKey(layer, key);
+    this.pending += size;
     try {
-      await writeFile(tmp, bytes, { flag: 'wx' });
-      await rename(tmp, file);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
+      const checksum = await sha256(bytes);
+      const file = join(this.root, k);
+      const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+      await mkdir(join(this.root, layerDir(layer)), { recursive: true });
+      try {
+        const fh = await open(tmp, 'wx');
+        try {
+          await fh.writev([MAGIC, Buffer.from(checksum), bytes]);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, file);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+    } finally {
+      this.pending -= size;
+      if (this.pending <= this.maxPendingBytes / 2) this.wakeWritableWaiters();
     }
-    this.forget(key);
-    this.index.set(key, { size: bytes.byteLength });
-    this.total += bytes.byteLength;
+    this.forget(k);
+    this.index.set(k, { size });
+    this.total += size;
     await this.evict();
+    return true;
+  }
+
+  /** Resolves when pending writes are at most half of `maxPendingBytes` (a producer's backpressure). */
+  whenWritable(): Promise<void> {
+    if (this.pending <= this.maxPendingBytes / 2) return Promise.resolve();
+    return new Promise((resolve) => this.writableWaiters.push(resolve));
   }
 
   /** Deletes every span of one layer. */
@@ -96,12 +175,39 @@ export class DiskSpanCache {
     await rm(join(this.root, layerDir(layer)), { recursive: true, force: true });
   }
 
+  /** Layers (digests) with at least one span on disk. */
+  layers(): string[] {
+    const dirs = new Set<string>();
+    for (const key of this.index.keys()) dirs.add(key.slice(0, key.indexOf('/')));
+    return [...dirs].map((d) => d.replace('-', ':'));
+  }
+
   get usedBytes(): number {
     return this.total;
   }
 
+  /** Bytes handed to `put` and not on disk yet. */
+  get pendingBytes(): number {
+    return this.pending;
+  }
+
   get spanCount(): number {
     return this.index.size;
+  }
+
+  private async corrupt(layer: string, key: string, reason: string): Promise<undefined> {
+    const k = entryKey(layer, key);
+    const file = join(this.root, k);
+    this.forget(k);
+    await unlink(file).catch(() => {});
+    this.options.onCorrupt?.({ layer, key, file, reason });
+    return undefined;
+  }
+
+  private wakeWritableWaiters(): void {
+    const waiters = this.writableWaiters;
+    this.writableWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   private forget(key: string): void {
@@ -131,7 +237,8 @@ export class DiskSpanCache {
       for (const name of await readdir(dirPath)) {
         const file = join(dirPath, name);
         if (!SPAN_FILE.test(name)) {
-          await rm(file, { force: true, recursive: true }); // interrupted write
+          // An interrupted write, or a span file of an older format (keyed by span index only).
+          await rm(file, { force: true, recursive: true });
           continue;
         }
         const st = await stat(file).catch(() => undefined);
@@ -154,6 +261,12 @@ function layerDir(layer: string): string {
   return `${m[1]}-${m[2]}`;
 }
 
-function keyOf(layer: string, spanId: number): string {
-  return `${layerDir(layer)}/${spanId}`;
+function entryKey(layer: string, key: string): string {
+  if (!SPAN_FILE.test(key)) throw new LazyFsError('BAD_OPTIONS', `"${key}" is not a span cache key`);
+  return `${layerDir(layer)}/${key}`;
+}
+
+async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
+  // WebCrypto digests run on libuv's thread pool: checking a span never blocks the event loop.
+  return new Uint8Array(await webcrypto.subtle.digest('SHA-256', bytes));
 }

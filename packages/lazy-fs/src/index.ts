@@ -3,7 +3,7 @@ export {
   type BackgroundFetcherOptions,
   type SpanRangeRequest,
 } from './background-fetcher.js';
-export { DiskSpanCache, type DiskSpanCacheOptions } from './disk-cache.js';
+export { type CorruptEntry, DiskSpanCache, type DiskSpanCacheOptions, spanCacheKey } from './disk-cache.js';
 export { errnoOf, LazyFsError, type LazyFsErrorCode } from './errors.js';
 export { FileTree, type FileTreeOptions, type Inode, type InodeKind, type OpaqueXattr } from './file-tree.js';
 export {
@@ -24,6 +24,11 @@ export type { ByteRange, LayerSpans } from './layer-spans.js';
 export { type LazyFsMetrics, noopMetrics } from './metrics.js';
 export { type MountedLayer, type MountRemoteLayerOptions, mountRemoteLayer } from './mount.js';
 export { RemoteLayer, type RemoteLayerOptions, type RemoteLayerStats } from './remote-layer.js';
-export { SpanManager, type SpanManagerOptions, type SpanManagerStats } from './span-manager.js';
+export {
+  SpanManager,
+  type SpanManagerOptions,
+  type SpanManagerStats,
+  SpanMemoryCache,
+} from './span-manager.js';
 export type { BlobRangeReader, FetchPriority, LayerDescriptor } from './types.js';
 export { layerSpansOf } from './ztoc-spans.js';

@@ -9,7 +9,7 @@ import { LazyFsError } from './errors.js';
 import { FileTree, type Inode, type OpaqueXattr, splitPath } from './file-tree.js';
 import type { LayerSpans } from './layer-spans.js';
 import { type LazyFsMetrics, withDefaults } from './metrics.js';
-import { SpanManager, type SpanManagerStats } from './span-manager.js';
+import { SpanManager, type SpanManagerStats, type SpanMemoryCache } from './span-manager.js';
 import type { BlobRangeReader, LayerDescriptor } from './types.js';
 import { layerSpansOf } from './ztoc-spans.js';
 
@@ -20,7 +20,9 @@ export interface RemoteLayerOptions {
   /** Disk cache for decoded spans (may be shared by layers). Without one, only memory caches. */
   cache?: DiskSpanCache;
   metrics?: Partial<LazyFsMetrics>;
-  /** Decoded spans kept in memory. Default 64 MiB. */
+  /** Decoded spans in memory, shared with other layers (one budget for all). */
+  memoryCache?: SpanMemoryCache;
+  /** Budget of the layer's own memory cache when `memoryCache` is not given. Default 64 MiB. */
   memoryBudgetBytes?: number;
   /** Largest merged range request. Default 16 MiB. */
   maxCoalesceBytes?: number;
@@ -61,6 +63,7 @@ export class RemoteLayer {
       blob: options.blob,
       diskCache: options.cache,
       metrics: withDefaults(options.metrics),
+      memoryCache: options.memoryCache,
       memoryBudgetBytes: options.memoryBudgetBytes,
       maxCoalesceBytes: options.maxCoalesceBytes,
       maxAttempts: options.maxAttempts,

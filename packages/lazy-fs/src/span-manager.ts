@@ -1,5 +1,5 @@
 import { webcrypto } from 'node:crypto';
-import type { DiskSpanCache } from './disk-cache.js';
+import { type DiskSpanCache, spanCacheKey } from './disk-cache.js';
 import { LazyFsError } from './errors.js';
 import type { LayerSpans } from './layer-spans.js';
 import { MemoryLru } from './memory-lru.js';
@@ -13,7 +13,12 @@ export interface SpanManagerOptions {
   blob: BlobRangeReader;
   diskCache?: DiskSpanCache;
   metrics: LazyFsMetrics;
-  /** Decoded spans kept in memory. Default 64 MiB. */
+  /**
+   * Decoded spans in memory, shared by the layers given the same one (one budget for all
+   * mounts). Default: one of `memoryBudgetBytes` for this layer alone.
+   */
+  memoryCache?: SpanMemoryCache;
+  /** Budget of the layer's own memory cache when `memoryCache` is not given. Default 64 MiB. */
   memoryBudgetBytes?: number;
   /** Largest compressed range one request may cover when adjacent missing spans are merged. Default 16 MiB. */
   maxCoalesceBytes?: number;
@@ -41,6 +46,13 @@ export interface SpanManagerStats {
 }
 
 /**
+ * Decoded spans in memory, keyed by layer and span key, bounded by total bytes. Spans enter it
+ * only verified: decoded from compressed bytes that matched their zTOC digest, or read from the
+ * disk cache with a matching checksum.
+ */
+export class SpanMemoryCache extends MemoryLru<string, Uint8Array> {}
+
+/**
  * Serves tar byte ranges of one layer from its spans: memory cache, then disk cache, then one
  * range request per run of adjacent missing spans. Every fetched span is checked against its
  * zTOC digest before it is decoded, cached or served; a span that keeps failing fails the read
@@ -48,7 +60,11 @@ export interface SpanManagerStats {
  */
 export class SpanManager {
   private readonly layout: LayerSpans;
-  private readonly memory: MemoryLru<number, Uint8Array>;
+  private readonly memory: SpanMemoryCache;
+  /** Each span's name in the disk cache ({@link spanCacheKey}). */
+  private readonly diskKeys: string[];
+  /** Each span's name in the memory cache: layer digest + disk key. */
+  private readonly memoryKeys: string[];
   private readonly inflight = new Map<number, Promise<Uint8Array>>();
   /** Spans stored in the disk cache or (without one) ever decoded; drives the background fetcher. */
   private readonly completed: Uint8Array;
@@ -76,7 +92,15 @@ export class SpanManager {
 
   constructor(private readonly options: SpanManagerOptions) {
     this.layout = options.layout;
-    this.memory = new MemoryLru(options.memoryBudgetBytes ?? 64 * 1024 * 1024);
+    this.memory = options.memoryCache ?? new SpanMemoryCache(options.memoryBudgetBytes ?? 64 * 1024 * 1024);
+    this.diskKeys = [];
+    this.memoryKeys = [];
+    for (let id = 0; id < this.layout.spanCount; id++) {
+      const range = this.layout.uncompressedRange(id);
+      const key = spanCacheKey(range.start, range.end, this.layout.digest(id));
+      this.diskKeys.push(key);
+      this.memoryKeys.push(`${options.layerDigest}/${key}`);
+    }
     this.maxCoalesceBytes = options.maxCoalesceBytes ?? 16 * 1024 * 1024;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.retryDelayMs = options.retryDelayMs ?? 50;
@@ -85,7 +109,7 @@ export class SpanManager {
     const disk = options.diskCache;
     if (disk) {
       for (let id = 0; id < this.layout.spanCount; id++) {
-        if (disk.has(options.layerDigest, id)) this.markCompleted(id);
+        if (disk.has(options.layerDigest, this.diskKeys[id]!)) this.markCompleted(id);
       }
     }
   }
@@ -105,7 +129,10 @@ export class SpanManager {
 
   /** True when serving the span needs no fetch. */
   private isAvailable(spanId: number): boolean {
-    return this.memory.has(spanId) || this.options.diskCache?.has(this.options.layerDigest, spanId) === true;
+    return (
+      this.memory.has(this.memoryKeys[spanId]!) ||
+      this.options.diskCache?.has(this.options.layerDigest, this.diskKeys[spanId]!) === true
+    );
   }
 
   /** Compressed bytes of spans `first..last`. */
@@ -168,7 +195,12 @@ export class SpanManager {
     if (!disk) return;
     const to = Math.min(this.layout.spanCount - 1, from + this.diskReadAheadSpans - 1);
     for (let id = from; id <= to; id++) {
-      if (this.memory.has(id) || this.inflight.has(id) || !disk.has(this.options.layerDigest, id)) continue;
+      if (
+        this.memory.has(this.memoryKeys[id]!) ||
+        this.inflight.has(id) ||
+        !disk.has(this.options.layerDigest, this.diskKeys[id]!)
+      )
+        continue;
       this.track(id, this.loadFromDisk(id, 'prefetch'));
     }
   }
@@ -189,9 +221,14 @@ export class SpanManager {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Resolves when the disk cache takes writes again (background work waits; readers never do). */
+  whenDiskWritable(): Promise<void> {
+    return this.options.diskCache?.whenWritable() ?? Promise.resolve();
+  }
+
   close(): void {
     this.closed = true;
-    this.memory.clear();
+    for (const key of this.memoryKeys) this.memory.delete(key);
     this.wakeIdleWaiters();
   }
 
@@ -207,10 +244,11 @@ export class SpanManager {
 
   private copyFromMemory(first: number, last: number, offset: number, target: Uint8Array): boolean {
     for (let id = first; id <= last; id++) {
-      if (this.memory.get(id) === undefined) return false;
+      if (this.memory.get(this.memoryKeys[id]!) === undefined) return false;
     }
     for (let id = first; id <= last; id++) {
-      copySpan(this.layout.uncompressedRange(id).start, this.memory.get(id)!, offset, target);
+      const span = this.memory.get(this.memoryKeys[id] as string) as Uint8Array;
+      copySpan(this.layout.uncompressedRange(id).start, span, offset, target);
     }
     this.counters.memoryHits += last - first + 1;
     this.counters.bytesServed += target.byteLength;
@@ -221,7 +259,7 @@ export class SpanManager {
 
   /** One span's decoded bytes, from whichever tier has it; concurrent callers share one fetch. */
   private getSpan(spanId: number, priority: FetchPriority): Promise<Uint8Array> {
-    const cached = this.memory.get(spanId);
+    const cached = this.memory.get(this.memoryKeys[spanId]!);
     if (cached) {
       this.counters.memoryHits++;
       this.options.metrics.onCacheHit('memory');
@@ -230,7 +268,7 @@ export class SpanManager {
     const pending = this.inflight.get(spanId);
     if (pending) return pending;
     const disk = this.options.diskCache;
-    if (disk?.has(this.options.layerDigest, spanId)) {
+    if (disk?.has(this.options.layerDigest, this.diskKeys[spanId]!)) {
       return this.track(spanId, this.loadFromDisk(spanId, priority));
     }
     this.startRun([spanId], priority);
@@ -239,14 +277,14 @@ export class SpanManager {
 
   private async loadFromDisk(spanId: number, priority: FetchPriority): Promise<Uint8Array> {
     const range = this.layout.uncompressedRange(spanId);
-    const bytes = await this.options.diskCache!.get(this.options.layerDigest, spanId);
+    const bytes = await this.options.diskCache!.get(this.options.layerDigest, this.diskKeys[spanId]!);
     if (bytes && bytes.byteLength === range.end - range.start) {
       this.counters.diskHits++;
       this.options.metrics.onCacheHit('disk');
-      this.memory.set(spanId, bytes);
+      this.memory.set(this.memoryKeys[spanId]!, bytes);
       return bytes;
     }
-    // Evicted meanwhile (or damaged): fetch it again.
+    // Evicted meanwhile, or failed its checksum (the cache deleted and reported it): fetch it again.
     this.unmarkCompleted(spanId);
     return this.fetchWithRetries([spanId], priority).then((spans) => spans.get(spanId)!);
   }
@@ -397,7 +435,7 @@ export class SpanManager {
         `span ${spanId} decoded to ${decoded.byteLength} bytes, expected ${range.end - range.start}; the zTOC does not match the layer`,
       );
     }
-    this.memory.set(spanId, decoded);
+    this.memory.set(this.memoryKeys[spanId]!, decoded);
     void this.store(spanId, decoded); // readers need not wait for the disk write
     return decoded;
   }
@@ -406,7 +444,8 @@ export class SpanManager {
     const disk = this.options.diskCache;
     if (disk) {
       try {
-        await disk.put(this.options.layerDigest, spanId, decoded);
+        // Skipped (too many pending writes): the span is fetched again when it is needed.
+        if (!(await disk.put(this.options.layerDigest, this.diskKeys[spanId]!, decoded))) return;
       } catch {
         return; // a full or broken cache disk costs speed, not correctness
       }

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
 
 /** What a finished tool run printed. */
 export interface RunResult {
@@ -87,4 +89,42 @@ export function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
     });
     child.kill('SIGTERM');
   });
+}
+
+/** vite-node (shipped with vitest) runs a TypeScript file in a child process; there is no tsx here. */
+function viteNodeBin(): string {
+  // Resolved from the package whose tests run (vitest's cwd): every package reaches vitest there.
+  const fromCwd = createRequire(join(process.cwd(), 'noop.js'));
+  const fromVitest = createRequire(fromCwd.resolve('vitest/package.json'));
+  return join(dirname(fromVitest.resolve('vite-node/package.json')), 'vite-node.mjs');
+}
+
+export interface TsRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a TypeScript file of the package under test (a path relative to vitest's cwd, the
+ * package directory) as a separate Node process and collects its output.
+ */
+export function spawnTs(file: string, args: readonly string[] = [], opts: { killAfterMs?: number } = {}) {
+  const child = spawn(process.execPath, [viteNodeBin(), file, '--', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString();
+  });
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+  });
+  const done = new Promise<TsRun>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  if (opts.killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
+  return { child, done, output: () => stdout, stderr: () => stderr };
 }
