@@ -18,6 +18,7 @@ export {
 } from './errors.js';
 export { type HostOptions, type HostsConfig, registryOrigin } from './hosts.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform } from './platform.js';
+export { redactUrl } from './redact.js';
 export { DOCKER_HUB, formatReference, isDigest, parseReference, type Reference } from './reference.js';
 export {
   type BlobSource,

@@ -10,6 +10,7 @@ import {
 import type { Credential, CredentialsProvider } from './credentials.js';
 import { codeForResponse, parseErrorBody, RegistryError } from './errors.js';
 import { type HostsConfig, hostOptionsForOrigin, registryOrigin } from './hosts.js';
+import { redactUrl } from './redact.js';
 
 export interface RetryOptions {
   /** Retries after the first attempt (connection errors, 429, 5xx). Default 4. */
@@ -111,11 +112,6 @@ export function header(res: { headers: HttpResponse['headers'] }, name: string):
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** URL for messages: no query (signed redirect URLs carry secrets there) and no user info. */
-export function safeUrl(url: URL): string {
-  return `${url.origin}${url.pathname}`;
-}
-
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -134,7 +130,8 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
 /** Turns a low-level failure (undici, socket, abort) into a RegistryError; RegistryErrors pass through. */
 export function mapFailure(error: unknown, method: string, url: URL | string): RegistryError {
   if (error instanceof RegistryError) return error;
-  const where = `${method} ${typeof url === 'string' ? url : safeUrl(url)}`;
+  const shownUrl = redactUrl(url);
+  const where = `${method} ${shownUrl}`;
   const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
   if (code && TIMEOUT_CODES.has(code)) {
     const phase =
@@ -146,20 +143,16 @@ export function mapFailure(error: unknown, method: string, url: URL | string): R
     return new RegistryError(
       'TIMEOUT',
       `${where}: timed out waiting for ${phase}; the registry is slow or unreachable`,
-      {
-        method,
-        url: String(url),
-        cause: error,
-      },
+      { method, url: shownUrl, cause: error },
     );
   }
   if ((error as Error).name === 'AbortError') {
-    return new RegistryError('NETWORK', `${where}: aborted`, { method, cause: error });
+    return new RegistryError('NETWORK', `${where}: aborted`, { method, url: shownUrl, cause: error });
   }
   return new RegistryError(
     'NETWORK',
     `${where}: connection failed (${code ?? (error as Error).message}); check that the registry is reachable`,
-    { method, cause: error },
+    { method, url: shownUrl, cause: error },
   );
 }
 
@@ -222,6 +215,26 @@ function retryAfterMs(value: string | undefined): number | undefined {
   if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/**
+ * Where a redirect points. A bad Location fails here as PROTOCOL: left to `new URL`, its TypeError would
+ * carry the raw text (and any signature in its query) in `input`.
+ */
+function redirectTarget(location: string, from: URL, what: string): URL {
+  let target: URL | undefined;
+  try {
+    target = new URL(location, from);
+  } catch {
+    target = undefined;
+  }
+  if (target?.protocol !== 'http:' && target?.protocol !== 'https:') {
+    throw new RegistryError(
+      'PROTOCOL',
+      `${what}: ${redactUrl(from)} redirected to ${redactUrl(location)}, which is not an http(s) URL`,
+    );
+  }
+  return target;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -336,13 +349,13 @@ export class Transport {
             : '';
     return new RegistryError(
       code,
-      `${req.what}: ${req.method} ${safeUrl(res.url)} failed with ${detail}${hint}`,
+      `${req.what}: ${req.method} ${redactUrl(res.url)} failed with ${detail}${hint}`,
       {
         status: res.status,
         registryCode: body.code,
         registryMessage: body.message,
         method: req.method,
-        url: safeUrl(res.url),
+        url: redactUrl(res.url),
       },
     );
   }
@@ -408,7 +421,7 @@ export class Transport {
         `${req.what}: the registry sent a bearer challenge with an invalid realm`,
       );
     }
-    const where = `token server ${safeUrl(spec.url)}`;
+    const where = `token server ${redactUrl(spec.url)}`;
     let res: Dispatcher.ResponseData;
     try {
       res = await request(spec.url, {
@@ -439,7 +452,7 @@ export class Transport {
           status: res.statusCode,
           registryCode: body.code,
           registryMessage: body.message,
-          url: safeUrl(spec.url),
+          url: redactUrl(spec.url),
         },
       );
     }
@@ -480,12 +493,12 @@ export class Transport {
         return { status: res.statusCode, headers: res.headers, body: res.body, url };
       }
       await discard(res.body);
-      url = new URL(location, url);
+      url = redirectTarget(location, url, req.what);
       if (res.statusCode === 303) {
         method = 'GET';
         body = undefined;
       }
     }
-    throw new RegistryError('PROTOCOL', `${req.what}: more than 5 redirects from ${safeUrl(start)}`);
+    throw new RegistryError('PROTOCOL', `${req.what}: more than 5 redirects from ${redactUrl(start)}`);
   }
 }
