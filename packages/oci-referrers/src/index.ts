@@ -1,6 +1,13 @@
 // @soci-ts/oci-referrers: a typed OCI distribution client on undici.
-export { type Challenge, parseChallenge } from './auth.js';
+
 export type { BlobRangeReader } from './blob-range.js';
+export {
+  type Challenge,
+  InvalidChallengeError,
+  parseChallenge,
+  parseChallenges,
+  preferredChallenge,
+} from './challenge.js';
 export { RegistryClient, type RegistryClientOptions } from './client.js';
 export {
   type Credential,

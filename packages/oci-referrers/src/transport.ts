@@ -1,12 +1,6 @@
 import { Agent, type Dispatcher, Pool, request } from 'undici';
-import {
-  basicAuthorization,
-  type Challenge,
-  parseChallenge,
-  parseTokenResponse,
-  TokenCache,
-  tokenRequest,
-} from './auth.js';
+import { basicAuthorization, parseTokenResponse, TokenCache, tokenRequest } from './auth.js';
+import { type Challenge, parseChallenges, preferredChallenge } from './challenge.js';
 import type { Credential, CredentialsProvider } from './credentials.js';
 import { codeForResponse, parseErrorBody, RegistryError } from './errors.js';
 import { type HostsConfig, hostOptionsForOrigin, registryOrigin } from './hosts.js';
@@ -110,6 +104,12 @@ export interface HttpResponse {
 export function header(res: { headers: HttpResponse['headers'] }, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** Every value of a header that may repeat (`WWW-Authenticate`): undici gives an array for repeats. */
+export function headerValues(res: { headers: HttpResponse['headers'] }, name: string): string[] {
+  const v = res.headers[name];
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -365,12 +365,32 @@ export class Transport {
     let authorization = await this.cachedAuthorization(req);
     const res = await this.sendFollowing(req, url, authorization);
     if (res.status !== 401) return res;
-    const challenge = parseChallenge(header(res, 'www-authenticate'));
+    const challenge = await this.challengeToAnswer(req, res);
     if (!challenge) return res;
-    await discard(res.body);
     authorization = await this.authorize(req, challenge);
     if (!authorization) return this.sendFollowing(req, url, undefined);
     return this.sendFollowing(req, url, authorization);
+  }
+
+  /**
+   * The challenge of a 401 that this client answers (Bearer over Basic), its body discarded; undefined (body
+   * left for the error) when it offers nothing usable. A malformed header is a PROTOCOL error.
+   */
+  private async challengeToAnswer(req: HttpRequest, res: HttpResponse): Promise<Challenge | undefined> {
+    let challenges: Challenge[];
+    try {
+      challenges = parseChallenges(headerValues(res, 'www-authenticate'));
+    } catch (error) {
+      await discard(res.body);
+      throw new RegistryError(
+        'PROTOCOL',
+        `${req.what}: ${req.method} ${redactUrl(res.url)} answered 401 with an unreadable WWW-Authenticate header: ${(error as Error).message}`,
+        { status: 401, method: req.method, url: redactUrl(res.url), cause: error },
+      );
+    }
+    const challenge = preferredChallenge(challenges);
+    if (challenge) await discard(res.body);
+    return challenge;
   }
 
   private async credential(registry: string): Promise<Credential | undefined> {
