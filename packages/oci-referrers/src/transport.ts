@@ -339,8 +339,11 @@ export class Transport {
     const body = parseErrorBody(text);
     const code = codeForResponse(res.status, body.code);
     const detail = body.code ? `${body.code}: ${body.message ?? ''}`.trim() : `HTTP ${res.status}`;
-    const hint =
-      code === 'UNAUTHORIZED'
+    const refusedElsewhere =
+      (code === 'UNAUTHORIZED' || code === 'DENIED') && res.url.origin !== this.origin(req.registry);
+    const hint = refusedElsewhere
+      ? '; that host is not the registry (it redirected there, e.g. to blob storage) and never gets credentials from this client: a pre-signed URL may have expired, retry'
+      : code === 'UNAUTHORIZED'
         ? '; check the credentials for this registry (docker login / config.json)'
         : code === 'DENIED'
           ? '; the credentials lack permission for this repository'
@@ -364,7 +367,9 @@ export class Transport {
   private async sendAuthorized(req: HttpRequest, url: URL): Promise<HttpResponse> {
     let authorization = await this.cachedAuthorization(req);
     const res = await this.sendFollowing(req, url, authorization);
-    if (res.status !== 401) return res;
+    // Only the registry's own 401 is answered: one from a redirect target (blob storage, a CDN) is never a
+    // reason to send it credentials, nor to fetch a token from a realm it names.
+    if (res.status !== 401 || res.url.origin !== this.origin(req.registry)) return res;
     const challenge = await this.challengeToAnswer(req, res);
     if (!challenge) return res;
     authorization = await this.authorize(req, challenge);
