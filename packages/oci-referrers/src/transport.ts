@@ -1,6 +1,7 @@
 import { Agent, type Dispatcher, Pool, request } from 'undici';
 import { basicAuthorization, parseTokenResponse, TokenCache, tokenRequest } from './auth.js';
 import { type Challenge, parseChallenges, preferredChallenge } from './challenge.js';
+import { CredentialCache } from './credential-cache.js';
 import type { Credential, CredentialsProvider } from './credentials.js';
 import { codeForResponse, parseErrorBody, RegistryError } from './errors.js';
 import { type HostsConfig, hostOptionsForOrigin, registryOrigin } from './hosts.js';
@@ -250,12 +251,13 @@ export class Transport {
   private readonly tokens = new TokenCache();
   /** Registries that asked for basic auth: send it up front next time. */
   private readonly basicHosts = new Set<string>();
-  private readonly credentialCache = new Map<string, Promise<Credential | undefined>>();
+  private readonly credentials: CredentialCache;
   private readonly retry: Required<RetryOptions>;
   private readonly timeouts: Required<TimeoutOptions>;
 
   constructor(private readonly options: TransportOptions = {}) {
     this.hosts = options.hosts ?? {};
+    this.credentials = new CredentialCache(options.credentials);
     this.retry = {
       maxRetries: options.retry?.maxRetries ?? 4,
       baseDelayMs: options.retry?.baseDelayMs ?? 200,
@@ -363,17 +365,25 @@ export class Transport {
     );
   }
 
-  /** One attempt: pre-emptive auth from cache, then one re-authorization after a 401. */
+  /**
+   * One attempt: pre-emptive auth from cache, then one re-authorization after a 401. When what was sent (a
+   * cached token or basic credentials) is refused, the token is dropped and the credentials provider asked
+   * again: the registry may have revoked the token and the user rotated the password.
+   */
   private async sendAuthorized(req: HttpRequest, url: URL): Promise<HttpResponse> {
-    let authorization = await this.cachedAuthorization(req);
-    const res = await this.sendFollowing(req, url, authorization);
+    const generationAtStart = this.credentials.generation(req.registry);
+    const sent = await this.cachedAuthorization(req);
+    const res = await this.sendFollowing(req, url, sent?.header);
     // Only the registry's own 401 is answered: one from a redirect target (blob storage, a CDN) is never a
     // reason to send it credentials, nor to fetch a token from a realm it names.
     if (res.status !== 401 || res.url.origin !== this.origin(req.registry)) return res;
     const challenge = await this.challengeToAnswer(req, res);
     if (!challenge) return res;
-    authorization = await this.authorize(req, challenge);
-    if (!authorization) return this.sendFollowing(req, url, undefined);
+    if (sent) {
+      this.tokens.delete(req.registry, req.scopes);
+      await this.credentials.refresh(req.registry, sent.generation);
+    }
+    const authorization = await this.authorize(req, challenge, sent?.generation ?? generationAtStart);
     return this.sendFollowing(req, url, authorization);
   }
 
@@ -398,38 +408,41 @@ export class Transport {
     return challenge;
   }
 
-  private async credential(registry: string): Promise<Credential | undefined> {
-    const provider = this.options.credentials;
-    if (!provider) return undefined;
-    let found = this.credentialCache.get(registry);
-    if (!found) {
-      found = provider(registry);
-      this.credentialCache.set(registry, found);
-      found.catch(() => this.credentialCache.delete(registry));
-    }
-    return found;
-  }
-
-  private async cachedAuthorization(req: HttpRequest): Promise<string | undefined> {
+  /**
+   * The Authorization a request can carry before any challenge: a cached token for its scopes, or basic
+   * credentials for a registry that asked for them; with the credential generation it came from.
+   */
+  private async cachedAuthorization(
+    req: HttpRequest,
+  ): Promise<{ header: string; generation: number } | undefined> {
     const token = this.tokens.get(req.registry, req.scopes);
-    if (token) return `Bearer ${token}`;
-    if (this.basicHosts.has(req.registry)) {
-      const credential = await this.credential(req.registry);
-      return credential ? basicAuthorization(credential) : undefined;
-    }
-    return undefined;
+    if (token) return { header: `Bearer ${token}`, generation: this.credentials.generation(req.registry) };
+    if (!this.basicHosts.has(req.registry)) return undefined;
+    const { credential, generation } = await this.credentials.get(req.registry);
+    const header = credential && basicAuthorization(credential);
+    return header ? { header, generation } : undefined;
   }
 
-  private async authorize(req: HttpRequest, challenge: Challenge): Promise<string | undefined> {
-    const credential = await this.credential(req.registry);
+  /**
+   * The Authorization that answers `challenge`. A token server that refuses credentials read before this
+   * request (generation <= `seen`) gets one more try with the provider's fresh answer.
+   */
+  private async authorize(req: HttpRequest, challenge: Challenge, seen: number): Promise<string | undefined> {
+    const { credential, generation } = await this.credentials.get(req.registry);
     if (challenge.scheme === 'basic') {
       this.basicHosts.add(req.registry);
       return credential ? basicAuthorization(credential) : undefined;
     }
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) return undefined;
     this.tokens.delete(req.registry, req.scopes);
-    const token = await this.fetchToken(req, challenge, credential);
-    return `Bearer ${token}`;
+    try {
+      return `Bearer ${await this.fetchToken(req, challenge, credential)}`;
+    } catch (error) {
+      const refused = error instanceof RegistryError && (error.status === 401 || error.status === 403);
+      if (!refused || generation > seen) throw error;
+      const fresh = await this.credentials.refresh(req.registry, generation);
+      return `Bearer ${await this.fetchToken(req, challenge, fresh.credential)}`;
+    }
   }
 
   private async fetchToken(
