@@ -31,6 +31,7 @@ export {
   type BlobSource,
   type FetchedManifest,
   type PushBlobOptions,
+  type ReadOptions,
   type ReferrersOptions,
   Repository,
   referrerDescriptor,

@@ -3,6 +3,7 @@ import { basicAuthorization, parseTokenResponse, TokenCache, tokenRequest } from
 import { type Challenge, parseChallenges, preferredChallenge } from './challenge.js';
 import { CredentialCache } from './credential-cache.js';
 import type { Credential, CredentialsProvider } from './credentials.js';
+import { Deadline, sleep } from './deadline.js';
 import { codeForResponse, parseErrorBody, RegistryError } from './errors.js';
 import { type HostsConfig, hostOptionsForOrigin, registryOrigin } from './hosts.js';
 import { redactUrl } from './redact.js';
@@ -21,10 +22,20 @@ export interface RetryOptions {
 export interface TimeoutOptions {
   /** TCP + TLS connect. Default 10 s. */
   connectMs?: number;
-  /** From request sent to response headers. Default 30 s. */
+  /** Reads (GET, HEAD) and token requests: from request sent to response headers. Default 10 s. */
   headersMs?: number;
-  /** Longest gap between two body chunks (a stalled body). Default 30 s. */
+  /**
+   * Writes (PUT, POST, PATCH, DELETE): from request sent to response headers. Default 60 s: a registry may
+   * hash or copy a whole upload before it answers the last PUT.
+   */
+  writeHeadersMs?: number;
+  /** Longest gap between two body chunks (a stalled body). Default 10 s. */
   bodyStallMs?: number;
+  /**
+   * Whole budget of one read (manifest, range, HEAD, tags or referrers page, with its token request and all
+   * its retries; a blob stream up to its headers), after which it fails with TIMEOUT. Default 30 s.
+   */
+  readMs?: number;
 }
 
 export interface AgentOptions {
@@ -164,7 +175,7 @@ export class TransientBodyError extends Error {
   }
 }
 
-/** Maps a failure while reading a body: transient ones are wrapped so that `withBodyRetries` can redo them. */
+/** Maps a failure while reading a body: transient ones are wrapped so that `Transport.read` can redo them. */
 export function bodyFailure(error: unknown, method: string, url: URL): Error {
   const mapped = mapFailure(error, method, url);
   return isRetryableFailure(error) ? new TransientBodyError(mapped) : mapped;
@@ -238,8 +249,6 @@ function redirectTarget(location: string, from: URL, what: string): URL {
   return target;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Sends registry requests: auth (anonymous, basic, bearer tokens cached per scope, one retry after a 401),
  * redirects (Authorization only to the registry's own origin), bounded jittered retries on connection
@@ -266,8 +275,10 @@ export class Transport {
     };
     this.timeouts = {
       connectMs: options.timeouts?.connectMs ?? 10_000,
-      headersMs: options.timeouts?.headersMs ?? 30_000,
-      bodyStallMs: options.timeouts?.bodyStallMs ?? 30_000,
+      headersMs: options.timeouts?.headersMs ?? 10_000,
+      writeHeadersMs: options.timeouts?.writeHeadersMs ?? 60_000,
+      bodyStallMs: options.timeouts?.bodyStallMs ?? 10_000,
+      readMs: options.timeouts?.readMs ?? 30_000,
     };
     this.dispatcher =
       options.dispatcher ?? createRegistryAgent({ hosts: this.hosts, timeouts: this.timeouts });
@@ -286,13 +297,14 @@ export class Transport {
     const retryable = req.retry ?? req.method !== 'PATCH';
     const url = new URL(req.path, this.origin(req.registry));
     for (let attempt = 0; ; attempt++) {
+      req.signal?.throwIfAborted(); // an aborted read sends nothing more
       const canRetry = retryable && attempt < this.retry.maxRetries;
       let res: HttpResponse;
       try {
         res = await this.sendAuthorized(req, url);
       } catch (error) {
         if (canRetry && isRetryableFailure(error)) {
-          await sleep(this.backoff(attempt));
+          await sleep(this.backoff(attempt), req.signal);
           continue;
         }
         throw mapFailure(error, req.method, url);
@@ -303,7 +315,7 @@ export class Transport {
         const after = retryAfterMs(header(res, 'retry-after'));
         if (after === undefined || after <= this.retry.maxRetryAfterMs) {
           await discard(res.body);
-          await sleep(after ?? this.backoff(attempt));
+          await sleep(after ?? this.backoff(attempt), req.signal);
           continue;
         }
       }
@@ -311,19 +323,34 @@ export class Transport {
     }
   }
 
+  /** A read's time budget (`timeouts.readMs`) joined with the caller's signal; dispose it when done. */
+  deadline(what: string, signal?: AbortSignal): Deadline {
+    return new Deadline(this.timeouts.readMs, what, signal);
+  }
+
   /**
-   * Runs a whole request-and-read again when its body broke after the headers (for idempotent reads
-   * whose result is held in memory: manifests, ranges), within the same retry budget.
+   * Runs an idempotent read whose result is held in memory (manifest, range, listing) within its deadline,
+   * and all of it again when its body broke after the headers, within the same retry budget. `read` must
+   * pass the signal it gets to its requests.
    */
-  async withBodyRetries<T>(read: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await read();
-      } catch (error) {
-        if (!(error instanceof TransientBodyError)) throw error;
-        if (attempt >= this.retry.maxRetries) throw error.error;
-        await sleep(this.backoff(attempt));
+  async read<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    read: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const deadline = this.deadline(what, signal);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await read(deadline.signal);
+        } catch (error) {
+          if (!(error instanceof TransientBodyError)) throw error;
+          if (attempt >= this.retry.maxRetries) throw error.error;
+          await sleep(this.backoff(attempt), deadline.signal);
+        }
       }
+    } finally {
+      deadline.dispose();
     }
   }
 
@@ -522,7 +549,8 @@ export class Transport {
         method,
         headers,
         body: body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-        headersTimeout: this.timeouts.headersMs,
+        headersTimeout:
+          method === 'GET' || method === 'HEAD' ? this.timeouts.headersMs : this.timeouts.writeHeadersMs,
         bodyTimeout: this.timeouts.bodyStallMs,
         signal: req.signal,
       });
