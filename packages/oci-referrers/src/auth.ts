@@ -1,23 +1,5 @@
+import type { Challenge } from './challenge.js';
 import type { Credential } from './credentials.js';
-
-/** One parsed `WWW-Authenticate` challenge. */
-export interface Challenge {
-  scheme: 'basic' | 'bearer' | string;
-  params: Record<string, string>;
-}
-
-/** Parses `Bearer realm="https://auth",service="reg",scope="repository:a:pull"` (quoted or token values). */
-export function parseChallenge(header: string | undefined): Challenge | undefined {
-  if (!header) return undefined;
-  const m = /^\s*([A-Za-z]+)\s*(.*)$/s.exec(header);
-  if (!m) return undefined;
-  const params: Record<string, string> = {};
-  const re = /([A-Za-z_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?\s*/g;
-  for (let p = re.exec(m[2]!); p; p = re.exec(m[2]!)) {
-    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : (p[3] ?? '');
-  }
-  return { scheme: m[1]!.toLowerCase(), params };
-}
 
 export function basicAuthorization(credential: Credential): string | undefined {
   if (credential.username === undefined || credential.password === undefined) return undefined;

@@ -6,7 +6,7 @@ export interface BlobRangeReader {
   /** Blob size in bytes, when known. */
   size?: number;
   /** Bytes `[start, end)`, clamped at the blob's end like Uint8Array.slice. */
-  readRange(start: number, end: number): Promise<Uint8Array>;
+  readRange(start: number, end: number, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
 export function assertRange(start: number, end: number): void {

@@ -13,7 +13,11 @@ export interface Credential {
   identityToken?: string;
 }
 
-/** Finds the credential for a registry host (`docker.io`, `ghcr.io`, `127.0.0.1:5000`), if any. */
+/**
+ * Finds the credential for a registry host (`docker.io`, `ghcr.io`, `127.0.0.1:5000`), if any. A client
+ * caches the answer and asks again when the registry refuses it (401), so a provider that returns the
+ * current secret makes rotation work without a restart.
+ */
 export type CredentialsProvider = (registry: string) => Promise<Credential | undefined>;
 
 /** Credentials from a fixed map keyed by registry host. */
@@ -48,9 +52,10 @@ export function dockerConfigCredentials(
   options: { path?: string; helperTimeoutMs?: number } = {},
 ): CredentialsProvider {
   const path = options.path ?? join(process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json');
-  let config: Promise<DockerConfigFile> | undefined;
-  const load = () => {
-    config ??= readFile(path, 'utf8').then(
+  // Read on every call, not once: the client asks again only after a registry refused what it sent, and
+  // then a `docker login` made since must count. The client caches the answers in between.
+  const load = (): Promise<DockerConfigFile> =>
+    readFile(path, 'utf8').then(
       (text) => {
         try {
           return JSON.parse(text) as DockerConfigFile;
@@ -63,8 +68,6 @@ export function dockerConfigCredentials(
         throw new RegistryError('CREDENTIALS', `cannot read ${path}: ${e.code ?? e.message}`);
       },
     );
-    return config;
-  };
   return async (registry) => {
     const file = await load();
     const helper = file.credHelpers?.[registry];

@@ -21,6 +21,7 @@ export type RegistryErrorCode =
   | 'RANGE_INVALID'
   | 'PLATFORM_NOT_FOUND'
   | 'TIMEOUT'
+  | 'ABORTED'
   | 'NETWORK'
   | 'CREDENTIALS'
   | 'PROTOCOL'

@@ -17,12 +17,15 @@ export type HostsConfig = Record<string, HostOptions>;
 
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/;
 
-/** The origin (`scheme://host[:port]`) of a registry's API. */
+/**
+ * The origin (`scheme://host[:port]`) of a registry's API, normalized as `URL.origin` is (lower case, no
+ * default port) so that it compares equal to the origin of any URL on that registry.
+ */
 export function registryOrigin(registry: string, options: HostOptions = {}): string {
   if (options.endpoint) return new URL(options.endpoint).origin;
   const host = registry === DOCKER_HUB ? 'registry-1.docker.io' : registry;
   const plain = options.plainHttp ?? LOOPBACK.test(registry);
-  return `${plain ? 'http' : 'https'}://${host}`;
+  return new URL(`${plain ? 'http' : 'https'}://${host}`).origin;
 }
 
 /** Finds the options of the registry whose API origin is `origin` (for TLS settings of connections). */

@@ -1,6 +1,13 @@
 // @soci-ts/oci-referrers: a typed OCI distribution client on undici.
-export { type Challenge, parseChallenge } from './auth.js';
+
 export type { BlobRangeReader } from './blob-range.js';
+export {
+  type Challenge,
+  InvalidChallengeError,
+  parseChallenge,
+  parseChallenges,
+  preferredChallenge,
+} from './challenge.js';
 export { RegistryClient, type RegistryClientOptions } from './client.js';
 export {
   type Credential,
@@ -18,11 +25,13 @@ export {
 } from './errors.js';
 export { type HostOptions, type HostsConfig, registryOrigin } from './hosts.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform } from './platform.js';
+export { redactUrl } from './redact.js';
 export { DOCKER_HUB, formatReference, isDigest, parseReference, type Reference } from './reference.js';
 export {
   type BlobSource,
   type FetchedManifest,
   type PushBlobOptions,
+  type ReadOptions,
   type ReferrersOptions,
   Repository,
   referrerDescriptor,

@@ -50,7 +50,13 @@ export interface PushBlobOptions {
   mountFrom?: string[];
 }
 
-export interface ReferrersOptions {
+/** Options of every read. */
+export interface ReadOptions {
+  /** Aborts the read (its retries and, for a blob stream, the stream) with an ABORTED RegistryError. */
+  signal?: AbortSignal;
+}
+
+export interface ReferrersOptions extends ReadOptions {
   /** Only referrers of this artifact type. */
   artifactType?: string;
   /** On registries without the referrers API, read the `sha256-<hex>` tag index (default true). */
@@ -121,35 +127,44 @@ export class Repository {
   // ---- manifests ----
 
   /** HEAD a tag or digest: the manifest's descriptor without its body (GET when HEAD gives no digest). */
-  async resolve(reference: string): Promise<Descriptor> {
+  resolve(reference: string, options: ReadOptions = {}): Promise<Descriptor> {
     const what = this.describe('manifest', reference);
-    const res = await this.send({
-      method: 'HEAD',
-      path: `/v2/${this.name}/manifests/${reference}`,
-      headers: { accept: ACCEPT },
-      ok: [200],
-      what,
+    return this.transport.read(what, options.signal, async (signal) => {
+      const res = await this.send({
+        method: 'HEAD',
+        path: `/v2/${this.name}/manifests/${reference}`,
+        headers: { accept: ACCEPT },
+        ok: [200],
+        what,
+        signal,
+      });
+      await res.body.dump().catch(() => undefined);
+      const digest = header(res, 'docker-content-digest');
+      const size = Number(header(res, 'content-length'));
+      const mediaType = header(res, 'content-type')?.split(';')[0]?.trim();
+      if (!digest || !isDigest(digest) || !Number.isSafeInteger(size) || !mediaType) {
+        return (await this.fetchManifestOnce(reference, signal)).descriptor;
+      }
+      if (isDigest(reference) && digest !== reference) throw new DigestMismatchError(what, reference, digest);
+      return { mediaType, digest, size };
     });
-    await res.body.dump().catch(() => undefined);
-    const digest = header(res, 'docker-content-digest');
-    const size = Number(header(res, 'content-length'));
-    const mediaType = header(res, 'content-type')?.split(';')[0]?.trim();
-    if (!digest || !isDigest(digest) || !Number.isSafeInteger(size) || !mediaType) {
-      return (await this.fetchManifest(reference)).descriptor;
-    }
-    if (isDigest(reference) && digest !== reference) throw new DigestMismatchError(what, reference, digest);
-    return { mediaType, digest, size };
   }
 
   /**
    * GET a manifest by tag, digest or descriptor. The bytes are checked against the digest asked for (or the
    * registry's Docker-Content-Digest, for a tag); the returned descriptor carries the computed digest.
    */
-  fetchManifest(reference: string | Descriptor): Promise<FetchedManifest> {
-    return this.transport.withBodyRetries(() => this.fetchManifestOnce(reference));
+  fetchManifest(reference: string | Descriptor, options: ReadOptions = {}): Promise<FetchedManifest> {
+    const ref = typeof reference === 'string' ? reference : reference.digest;
+    return this.transport.read(this.describe('manifest', ref), options.signal, (signal) =>
+      this.fetchManifestOnce(reference, signal),
+    );
   }
 
-  private async fetchManifestOnce(reference: string | Descriptor): Promise<FetchedManifest> {
+  private async fetchManifestOnce(
+    reference: string | Descriptor,
+    signal: AbortSignal,
+  ): Promise<FetchedManifest> {
     const ref = typeof reference === 'string' ? reference : reference.digest;
     const what = this.describe('manifest', ref);
     const res = await this.send({
@@ -158,6 +173,7 @@ export class Repository {
       headers: { accept: ACCEPT },
       ok: [200],
       what,
+      signal,
     });
     const declared = Number(header(res, 'content-length'));
     if (declared > MAX_MANIFEST_BYTES) {
@@ -216,12 +232,13 @@ export class Repository {
   async fetchImageManifest(
     reference: string | Descriptor,
     platform?: Platform,
+    options: ReadOptions = {},
   ): Promise<FetchedManifest & { index?: FetchedManifest<ImageIndex> }> {
-    const first = await this.fetchManifest(reference);
+    const first = await this.fetchManifest(reference, options);
     if (!isImageIndex(first.manifest)) return first;
     const index = first as FetchedManifest<ImageIndex>;
     const chosen = selectPlatform(index.manifest, platform);
-    const image = await this.fetchManifest(chosen);
+    const image = await this.fetchManifest(chosen, options);
     if (isImageIndex(image.manifest)) {
       throw new RegistryError(
         'INVALID_MANIFEST',
@@ -286,9 +303,9 @@ export class Repository {
     await this.pushManifest(next, { tag: referrersTag(subjectDigest), mediaType: MediaType.OciIndex });
   }
 
-  private async fetchFallbackIndex(subjectDigest: string): Promise<ImageIndex> {
+  private async fetchFallbackIndex(subjectDigest: string, options: ReadOptions = {}): Promise<ImageIndex> {
     try {
-      const { manifest } = await this.fetchManifest(referrersTag(subjectDigest));
+      const { manifest } = await this.fetchManifest(referrersTag(subjectDigest), options);
       if (!isImageIndex(manifest)) {
         throw new RegistryError(
           'INVALID_MANIFEST',
@@ -324,21 +341,30 @@ export class Repository {
     const found: Descriptor[] = [];
     let filtered = true;
     for (let page = 0; path && page < 100; page++) {
-      const res: HttpResponse = await this.send({
-        method: 'GET',
-        path,
-        headers: { accept: MediaType.OciIndex },
-        ok: [200, 404],
-        what,
+      const pagePath: string = path;
+      const answer = await this.transport.read(what, options.signal, async (signal) => {
+        const res = await this.send({
+          method: 'GET',
+          path: pagePath,
+          headers: { accept: MediaType.OciIndex },
+          ok: [200, 404],
+          what,
+          signal,
+        });
+        if (res.status === 404) {
+          await res.body.dump().catch(() => undefined);
+          return undefined;
+        }
+        const text = (await readLimited(res.body, MAX_MANIFEST_BYTES)).toString('utf8');
+        return { res, text };
       });
-      if (res.status === 404) {
-        await res.body.dump().catch(() => undefined);
+      if (!answer) {
         if (page > 0) throw new RegistryError('PROTOCOL', `${what}: a referrers page link gave 404`);
         if (options.tagFallback === false) return [];
-        const index = await this.fetchFallbackIndex(subjectDigest);
+        const index = await this.fetchFallbackIndex(subjectDigest, options);
         return filterByArtifactType(index.manifests, options.artifactType);
       }
-      const text = (await readLimited(res.body, MAX_MANIFEST_BYTES)).toString('utf8');
+      const { res, text } = answer;
       let index: ImageIndex;
       try {
         index = JSON.parse(text) as ImageIndex;
@@ -358,39 +384,62 @@ export class Repository {
   // ---- blobs ----
 
   /** HEAD a blob: its descriptor when present, undefined when the registry does not have it. */
-  async blobExists(digest: string): Promise<Descriptor | undefined> {
+  async blobExists(digest: string, options: ReadOptions = {}): Promise<Descriptor | undefined> {
     assertDigest(digest);
-    const res = await this.send({
-      method: 'HEAD',
-      path: `/v2/${this.name}/blobs/${digest}`,
-      ok: [200, 404],
-      what: this.describe('blob', digest),
+    const what = this.describe('blob', digest);
+    const res = await this.transport.read(what, options.signal, async (signal) => {
+      const answer = await this.send({
+        method: 'HEAD',
+        path: `/v2/${this.name}/blobs/${digest}`,
+        ok: [200, 404],
+        what,
+        signal,
+      });
+      await answer.body.dump().catch(() => undefined);
+      return answer;
     });
-    await res.body.dump().catch(() => undefined);
     if (res.status === 404) return undefined;
     return { mediaType: MediaType.OctetStream, digest, size: Number(header(res, 'content-length') ?? -1) };
   }
 
   /**
    * Streams a blob. The stream fails with DigestMismatchError (or SIZE_MISMATCH when the descriptor has a
-   * size) instead of ending when the bytes are not the blob asked for.
+   * size) instead of ending when the bytes are not the blob asked for. `timeouts.readMs` bounds the wait for
+   * the headers; the body, however long, only `timeouts.bodyStallMs` between chunks (and the signal).
    */
-  async fetchBlob(blob: string | Descriptor): Promise<Readable> {
+  async fetchBlob(blob: string | Descriptor, options: ReadOptions = {}): Promise<Readable> {
     const digest = typeof blob === 'string' ? blob : blob.digest;
     assertDigest(digest);
     const what = this.describe('blob', digest);
-    const res = await this.send({ method: 'GET', path: `/v2/${this.name}/blobs/${digest}`, ok: [200], what });
+    const deadline = this.transport.deadline(what, options.signal);
+    let res: HttpResponse;
+    try {
+      res = await this.send({
+        method: 'GET',
+        path: `/v2/${this.name}/blobs/${digest}`,
+        ok: [200],
+        what,
+        signal: deadline.signal,
+      });
+    } catch (error) {
+      deadline.dispose();
+      throw error;
+    }
+    deadline.stopClock();
     const verifier = createVerifyingStream(what, digest, typeof blob === 'string' ? undefined : blob.size);
     const body = res.body as unknown as Readable;
     body.on('error', (error) => verifier.destroy(mapFailure(error, 'GET', res.url)));
-    verifier.on('close', () => abandon(body));
+    verifier.on('close', () => {
+      abandon(body);
+      deadline.dispose();
+    });
     body.pipe(verifier);
     return verifier;
   }
 
   /** A whole blob in memory, verified before it is returned. */
-  async fetchBlobBytes(blob: string | Descriptor): Promise<Uint8Array> {
-    const stream = await this.fetchBlob(blob);
+  async fetchBlobBytes(blob: string | Descriptor, options: ReadOptions = {}): Promise<Uint8Array> {
+    const stream = await this.fetchBlob(blob, options);
     const chunks: Buffer[] = [];
     for await (const chunk of stream) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
@@ -401,21 +450,35 @@ export class Repository {
    * that answers 200 instead gets the slice cut from the streaming full body, and is remembered
    * (RegistryClient.supportsRanges). Ranges past the blob end are clamped like Uint8Array.slice.
    */
-  async fetchBlobRange(digest: string, start: number, endExclusive: number): Promise<Uint8Array> {
+  async fetchBlobRange(
+    digest: string,
+    start: number,
+    endExclusive: number,
+    options: ReadOptions = {},
+  ): Promise<Uint8Array> {
     assertDigest(digest);
     assertRange(start, endExclusive);
     if (start === endExclusive) return new Uint8Array(0);
-    return this.transport.withBodyRetries(() => this.fetchBlobRangeOnce(digest, start, endExclusive));
+    const what = `${this.describe('blob', digest)} bytes ${start}-${endExclusive - 1}`;
+    return this.transport.read(what, options.signal, (signal) =>
+      this.fetchBlobRangeOnce(digest, start, endExclusive, what, signal),
+    );
   }
 
-  private async fetchBlobRangeOnce(digest: string, start: number, endExclusive: number): Promise<Uint8Array> {
-    const what = `${this.describe('blob', digest)} bytes ${start}-${endExclusive - 1}`;
+  private async fetchBlobRangeOnce(
+    digest: string,
+    start: number,
+    endExclusive: number,
+    what: string,
+    signal: AbortSignal,
+  ): Promise<Uint8Array> {
     const res = await this.send({
       method: 'GET',
       path: `/v2/${this.name}/blobs/${digest}`,
       headers: { range: `bytes=${start}-${endExclusive - 1}` },
       ok: [200, 206],
       what,
+      signal,
     });
     try {
       const contentLength = header(res, 'content-length');
@@ -450,7 +513,7 @@ export class Repository {
     assertDigest(descriptor.digest);
     return {
       size: descriptor.size,
-      readRange: (start, end) => this.fetchBlobRange(descriptor.digest, start, end),
+      readRange: (start, end, options) => this.fetchBlobRange(descriptor.digest, start, end, options),
     };
   }
 
@@ -581,13 +644,16 @@ export class Repository {
   // ---- tags ----
 
   /** All tags of the repository (pages followed). */
-  async tags(): Promise<string[]> {
+  async tags(options: ReadOptions = {}): Promise<string[]> {
     const what = `tags of ${this.registry}/${this.name}`;
     const tags: string[] = [];
     let path: string | undefined = `/v2/${this.name}/tags/list`;
     for (let page = 0; path && page < 1000; page++) {
-      const res: HttpResponse = await this.send({ method: 'GET', path, ok: [200], what });
-      const text = (await readLimited(res.body, 16 << 20)).toString('utf8');
+      const pagePath: string = path;
+      const { res, text } = await this.transport.read(what, options.signal, async (signal) => {
+        const answer = await this.send({ method: 'GET', path: pagePath, ok: [200], what, signal });
+        return { res: answer, text: (await readLimited(answer.body, 16 << 20)).toString('utf8') };
+      });
       try {
         tags.push(...((JSON.parse(text) as { tags?: string[] | null }).tags ?? []));
       } catch {

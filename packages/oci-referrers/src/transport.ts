@@ -1,15 +1,12 @@
 import { Agent, type Dispatcher, Pool, request } from 'undici';
-import {
-  basicAuthorization,
-  type Challenge,
-  parseChallenge,
-  parseTokenResponse,
-  TokenCache,
-  tokenRequest,
-} from './auth.js';
+import { basicAuthorization, parseTokenResponse, TokenCache, tokenRequest } from './auth.js';
+import { type Challenge, parseChallenges, preferredChallenge } from './challenge.js';
+import { CredentialCache } from './credential-cache.js';
 import type { Credential, CredentialsProvider } from './credentials.js';
+import { Deadline, sleep } from './deadline.js';
 import { codeForResponse, parseErrorBody, RegistryError } from './errors.js';
 import { type HostsConfig, hostOptionsForOrigin, registryOrigin } from './hosts.js';
+import { redactUrl } from './redact.js';
 
 export interface RetryOptions {
   /** Retries after the first attempt (connection errors, 429, 5xx). Default 4. */
@@ -25,10 +22,20 @@ export interface RetryOptions {
 export interface TimeoutOptions {
   /** TCP + TLS connect. Default 10 s. */
   connectMs?: number;
-  /** From request sent to response headers. Default 30 s. */
+  /** Reads (GET, HEAD) and token requests: from request sent to response headers. Default 10 s. */
   headersMs?: number;
-  /** Longest gap between two body chunks (a stalled body). Default 30 s. */
+  /**
+   * Writes (PUT, POST, PATCH, DELETE): from request sent to response headers. Default 60 s: a registry may
+   * hash or copy a whole upload before it answers the last PUT.
+   */
+  writeHeadersMs?: number;
+  /** Longest gap between two body chunks (a stalled body). Default 10 s. */
   bodyStallMs?: number;
+  /**
+   * Whole budget of one read (manifest, range, HEAD, tags or referrers page, with its token request and all
+   * its retries; a blob stream up to its headers), after which it fails with TIMEOUT. Default 30 s.
+   */
+  readMs?: number;
 }
 
 export interface AgentOptions {
@@ -111,9 +118,10 @@ export function header(res: { headers: HttpResponse['headers'] }, name: string):
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** URL for messages: no query (signed redirect URLs carry secrets there) and no user info. */
-export function safeUrl(url: URL): string {
-  return `${url.origin}${url.pathname}`;
+/** Every value of a header that may repeat (`WWW-Authenticate`): undici gives an array for repeats. */
+export function headerValues(res: { headers: HttpResponse['headers'] }, name: string): string[] {
+  const v = res.headers[name];
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -134,7 +142,8 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
 /** Turns a low-level failure (undici, socket, abort) into a RegistryError; RegistryErrors pass through. */
 export function mapFailure(error: unknown, method: string, url: URL | string): RegistryError {
   if (error instanceof RegistryError) return error;
-  const where = `${method} ${typeof url === 'string' ? url : safeUrl(url)}`;
+  const shownUrl = redactUrl(url);
+  const where = `${method} ${shownUrl}`;
   const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
   if (code && TIMEOUT_CODES.has(code)) {
     const phase =
@@ -146,20 +155,16 @@ export function mapFailure(error: unknown, method: string, url: URL | string): R
     return new RegistryError(
       'TIMEOUT',
       `${where}: timed out waiting for ${phase}; the registry is slow or unreachable`,
-      {
-        method,
-        url: String(url),
-        cause: error,
-      },
+      { method, url: shownUrl, cause: error },
     );
   }
   if ((error as Error).name === 'AbortError') {
-    return new RegistryError('NETWORK', `${where}: aborted`, { method, cause: error });
+    return new RegistryError('NETWORK', `${where}: aborted`, { method, url: shownUrl, cause: error });
   }
   return new RegistryError(
     'NETWORK',
     `${where}: connection failed (${code ?? (error as Error).message}); check that the registry is reachable`,
-    { method, cause: error },
+    { method, url: shownUrl, cause: error },
   );
 }
 
@@ -170,7 +175,7 @@ export class TransientBodyError extends Error {
   }
 }
 
-/** Maps a failure while reading a body: transient ones are wrapped so that `withBodyRetries` can redo them. */
+/** Maps a failure while reading a body: transient ones are wrapped so that `Transport.read` can redo them. */
 export function bodyFailure(error: unknown, method: string, url: URL): Error {
   const mapped = mapFailure(error, method, url);
   return isRetryableFailure(error) ? new TransientBodyError(mapped) : mapped;
@@ -224,7 +229,25 @@ function retryAfterMs(value: string | undefined): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Where a redirect points. A bad Location fails here as PROTOCOL: left to `new URL`, its TypeError would
+ * carry the raw text (and any signature in its query) in `input`.
+ */
+function redirectTarget(location: string, from: URL, what: string): URL {
+  let target: URL | undefined;
+  try {
+    target = new URL(location, from);
+  } catch {
+    target = undefined;
+  }
+  if (target?.protocol !== 'http:' && target?.protocol !== 'https:') {
+    throw new RegistryError(
+      'PROTOCOL',
+      `${what}: ${redactUrl(from)} redirected to ${redactUrl(location)}, which is not an http(s) URL`,
+    );
+  }
+  return target;
+}
 
 /**
  * Sends registry requests: auth (anonymous, basic, bearer tokens cached per scope, one retry after a 401),
@@ -237,12 +260,13 @@ export class Transport {
   private readonly tokens = new TokenCache();
   /** Registries that asked for basic auth: send it up front next time. */
   private readonly basicHosts = new Set<string>();
-  private readonly credentialCache = new Map<string, Promise<Credential | undefined>>();
+  private readonly credentials: CredentialCache;
   private readonly retry: Required<RetryOptions>;
   private readonly timeouts: Required<TimeoutOptions>;
 
   constructor(private readonly options: TransportOptions = {}) {
     this.hosts = options.hosts ?? {};
+    this.credentials = new CredentialCache(options.credentials);
     this.retry = {
       maxRetries: options.retry?.maxRetries ?? 4,
       baseDelayMs: options.retry?.baseDelayMs ?? 200,
@@ -251,8 +275,10 @@ export class Transport {
     };
     this.timeouts = {
       connectMs: options.timeouts?.connectMs ?? 10_000,
-      headersMs: options.timeouts?.headersMs ?? 30_000,
-      bodyStallMs: options.timeouts?.bodyStallMs ?? 30_000,
+      headersMs: options.timeouts?.headersMs ?? 10_000,
+      writeHeadersMs: options.timeouts?.writeHeadersMs ?? 60_000,
+      bodyStallMs: options.timeouts?.bodyStallMs ?? 10_000,
+      readMs: options.timeouts?.readMs ?? 30_000,
     };
     this.dispatcher =
       options.dispatcher ?? createRegistryAgent({ hosts: this.hosts, timeouts: this.timeouts });
@@ -271,13 +297,14 @@ export class Transport {
     const retryable = req.retry ?? req.method !== 'PATCH';
     const url = new URL(req.path, this.origin(req.registry));
     for (let attempt = 0; ; attempt++) {
+      req.signal?.throwIfAborted(); // an aborted read sends nothing more
       const canRetry = retryable && attempt < this.retry.maxRetries;
       let res: HttpResponse;
       try {
         res = await this.sendAuthorized(req, url);
       } catch (error) {
         if (canRetry && isRetryableFailure(error)) {
-          await sleep(this.backoff(attempt));
+          await sleep(this.backoff(attempt), req.signal);
           continue;
         }
         throw mapFailure(error, req.method, url);
@@ -288,7 +315,7 @@ export class Transport {
         const after = retryAfterMs(header(res, 'retry-after'));
         if (after === undefined || after <= this.retry.maxRetryAfterMs) {
           await discard(res.body);
-          await sleep(after ?? this.backoff(attempt));
+          await sleep(after ?? this.backoff(attempt), req.signal);
           continue;
         }
       }
@@ -296,19 +323,34 @@ export class Transport {
     }
   }
 
+  /** A read's time budget (`timeouts.readMs`) joined with the caller's signal; dispose it when done. */
+  deadline(what: string, signal?: AbortSignal): Deadline {
+    return new Deadline(this.timeouts.readMs, what, signal);
+  }
+
   /**
-   * Runs a whole request-and-read again when its body broke after the headers (for idempotent reads
-   * whose result is held in memory: manifests, ranges), within the same retry budget.
+   * Runs an idempotent read whose result is held in memory (manifest, range, listing) within its deadline,
+   * and all of it again when its body broke after the headers, within the same retry budget. `read` must
+   * pass the signal it gets to its requests.
    */
-  async withBodyRetries<T>(read: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await read();
-      } catch (error) {
-        if (!(error instanceof TransientBodyError)) throw error;
-        if (attempt >= this.retry.maxRetries) throw error.error;
-        await sleep(this.backoff(attempt));
+  async read<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    read: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const deadline = this.deadline(what, signal);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await read(deadline.signal);
+        } catch (error) {
+          if (!(error instanceof TransientBodyError)) throw error;
+          if (attempt >= this.retry.maxRetries) throw error.error;
+          await sleep(this.backoff(attempt), deadline.signal);
+        }
       }
+    } finally {
+      deadline.dispose();
     }
   }
 
@@ -326,8 +368,11 @@ export class Transport {
     const body = parseErrorBody(text);
     const code = codeForResponse(res.status, body.code);
     const detail = body.code ? `${body.code}: ${body.message ?? ''}`.trim() : `HTTP ${res.status}`;
-    const hint =
-      code === 'UNAUTHORIZED'
+    const refusedElsewhere =
+      (code === 'UNAUTHORIZED' || code === 'DENIED') && res.url.origin !== this.origin(req.registry);
+    const hint = refusedElsewhere
+      ? '; that host is not the registry (it redirected there, e.g. to blob storage) and never gets credentials from this client: a pre-signed URL may have expired, retry'
+      : code === 'UNAUTHORIZED'
         ? '; check the credentials for this registry (docker login / config.json)'
         : code === 'DENIED'
           ? '; the credentials lack permission for this repository'
@@ -336,62 +381,95 @@ export class Transport {
             : '';
     return new RegistryError(
       code,
-      `${req.what}: ${req.method} ${safeUrl(res.url)} failed with ${detail}${hint}`,
+      `${req.what}: ${req.method} ${redactUrl(res.url)} failed with ${detail}${hint}`,
       {
         status: res.status,
         registryCode: body.code,
         registryMessage: body.message,
         method: req.method,
-        url: safeUrl(res.url),
+        url: redactUrl(res.url),
       },
     );
   }
 
-  /** One attempt: pre-emptive auth from cache, then one re-authorization after a 401. */
+  /**
+   * One attempt: pre-emptive auth from cache, then one re-authorization after a 401. When what was sent (a
+   * cached token or basic credentials) is refused, the token is dropped and the credentials provider asked
+   * again: the registry may have revoked the token and the user rotated the password.
+   */
   private async sendAuthorized(req: HttpRequest, url: URL): Promise<HttpResponse> {
-    let authorization = await this.cachedAuthorization(req);
-    const res = await this.sendFollowing(req, url, authorization);
-    if (res.status !== 401) return res;
-    const challenge = parseChallenge(header(res, 'www-authenticate'));
+    const generationAtStart = this.credentials.generation(req.registry);
+    const sent = await this.cachedAuthorization(req);
+    const res = await this.sendFollowing(req, url, sent?.header);
+    // Only the registry's own 401 is answered: one from a redirect target (blob storage, a CDN) is never a
+    // reason to send it credentials, nor to fetch a token from a realm it names.
+    if (res.status !== 401 || res.url.origin !== this.origin(req.registry)) return res;
+    const challenge = await this.challengeToAnswer(req, res);
     if (!challenge) return res;
-    await discard(res.body);
-    authorization = await this.authorize(req, challenge);
-    if (!authorization) return this.sendFollowing(req, url, undefined);
+    if (sent) {
+      this.tokens.delete(req.registry, req.scopes);
+      await this.credentials.refresh(req.registry, sent.generation);
+    }
+    const authorization = await this.authorize(req, challenge, sent?.generation ?? generationAtStart);
     return this.sendFollowing(req, url, authorization);
   }
 
-  private async credential(registry: string): Promise<Credential | undefined> {
-    const provider = this.options.credentials;
-    if (!provider) return undefined;
-    let found = this.credentialCache.get(registry);
-    if (!found) {
-      found = provider(registry);
-      this.credentialCache.set(registry, found);
-      found.catch(() => this.credentialCache.delete(registry));
+  /**
+   * The challenge of a 401 that this client answers (Bearer over Basic), its body discarded; undefined (body
+   * left for the error) when it offers nothing usable. A malformed header is a PROTOCOL error.
+   */
+  private async challengeToAnswer(req: HttpRequest, res: HttpResponse): Promise<Challenge | undefined> {
+    let challenges: Challenge[];
+    try {
+      challenges = parseChallenges(headerValues(res, 'www-authenticate'));
+    } catch (error) {
+      await discard(res.body);
+      throw new RegistryError(
+        'PROTOCOL',
+        `${req.what}: ${req.method} ${redactUrl(res.url)} answered 401 with an unreadable WWW-Authenticate header: ${(error as Error).message}`,
+        { status: 401, method: req.method, url: redactUrl(res.url), cause: error },
+      );
     }
-    return found;
+    const challenge = preferredChallenge(challenges);
+    if (challenge) await discard(res.body);
+    return challenge;
   }
 
-  private async cachedAuthorization(req: HttpRequest): Promise<string | undefined> {
+  /**
+   * The Authorization a request can carry before any challenge: a cached token for its scopes, or basic
+   * credentials for a registry that asked for them; with the credential generation it came from.
+   */
+  private async cachedAuthorization(
+    req: HttpRequest,
+  ): Promise<{ header: string; generation: number } | undefined> {
     const token = this.tokens.get(req.registry, req.scopes);
-    if (token) return `Bearer ${token}`;
-    if (this.basicHosts.has(req.registry)) {
-      const credential = await this.credential(req.registry);
-      return credential ? basicAuthorization(credential) : undefined;
-    }
-    return undefined;
+    if (token) return { header: `Bearer ${token}`, generation: this.credentials.generation(req.registry) };
+    if (!this.basicHosts.has(req.registry)) return undefined;
+    const { credential, generation } = await this.credentials.get(req.registry);
+    const header = credential && basicAuthorization(credential);
+    return header ? { header, generation } : undefined;
   }
 
-  private async authorize(req: HttpRequest, challenge: Challenge): Promise<string | undefined> {
-    const credential = await this.credential(req.registry);
+  /**
+   * The Authorization that answers `challenge`. A token server that refuses credentials read before this
+   * request (generation <= `seen`) gets one more try with the provider's fresh answer.
+   */
+  private async authorize(req: HttpRequest, challenge: Challenge, seen: number): Promise<string | undefined> {
+    const { credential, generation } = await this.credentials.get(req.registry);
     if (challenge.scheme === 'basic') {
       this.basicHosts.add(req.registry);
       return credential ? basicAuthorization(credential) : undefined;
     }
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) return undefined;
     this.tokens.delete(req.registry, req.scopes);
-    const token = await this.fetchToken(req, challenge, credential);
-    return `Bearer ${token}`;
+    try {
+      return `Bearer ${await this.fetchToken(req, challenge, credential)}`;
+    } catch (error) {
+      const refused = error instanceof RegistryError && (error.status === 401 || error.status === 403);
+      if (!refused || generation > seen) throw error;
+      const fresh = await this.credentials.refresh(req.registry, generation);
+      return `Bearer ${await this.fetchToken(req, challenge, fresh.credential)}`;
+    }
   }
 
   private async fetchToken(
@@ -408,7 +486,7 @@ export class Transport {
         `${req.what}: the registry sent a bearer challenge with an invalid realm`,
       );
     }
-    const where = `token server ${safeUrl(spec.url)}`;
+    const where = `token server ${redactUrl(spec.url)}`;
     let res: Dispatcher.ResponseData;
     try {
       res = await request(spec.url, {
@@ -439,7 +517,7 @@ export class Transport {
           status: res.statusCode,
           registryCode: body.code,
           registryMessage: body.message,
-          url: safeUrl(spec.url),
+          url: redactUrl(spec.url),
         },
       );
     }
@@ -471,7 +549,8 @@ export class Transport {
         method,
         headers,
         body: body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-        headersTimeout: this.timeouts.headersMs,
+        headersTimeout:
+          method === 'GET' || method === 'HEAD' ? this.timeouts.headersMs : this.timeouts.writeHeadersMs,
         bodyTimeout: this.timeouts.bodyStallMs,
         signal: req.signal,
       });
@@ -480,12 +559,12 @@ export class Transport {
         return { status: res.statusCode, headers: res.headers, body: res.body, url };
       }
       await discard(res.body);
-      url = new URL(location, url);
+      url = redirectTarget(location, url, req.what);
       if (res.statusCode === 303) {
         method = 'GET';
         body = undefined;
       }
     }
-    throw new RegistryError('PROTOCOL', `${req.what}: more than 5 redirects from ${safeUrl(start)}`);
+    throw new RegistryError('PROTOCOL', `${req.what}: more than 5 redirects from ${redactUrl(start)}`);
   }
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { mergeScopes, parseChallenge } from '../src/auth.js';
+import { mergeScopes } from '../src/auth.js';
 import { parseContentRange } from '../src/blob-range.js';
 import {
   formatReference,
@@ -8,6 +8,7 @@ import {
   type ImageIndex,
   InvalidReferenceError,
   MediaType,
+  parseChallenge,
   parsePlatform,
   parseReference,
   RegistryError,

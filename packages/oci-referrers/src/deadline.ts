@@ -1,0 +1,70 @@
+import { RegistryError } from './errors.js';
+
+/**
+ * One read's time budget and the caller's AbortSignal as one signal for undici: when the clock runs out
+ * the signal aborts with a TIMEOUT RegistryError, when the caller aborts it aborts with ABORTED. undici
+ * rejects a request (or fails its body) with the abort reason, so these typed errors reach the caller as is.
+ */
+export class Deadline {
+  readonly signal: AbortSignal;
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+  private readonly unlinkCaller: () => void;
+
+  constructor(ms: number, what: string, callerSignal?: AbortSignal) {
+    this.signal = this.controller.signal;
+    // An enclosing read's deadline (a RegistryError reason) passes through as is, so it stays a TIMEOUT.
+    const onCallerAbort = () => {
+      const reason: unknown = callerSignal?.reason;
+      this.controller.abort(
+        reason instanceof RegistryError
+          ? reason
+          : new RegistryError('ABORTED', `${what}: aborted by the caller`, { cause: reason }),
+      );
+    };
+    if (callerSignal?.aborted) onCallerAbort();
+    else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+    this.unlinkCaller = () => callerSignal?.removeEventListener('abort', onCallerAbort);
+    this.timer = setTimeout(
+      () =>
+        this.controller.abort(
+          new RegistryError(
+            'TIMEOUT',
+            `${what}: no complete answer within ${ms} ms, retries included; the registry is unreachable or stalled (raise timeouts.readMs if it is only slow)`,
+          ),
+        ),
+      ms,
+    );
+    this.timer.unref();
+  }
+
+  /** Stops the clock (a blob stream once its headers came); the caller's signal still aborts. */
+  stopClock(): void {
+    clearTimeout(this.timer);
+  }
+
+  /** Stops the clock and forgets the caller's signal. */
+  dispose(): void {
+    this.stopClock();
+    this.unlinkCaller();
+  }
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
