@@ -1,11 +1,15 @@
 // The product, end to end: containerd starts containers from an unmodified image whose SOCI
 // index sits in a registry, through our snapshotter, before the image is downloaded.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { noiseBytes } from '@soci-ts/testing/bytes';
 import { containerdUnderTest } from '@soci-ts/testing/containerd-release';
 import type { BuiltImage } from '@soci-ts/testing/images';
 import { pushLayout } from '@soci-ts/testing/images';
+import { waitUntil } from '@soci-ts/testing/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, startStack } from './support/stack.js';
 
@@ -62,6 +66,15 @@ afterAll(async () => {
   await image?.cleanup();
   await bare?.cleanup();
 });
+
+/** Every span file below the daemon's span cache directory. */
+async function spanFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const layer of await readdir(root).catch(() => [] as string[])) {
+    for (const name of await readdir(join(root, layer))) out.push(join(root, layer, name));
+  }
+  return out;
+}
 
 async function fetchManifest(url: string, repo: string, tag: string): Promise<string> {
   const res = await fetch(`${url}/v2/${repo}/manifests/${tag}`, {
@@ -151,6 +164,21 @@ describe(`lazy container start through containerd ${containerdUnderTest().versio
       expect(await stack.runContainer(ownRef, ['/bin/busybox', 'md5sum', '/data/big.bin'])).toBe(
         `${md5(big)}  /data/big.bin\n`,
       );
+
+      // Removing the image removes its snapshots, and with them the cached spans of their layers.
+      const manifest = JSON.parse(await fetchManifest(stack.registry.url, 'lazy/ctr', 'v1')) as {
+        layers: { digest: string }[];
+      };
+      const cacheDirs = manifest.layers.map((l) => join(stack.spanCacheDir, l.digest.replace(':', '-')));
+      if (lazy > 0) {
+        await waitUntil('spans of the big layer on disk', async () => existsSync(cacheDirs[1]!), 10_000);
+      }
+      await stack.containerd.ctr(['image', 'rm', '--sync', ownRef]);
+      await waitUntil(
+        'cached spans of the removed layers to go',
+        async () => !cacheDirs.some(existsSync),
+        30_000,
+      );
     } finally {
       await own.cleanup();
     }
@@ -165,13 +193,32 @@ describe(`lazy container start through containerd ${containerdUnderTest().versio
   });
 
   it('restores its remote snapshots after a restart: a new container starts without a re-pull', async () => {
-    // Mounts counted since the start (the counter restarts with the daemon): each restored layer once.
-    const lazyLayers = await stack.metric('soci_layer_mounts_total', { kind: 'lazy' });
-    await stack.restartDaemon();
+    let damaged = 0;
+    await stack.restartDaemon(async () => {
+      // A disk that lies: one bit flipped in the middle of every cached span.
+      for (const file of await spanFiles(stack.spanCacheDir)) {
+        const raw = await readFile(file);
+        raw[Math.floor(raw.length / 2)]! ^= 0x04;
+        await writeFile(file, raw);
+        damaged++;
+      }
+    });
+    expect(damaged).toBeGreaterThan(0);
     expect(await stack.runContainer(ref, ['/bin/busybox', 'cat', '/data/text/f9.txt'])).toBe(
       small['/data/text/f9.txt'],
     );
-    expect(await stack.metric('soci_layer_mounts_total', { kind: 'lazy' })).toBe(lazyLayers);
+    // Files read before the restart, now from spans whose cache files are all damaged.
+    const sums = await stack.runContainer(ref, [
+      '/bin/busybox',
+      'sh',
+      '-c',
+      'cd /data && /bin/busybox md5sum big.bin text/f0.txt',
+    ]);
+    expect(sums).toBe(`${md5(big)}  big.bin\n${md5(small['/data/text/f0.txt']!)}  text/f0.txt\n`);
+    expect(await stack.metric('soci_span_cache_corrupt_total')).toBeGreaterThan(0);
+    // The counter restarted with the daemon: the app's two lazy layers, each restored once (the
+    // image pulled with ctr was removed, its snapshots with it).
+    expect(await stack.metric('soci_layer_mounts_total', { kind: 'lazy' })).toBe(2);
   }, 240_000);
 
   it('keeps serving fetched data when the registry goes away; unfetched reads fail cleanly', async () => {

@@ -44,7 +44,10 @@ export interface Stack {
   runContainer(ref: string, command: string[], snapshotter?: string): Promise<string>;
   /** One counter or gauge of the daemon's /metrics, summed over its labels that match `labels`. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  restartDaemon(): Promise<void>;
+  /** Stops the daemon, runs `whileDown` (if given), starts it again and waits for containerd to see it. */
+  restartDaemon(whileDown?: () => Promise<void>): Promise<void>;
+  /** The daemon's span cache directory. */
+  spanCacheDir: string;
   stop(): Promise<void>;
 }
 
@@ -127,8 +130,10 @@ export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
     async metric(name, labels = {}) {
       return sumSamples(await (await fetch(stack.metricsUrl)).text(), name, labels);
     },
-    async restartDaemon() {
+    spanCacheDir: join(dir, 'span-cache'),
+    async restartDaemon(whileDown) {
       await daemon.stop();
+      await whileDown?.();
       daemon = await startDaemon();
       // containerd redials a proxy plugin with exponential backoff (grpc-go: up to 2 minutes), so a
       // restarted daemon is reachable for containerd only after its next attempt.

@@ -29,7 +29,14 @@ export interface SnapshotterConfig {
   /** Longest wait for a remote mount before the layer is unpacked locally instead. */
   mountTimeoutMs: number;
   registry: { hosts: Record<string, RegistryHostConfig> };
-  spanCache: { dir: string; maxBytes: number };
+  spanCache: {
+    dir: string;
+    maxBytes: number;
+    /** One budget for the decoded spans all mounted layers keep in memory. */
+    memoryBytes: number;
+    /** Decoded spans waiting for their disk write; beyond it writes are skipped, background fetch waits. */
+    maxPendingWriteBytes: number;
+  };
   backgroundFetch: {
     enabled: boolean;
     /** Upper bound on compressed bytes per second fetched in the background; 0 = unlimited. */
@@ -61,7 +68,12 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
     metricsAddress: '127.0.0.1:9880',
     mountTimeoutMs: 30_000,
     registry: { hosts: {} },
-    spanCache: { dir: join(root, 'cache'), maxBytes: 10 * 1024 ** 3 },
+    spanCache: {
+      dir: join(root, 'cache'),
+      maxBytes: 10 * 1024 ** 3,
+      memoryBytes: 512 * 1024 ** 2,
+      maxPendingWriteBytes: 256 * 1024 ** 2,
+    },
     backgroundFetch: { enabled: true, bytesPerSecond: 0, silencePeriodMs: 30_000, maxConcurrency: 2 },
     discovery: { sociV2: true, sociV1Referrers: true, referrersTagFallback: true },
     prefetch: { enabled: true, recordDir: '' },
@@ -244,6 +256,8 @@ export function configFromToml(doc: Table): SnapshotterConfig {
   config.spanCache = {
     dir: cache.string('dir', d.spanCache.dir, absolutePath),
     maxBytes: cache.integer('max_bytes', d.spanCache.maxBytes, 0),
+    memoryBytes: cache.integer('memory_bytes', d.spanCache.memoryBytes, 0),
+    maxPendingWriteBytes: cache.integer('max_pending_write_bytes', d.spanCache.maxPendingWriteBytes, 0),
   };
   cache.done();
 
@@ -333,7 +347,12 @@ export function formatConfig(c: SnapshotterConfig): string {
     metrics_address: c.metricsAddress,
     mount_timeout: formatDuration(c.mountTimeoutMs),
     registry: { hosts },
-    span_cache: { dir: c.spanCache.dir, max_bytes: c.spanCache.maxBytes },
+    span_cache: {
+      dir: c.spanCache.dir,
+      max_bytes: c.spanCache.maxBytes,
+      memory_bytes: c.spanCache.memoryBytes,
+      max_pending_write_bytes: c.spanCache.maxPendingWriteBytes,
+    },
     background_fetch: {
       enabled: c.backgroundFetch.enabled,
       bytes_per_second: c.backgroundFetch.bytesPerSecond,

@@ -46,6 +46,7 @@ export {
   type RemotePrepareResult,
   type RemoteRestoreRequest,
   TARGET_REF_LABEL,
+  type UnmountReason,
 } from './remote.js';
 export {
   type RemoteOutcome,

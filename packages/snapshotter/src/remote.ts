@@ -39,11 +39,22 @@ export interface RemoteLayerSource {
   prepareRemote(request: RemotePrepareRequest): Promise<RemotePrepareResult>;
   /** Mount a remote snapshot again after a daemon restart; throw when that is impossible. */
   restore(request: RemoteRestoreRequest): Promise<void>;
-  /** Unmount what prepareRemote/restore mounted on `mountpoint` (snapshot removal, shutdown). */
-  unmount(mountpoint: string): Promise<void>;
+  /**
+   * Unmount what prepareRemote/restore mounted on `mountpoint`. `why` says whether the layer's
+   * cached data may go: only when its snapshot was removed (and no other mount uses the layer).
+   */
+  unmount(mountpoint: string, why: UnmountReason): Promise<void>;
+  /**
+   * Called once after the start-up restore with every remote snapshot there is (restored or
+   * not): a source may drop cached data of layers none of them uses.
+   */
+  restored?(snapshots: readonly { labels: Readonly<Record<string, string>> }[]): Promise<void>;
   /** Release everything (called once at shutdown, after the unmounts). */
   close?(): Promise<void>;
 }
+
+/** Why a remote layer is unmounted: its snapshot was removed, the daemon stops, or a late mount is abandoned. */
+export type UnmountReason = 'snapshot-removed' | 'shutdown' | 'mount-abandoned';
 
 /** The default: no remote layers, every layer is fetched and unpacked by containerd. */
 export class NoRemoteLayers implements RemoteLayerSource {

@@ -18,6 +18,7 @@ import {
   REMOTE_LABEL_VALUE,
   type RemoteLayerSource,
   TARGET_REF_LABEL,
+  type UnmountReason,
 } from './remote.js';
 
 /** What containerd's snapshots.Info carries. */
@@ -260,7 +261,7 @@ export class Snapshotter {
     if (this.store.all().some((c) => c.parent === key)) {
       throw failedPrecondition('failed to remove: cannot remove snapshot with child');
     }
-    if (r.labels[REMOTE_LABEL] !== undefined) await this.unmountRemote(r);
+    if (r.labels[REMOTE_LABEL] !== undefined) await this.unmountRemote(r, 'snapshot-removed');
     await this.store.transaction((draft) => {
       const current = draft.snapshots[key];
       if (!current) throw notFound(`snapshot ${key}`);
@@ -291,7 +292,7 @@ export class Snapshotter {
   async close(): Promise<void> {
     this.closing.abort();
     for (const r of this.store.all()) {
-      if (r.labels[REMOTE_LABEL] !== undefined) await this.unmountRemote(r);
+      if (r.labels[REMOTE_LABEL] !== undefined) await this.unmountRemote(r, 'shutdown');
     }
     await this.remote.close?.();
   }
@@ -440,7 +441,7 @@ export class Snapshotter {
         this.options.onRemoteOutcome?.('timeout');
         // A mount that completes late must not stay on the directory containerd now unpacks into.
         void pending.then((late) => {
-          if (late === 'mounted') return this.remote.unmount(mountpoint);
+          if (late === 'mounted') return this.remote.unmount(mountpoint, 'mount-abandoned');
         });
         return false;
       }
@@ -468,17 +469,17 @@ export class Snapshotter {
       this.options.onRemoteOutcome?.('mounted');
       return true;
     } catch (err) {
-      await this.remote.unmount(mountpoint).catch(() => undefined);
+      await this.remote.unmount(mountpoint, 'mount-abandoned').catch(() => undefined);
       await this.remove(record.name).catch(() => undefined);
       if (isSnapshotError(err, 'ALREADY_EXISTS')) return true;
       throw err;
     }
   }
 
-  private async unmountRemote(r: SnapshotRecord): Promise<void> {
+  private async unmountRemote(r: SnapshotRecord, why: UnmountReason): Promise<void> {
     const mountpoint = this.upperPath(r.id);
     try {
-      await this.remote.unmount(mountpoint);
+      await this.remote.unmount(mountpoint, why);
     } catch (err) {
       this.log.warn({ err, name: r.name }, 'remote layer source could not unmount; detaching the mount');
       await unmountAllUnder(mountpoint);
@@ -509,6 +510,12 @@ export class Snapshotter {
         );
       }
     }
+    const remote = this.store
+      .all()
+      .filter((r) => r.kind === 'committed' && r.labels[REMOTE_LABEL] !== undefined);
+    await this.remote.restored?.(remote).catch((err: unknown) => {
+      this.log.warn({ err }, 'remote layer source could not tidy its cache after the restore');
+    });
   }
 
   private async removeDir(dir: string): Promise<void> {

@@ -58,7 +58,12 @@ enabled = false
 record_dir = "/srv/recorded"
 `);
     expect(c.root).toBe('/srv/soci');
-    expect(c.spanCache).toEqual({ dir: '/srv/soci/cache', maxBytes: 1024 });
+    expect(c.spanCache).toEqual({
+      dir: '/srv/soci/cache',
+      maxBytes: 1024,
+      memoryBytes: 512 * 1024 ** 2,
+      maxPendingWriteBytes: 256 * 1024 ** 2,
+    });
     expect(c.metricsAddress).toBe('');
     expect(c.mountTimeoutMs).toBe(1500);
     expect(c.registry.hosts['127.0.0.1:5000']).toEqual({
@@ -130,7 +135,12 @@ record_dir = "/srv/recorded"
           }),
         ),
       }),
-      spanCache: fc.record({ dir: word.map((w) => `/c/${w}`), maxBytes: fc.maxSafeNat() }),
+      spanCache: fc.record({
+        dir: word.map((w) => `/c/${w}`),
+        maxBytes: fc.maxSafeNat(),
+        memoryBytes: fc.maxSafeNat(),
+        maxPendingWriteBytes: fc.maxSafeNat(),
+      }),
       backgroundFetch: fc.record({
         enabled: fc.boolean(),
         bytesPerSecond: fc.maxSafeNat(),

@@ -9,6 +9,7 @@ import {
   type RemotePrepareResult,
   type RemoteRestoreRequest,
   TARGET_REF_LABEL,
+  type UnmountReason,
 } from '../src/remote.js';
 import { type RemoteOutcome, Snapshotter } from '../src/snapshotter.js';
 import { silentLogger, withTempDir } from './helpers.js';
@@ -36,7 +37,10 @@ async function expectCode(p: Promise<unknown> | (() => unknown), code: SnapshotE
 class FakeRemote implements RemoteLayerSource {
   calls: RemotePrepareRequest[] = [];
   unmounted: string[] = [];
-  restored: string[] = [];
+  unmountReasons: UnmountReason[] = [];
+  restoreCalls: string[] = [];
+  /** Names of the snapshots `restored` was told about, per call. */
+  restoredLists: string[][] = [];
   constructor(private readonly answer: (req: RemotePrepareRequest) => Promise<RemotePrepareResult>) {}
   async prepareRemote(req: RemotePrepareRequest) {
     this.calls.push(req);
@@ -45,10 +49,14 @@ class FakeRemote implements RemoteLayerSource {
     return result;
   }
   async restore(req: RemoteRestoreRequest) {
-    this.restored.push(req.name);
+    this.restoreCalls.push(req.name);
   }
-  async unmount(mountpoint: string) {
+  async unmount(mountpoint: string, why: UnmountReason) {
     this.unmounted.push(mountpoint);
+    this.unmountReasons.push(why);
+  }
+  async restored(snapshots: readonly { labels: Readonly<Record<string, string>> }[]) {
+    this.restoredLists.push(snapshots.map((s) => s.labels[TARGET_REF_LABEL] ?? '?'));
   }
 }
 
@@ -213,8 +221,12 @@ describe('Snapshotter remote flow', () => {
         join(root, 'snapshots', '2', 'fs'),
         join(root, 'snapshots', '1', 'fs'),
       ]);
+      // Only the removal lets the source drop the layer's cached data.
+      expect(remote.unmountReasons).toEqual(['snapshot-removed', 'shutdown']);
       const again = await open(root, { remote });
-      expect(remote.restored).toEqual(['sha256:t1']);
+      expect(remote.restoreCalls).toEqual(['sha256:t1']);
+      // Told, once, of every remote snapshot there is: the source may drop the rest of its cache.
+      expect(remote.restoredLists).toEqual([[], ['sha256:t1']]);
       await again.close();
     });
   });

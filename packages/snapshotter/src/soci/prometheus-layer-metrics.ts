@@ -1,5 +1,12 @@
 import type { LazyFsMetrics } from '@soci-ts/lazy-fs';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** What the cache gauges read when scraped. */
+export interface SpanCacheLevels {
+  memoryBytes(): number;
+  diskBytes(): number;
+  pendingWriteBytes(): number;
+}
 
 /** Prometheus counters for lazily loaded layers; one instance serves every mounted layer. */
 export class PrometheusLayerMetrics implements LazyFsMetrics {
@@ -14,9 +21,44 @@ export class PrometheusLayerMetrics implements LazyFsMetrics {
   private readonly layersComplete: Counter;
   readonly mounts: Counter<'kind'>;
   readonly fallbacks: Counter<'reason'>;
+  readonly cacheCorrupt: Counter;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, levels?: SpanCacheLevels) {
     const registers = [registry];
+    this.cacheCorrupt = new Counter({
+      name: 'soci_span_cache_corrupt_total',
+      help: 'Span cache files that failed their checksum or length check (deleted, refetched, never served)',
+      registers,
+    });
+    if (levels) {
+      const gauges = [
+        {
+          name: 'soci_span_cache_memory_bytes',
+          help: 'Decoded spans held in memory by all mounted layers (span_cache.memory_bytes bounds it)',
+          read: levels.memoryBytes,
+        },
+        {
+          name: 'soci_span_cache_disk_bytes',
+          help: 'Span cache files on disk (span_cache.max_bytes bounds it)',
+          read: levels.diskBytes,
+        },
+        {
+          name: 'soci_span_cache_pending_write_bytes',
+          help: 'Decoded spans waiting for their disk write (span_cache.max_pending_write_bytes bounds it)',
+          read: levels.pendingWriteBytes,
+        },
+      ];
+      for (const { name, help, read } of gauges) {
+        new Gauge({
+          name,
+          help,
+          registers,
+          collect() {
+            this.set(read());
+          },
+        });
+      }
+    }
     this.spanFetches = new Counter({
       name: 'soci_span_fetches_total',
       help: 'Range requests for spans, by priority (foreground, prefetch, background)',

@@ -1,10 +1,12 @@
 import { readdir } from 'node:fs/promises';
 import {
+  type CorruptEntry,
   DiskSpanCache,
   forceUnmount,
   type MountedLayer,
   type MountRemoteLayerOptions,
   mountRemoteLayer,
+  SpanMemoryCache,
   type SpanRangeRequest,
 } from '@soci-ts/lazy-fs';
 import {
@@ -22,6 +24,7 @@ import type {
   RemotePrepareRequest,
   RemotePrepareResult,
   RemoteRestoreRequest,
+  UnmountReason,
 } from '../remote.js';
 import { unpackLayer } from '../unpack/unpack-layer.js';
 import { ImageIndexCache, type ImageLayers } from './image-index-cache.js';
@@ -51,16 +54,25 @@ type FallbackReason = 'no-labels' | 'no-soci-index' | 'discovery-error' | 'no-zt
  */
 export class SociRemoteSource implements RemoteLayerSource {
   private readonly images: ImageIndexCache;
-  private readonly mounted = new Map<string, MountedLayer>();
+  /** Lazy mounts by mountpoint, with their layer digests. */
+  private readonly mounted = new Map<string, { layer: MountedLayer; digest: string }>();
   private readonly metrics: PrometheusLayerMetrics;
   private cache: Promise<DiskSpanCache> | undefined;
+  private openedCache: DiskSpanCache | undefined;
+  /** Decoded spans of every mounted layer: one memory budget (span_cache.memory_bytes). */
+  private readonly memory: SpanMemoryCache;
   private readonly recorder: ReadRecorder | undefined;
   /** Per lazy mount (by mountpoint): its reads, when recording. */
   private readonly recordings = new Map<string, MountReads>();
 
   constructor(private readonly options: SociRemoteSourceOptions) {
     this.images = new ImageIndexCache(options.config.discovery);
-    this.metrics = new PrometheusLayerMetrics(options.metrics);
+    this.memory = new SpanMemoryCache(options.config.spanCache.memoryBytes);
+    this.metrics = new PrometheusLayerMetrics(options.metrics, {
+      memoryBytes: () => this.memory.bytes,
+      diskBytes: () => this.openedCache?.usedBytes ?? 0,
+      pendingWriteBytes: () => this.openedCache?.pendingBytes ?? 0,
+    });
     const { recordDir } = options.config.prefetch;
     this.recorder = recordDir ? new ReadRecorder(recordDir, options.logger) : undefined;
   }
@@ -82,17 +94,32 @@ export class SociRemoteSource implements RemoteLayerSource {
     }
   }
 
-  async unmount(mountpoint: string): Promise<void> {
+  async unmount(mountpoint: string, why: UnmountReason): Promise<void> {
     this.recordings.get(mountpoint)?.close();
     this.recordings.delete(mountpoint);
-    const layer = this.mounted.get(mountpoint);
-    if (!layer) return;
+    const mount = this.mounted.get(mountpoint);
+    if (!mount) return;
     this.mounted.delete(mountpoint);
-    await layer.unmount();
+    await mount.layer.unmount();
+    // The layer's cached spans go with its last snapshot (another image may share the layer).
+    if (why === 'snapshot-removed' && ![...this.mounted.values()].some((m) => m.digest === mount.digest)) {
+      await (await this.spanCache()).dropLayer(mount.digest);
+    }
+  }
+
+  /** Drops cached spans of layers no remote snapshot uses (their snapshots went while the daemon was down). */
+  async restored(snapshots: readonly { labels: Readonly<Record<string, string>> }[]): Promise<void> {
+    const used = new Set(snapshots.map((s) => s.labels[LABEL_LAYER_DIGEST]));
+    const cache = await this.spanCache();
+    for (const layer of cache.layers()) {
+      if (used.has(layer)) continue;
+      await cache.dropLayer(layer);
+      this.options.logger.info({ layer }, 'dropped the cached spans of a layer no snapshot uses');
+    }
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.mounted.keys()].map((m) => this.unmount(m)));
+    await Promise.allSettled([...this.mounted.keys()].map((m) => this.unmount(m, 'shutdown')));
     await this.recorder?.close();
     await this.options.registry.close();
   }
@@ -219,6 +246,7 @@ export class SociRemoteSource implements RemoteLayerSource {
       layerSize: layer.size,
       mountpoint,
       cache: await this.spanCache(),
+      memoryCache: this.memory,
       metrics: this.metrics,
       // Prefetch spans use the same workers; `fetchAll` is the background fetch of the rest.
       background: {
@@ -229,14 +257,31 @@ export class SociRemoteSource implements RemoteLayerSource {
       },
       ...extra,
     });
-    this.mounted.set(mountpoint, mounted);
+    this.mounted.set(mountpoint, { layer: mounted, digest: layer.digest });
     this.metrics.mounts.inc({ kind: 'lazy' });
   }
 
   private spanCache(): Promise<DiskSpanCache> {
-    const { dir, maxBytes } = this.options.config.spanCache;
-    this.cache ??= DiskSpanCache.open({ root: dir, budgetBytes: maxBytes });
+    const { dir, maxBytes, maxPendingWriteBytes } = this.options.config.spanCache;
+    this.cache ??= DiskSpanCache.open({
+      root: dir,
+      budgetBytes: maxBytes,
+      maxPendingBytes: maxPendingWriteBytes,
+      onCorrupt: (entry) => this.cacheEntryCorrupt(entry),
+    }).then((cache) => {
+      this.openedCache = cache;
+      return cache;
+    });
     return this.cache;
+  }
+
+  /** Each bad file is reported once: the cache deletes it, so it cannot fail twice. */
+  private cacheEntryCorrupt(entry: CorruptEntry): void {
+    this.metrics.cacheCorrupt.inc();
+    this.options.logger.warn(
+      { layer: entry.layer, span: entry.key, file: entry.file, reason: entry.reason },
+      'span cache file damaged: deleted, the span is fetched again (check the disk under span_cache.dir)',
+    );
   }
 }
 
