@@ -1,5 +1,6 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
+import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
@@ -39,6 +40,40 @@ export interface RunningSnapshotter {
   close(): Promise<void>;
 }
 
+/** The daemon cannot start as configured; `code` says why, the message what to do. */
+export class DaemonStartError extends Error {
+  override readonly name = 'DaemonStartError';
+  constructor(
+    readonly code: 'SOCKET_IN_USE',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Removes a socket file left by a daemon that died (nobody accepts on it), so bind succeeds; a
+ * socket a live process still serves is refused: taking it over would cut that daemon off from
+ * containerd while its mounts stay up.
+ */
+export async function claimSocket(path: string): Promise<void> {
+  const live = await new Promise<boolean>((resolve) => {
+    const conn = connect(path);
+    conn.once('connect', () => {
+      conn.destroy();
+      resolve(true);
+    });
+    conn.once('error', () => resolve(false)); // ENOENT or ECONNREFUSED: nobody serves it
+  });
+  if (live) {
+    throw new DaemonStartError(
+      'SOCKET_IN_USE',
+      `another process serves ${path} (a soci-snapshotter still running?); stop it first, or give this one another socket`,
+    );
+  }
+  await rm(path, { force: true });
+}
+
 /** Logs as JSON lines on stderr (stdout stays free for --print-config and the like). */
 export function createLogger(level: SnapshotterConfig['logLevel']): Logger {
   return pino({ level, base: { service: 'soci-snapshotter' } }, pino.destination({ fd: 2, sync: true }));
@@ -50,6 +85,9 @@ export async function startSnapshotter(
   options: StartOptions = {},
 ): Promise<RunningSnapshotter> {
   const logger = options.logger ?? createLogger(config.logLevel);
+  // First of all: a live daemon on this socket owns the snapshots and mounts under root too.
+  await mkdir(dirname(config.socket), { recursive: true, mode: 0o711 });
+  await claimSocket(config.socket);
   let sn: Snapshotter | undefined;
   const metrics = new SnapshotterMetrics(() => sn?.countByKind() ?? { active: 0, view: 0, committed: 0 });
   const remote =
@@ -72,14 +110,13 @@ export async function startSnapshotter(
   });
   const server = new grpc.Server();
   addSnapshotsService(server, snapshotter, logger, metrics, () => contact.first());
-  await mkdir(dirname(config.socket), { recursive: true, mode: 0o711 });
-  // A socket file left by a daemon that was killed would make bind fail.
-  await rm(config.socket, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(`unix://${config.socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
       err ? reject(err) : resolve(),
     );
   });
+  // containerd runs as root; nobody else may ask for mounts (group access for a socket-owning group).
+  await chmod(config.socket, 0o660);
 
   let http: { server: HttpServer; address: string } | undefined;
   if (config.metricsAddress !== '') {

@@ -86,6 +86,13 @@ describe('soci-snapshotter process', () => {
     expect((await stat(socket)).isSocket()).toBe(true); // left behind by the killed process
 
     const second = await start();
+    // containerd (root) and the socket's group may connect, nobody else.
+    expect((await stat(socket)).mode & 0o777).toBe(0o660);
+    // A second daemon on the same socket refuses to start and leaves the live one alone.
+    const intruder = await spawnTs('src/bin.ts', ['--config', configFile]).done;
+    expect(intruder.code).toBe(1);
+    expect(intruder.stderr).toMatch(/another process serves .*sn\.sock/);
+    expect((await second.call('Stat', { key: 'layer' })).info).toMatchObject({ kind: 'COMMITTED' });
     const st = (await second.call('Stat', { key: 'layer' })).info as { kind: string };
     expect(st.kind).toBe('COMMITTED');
     const m = (await second.call('Mounts', { key: 'b' })).mounts as { type: string }[];
