@@ -33,7 +33,7 @@ let layerBytes: number;
 
 beforeAll(async () => {
   // Background fetch off, so that bytes fetched measure what the container read.
-  stack = await startStack({ backgroundFetch: false });
+  stack = await startStack({ backgroundFetch: false, readTimeout: '5s' });
   image = await buildBusyboxImage([
     { '/bin/busybox': { busybox: true } },
     { '/data/big.bin': big, '/data/unread.bin': unread, ...small },
@@ -220,6 +220,35 @@ describe(`lazy container start through containerd ${containerdUnderTest().versio
     // image pulled with ctr was removed, its snapshots with it).
     expect(await stack.metric('soci_layer_mounts_total', { kind: 'lazy' })).toBe(2);
   }, 240_000);
+
+  it('a hung registry costs a read EIO after read_timeout, not a hang; the read works once it answers', async () => {
+    // A block in the middle of unread.bin: spans nobody fetched.
+    const block = [
+      '/bin/busybox',
+      'sh',
+      '-c',
+      '/bin/busybox dd if=/data/unread.bin bs=4096 skip=128 count=1 2>/dev/null | /bin/busybox md5sum',
+    ];
+    const want = `${md5(unread.subarray(128 * 4096, 129 * 4096))}  -\n`;
+    stack.registry.freeze();
+    try {
+      const started = Date.now();
+      const failed = stack.runContainer(ref, block).then(
+        (out) => `read succeeded: ${out}`,
+        (err: Error) => err.message,
+      );
+      // Meanwhile the daemon answers containerd.
+      const snapshots = await stack.containerd.ctr(['snapshots', '--snapshotter', 'soci', 'ls']);
+      expect(snapshots.stdout).toContain('Committed');
+      // md5sum of what dd got: dd fails with EIO, so the pipe's sum is not the block's.
+      const out = await failed;
+      expect(out).not.toContain(want.trim());
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      stack.registry.thaw();
+    }
+    expect(await stack.runContainer(ref, block)).toBe(want);
+  }, 60_000);
 
   it('keeps serving fetched data when the registry goes away; unfetched reads fail cleanly', async () => {
     const cached = '/data/text/f9.txt';

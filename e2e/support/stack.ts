@@ -15,7 +15,7 @@ import {
   unmountAllBelow,
 } from '@soci-ts/testing/containerd';
 import { freePort, type RunResult, run, waitUntil } from '@soci-ts/testing/process';
-import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
+import { type RegistryProcess, startRegistry } from '@soci-ts/testing/registry';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const SNAPSHOTTER_BIN = join(REPO_ROOT, 'packages/snapshotter/dist/bin.js');
@@ -26,13 +26,15 @@ export interface DaemonOptions {
   /** How long background fetching waits for foreground reads to stop (TOML duration). */
   silencePeriod?: string;
   mountTimeout?: string;
+  /** `read_timeout`: how long a read of unfetched data waits for the registry (TOML duration). */
+  readTimeout?: string;
   /** `[prefetch] record_dir`: where the daemon records the paths containers read. */
   recordDir?: string;
 }
 
 export interface Stack {
   dir: string;
-  registry: TestRegistry;
+  registry: RegistryProcess;
   containerd: TestContainerd;
   daemon: ChildDaemon;
   metricsUrl: string;
@@ -68,6 +70,7 @@ containerd_address = "${containerdAddress}"
 log_level = "debug"
 metrics_address = "127.0.0.1:${metricsPort}"
 mount_timeout = "${options.mountTimeout ?? '60s'}"
+read_timeout = "${options.readTimeout ?? '30s'}"
 
 [registry.hosts."${registryHost}"]
 plain_http = true

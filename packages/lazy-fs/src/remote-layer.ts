@@ -29,6 +29,8 @@ export interface RemoteLayerOptions {
   /** Attempts per span before a read fails with EIO. Default 3. */
   maxAttempts?: number;
   retryDelayMs?: number;
+  /** Longest a span fetch may take, retries included, before the read fails with EIO. Default 30 s. */
+  fetchDeadlineMs?: number;
   /** Spans loaded from the disk cache ahead of a sequential reader. Default 2; 0 turns it off. */
   diskReadAheadSpans?: number;
   opaqueXattr?: OpaqueXattr;
@@ -68,6 +70,7 @@ export class RemoteLayer {
       maxCoalesceBytes: options.maxCoalesceBytes,
       maxAttempts: options.maxAttempts,
       retryDelayMs: options.retryDelayMs,
+      fetchDeadlineMs: options.fetchDeadlineMs,
       diskReadAheadSpans: options.diskReadAheadSpans,
     });
   }

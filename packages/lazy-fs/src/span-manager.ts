@@ -27,6 +27,12 @@ export interface SpanManagerOptions {
   /** Pause before a retry, multiplied by the attempt number. Default 50 ms. */
   retryDelayMs?: number;
   /**
+   * Longest a span fetch may take, retries included: then the read waiting for it fails with
+   * EIO (a registry that accepts connections and never answers must not hang a container).
+   * The next read asks the registry again. Default 30 s.
+   */
+  fetchDeadlineMs?: number;
+  /**
    * Spans after the one a sequential read is in that are loaded from the disk cache ahead of
    * the reader (never fetched from the blob for this). Default 2; 0 turns it off.
    */
@@ -72,6 +78,7 @@ export class SpanManager {
   private readonly maxCoalesceBytes: number;
   private readonly maxAttempts: number;
   private readonly retryDelayMs: number;
+  private readonly fetchDeadlineMs: number;
   private readonly diskReadAheadSpans: number;
   /** Where the last foreground read ended: a read starting there is taken as sequential. */
   private lastReadEnd = -1;
@@ -104,6 +111,7 @@ export class SpanManager {
     this.maxCoalesceBytes = options.maxCoalesceBytes ?? 16 * 1024 * 1024;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.retryDelayMs = options.retryDelayMs ?? 50;
+    this.fetchDeadlineMs = options.fetchDeadlineMs ?? 30_000;
     this.diskReadAheadSpans = Math.max(0, options.diskReadAheadSpans ?? 2);
     this.completed = new Uint8Array(this.layout.spanCount);
     const disk = options.diskCache;
@@ -345,16 +353,26 @@ export class SpanManager {
     const done = new Map<number, Uint8Array>();
     let lastError: unknown;
     let todo = ids;
-    for (let attempt = 1; attempt <= this.maxAttempts && todo.length > 0; attempt++) {
+    const deadline = AbortSignal.timeout(this.fetchDeadlineMs);
+    for (let attempt = 1; attempt <= this.maxAttempts && todo.length > 0 && !deadline.aborted; attempt++) {
       if (attempt > 1) await sleep(this.retryDelayMs * (attempt - 1));
-      if (this.closed) break;
+      if (this.closed || deadline.aborted) break;
       const groups = attempt === 1 ? [todo] : todo.map((id) => [id]);
-      const results = await Promise.allSettled(groups.map((group) => this.fetchGroup(group, priority, done)));
+      const results = await Promise.allSettled(
+        groups.map((group) => this.fetchGroup(group, priority, done, deadline)),
+      );
       for (const r of results) if (r.status === 'rejected') lastError = r.reason;
       todo = ids.filter((id) => !done.has(id));
     }
     if (todo.length > 0) {
       if (this.closed) throw new LazyFsError('LAYER_CLOSED', 'the layer was closed while a span was fetched');
+      if (deadline.aborted) {
+        throw new LazyFsError(
+          'SPAN_FETCH_FAILED',
+          `span ${todo[0]} of layer ${this.options.layerDigest} could not be fetched within ${this.fetchDeadlineMs} ms (the registry does not answer); the next read tries again`,
+          { cause: lastError },
+        );
+      }
       if (lastError instanceof LazyFsError) throw lastError;
       throw new LazyFsError(
         'SPAN_FETCH_FAILED',
@@ -370,13 +388,15 @@ export class SpanManager {
     ids: number[],
     priority: FetchPriority,
     done: Map<number, Uint8Array>,
+    deadline: AbortSignal,
   ): Promise<void> {
     const start = this.layout.compressedRange(ids[0]!).start;
     const end = this.layout.compressedRange(ids[ids.length - 1]!).end;
     const began = performance.now();
     let bytes: Uint8Array;
     try {
-      bytes = await this.options.blob.readRange(start, end);
+      // The reader is asked to stop at the deadline; one that does not is left behind all the same.
+      bytes = await untilAborted(this.options.blob.readRange(start, end, { signal: deadline }), deadline);
       if (bytes.byteLength !== end - start) {
         throw new Error(`got ${bytes.byteLength} bytes for range [${start}, ${end}) of ${end - start}`);
       }
@@ -478,6 +498,25 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   // WebCrypto digests run on libuv's thread pool: hashing a span never blocks the event loop.
   const digest = await webcrypto.subtle.digest('SHA-256', bytes);
   return `sha256:${Buffer.from(digest).toString('hex')}`;
+}
+
+/** `promise`, or a rejection as soon as `signal` aborts (the promise itself is left to settle alone). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -5,8 +5,11 @@
 export interface BlobRangeReader {
   /** Blob size when known. */
   size?: number;
-  /** Bytes `[start, end)` of the blob. May return fewer bytes on a broken transfer; callers check. */
-  readRange(start: number, end: number): Promise<Uint8Array>;
+  /**
+   * Bytes `[start, end)` of the blob. May return fewer bytes on a broken transfer; callers check.
+   * `signal` aborts the request (the span's fetch deadline passed).
+   */
+  readRange(start: number, end: number, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
 /** The layer a zTOC describes. */

@@ -426,3 +426,53 @@ describe('zTOC checks', () => {
     expect(Buffer.from(target).equals(tar)).toBe(true);
   });
 });
+
+describe('a registry that accepts requests and never answers', () => {
+  /** Hangs every request (ignoring the abort signal) until `silent` is switched off. */
+  class SilentReader extends FileBlobReader {
+    silent = true;
+    hung = 0;
+    override readRange(start: number, end: number): Promise<Uint8Array> {
+      if (!this.silent) return super.readRange(start, end);
+      this.hung++;
+      return new Promise(() => {});
+    }
+  }
+
+  it('fails the read with EIO within the fetch deadline, then serves once the registry answers', async () => {
+    const reader = new SilentReader(gz.blobPath, gz.size);
+    const { layer } = layerOf(gz, { blob: reader, fetchDeadlineMs: 300 });
+    const path = 'dir0/file-9.bin';
+    const started = performance.now();
+    const err = await layer.read(path, 0, 4096).catch((e: unknown) => e);
+    const waited = performance.now() - started;
+    expect(err).toBeInstanceOf(LazyFsError);
+    expect(err).toMatchObject({ code: 'SPAN_FETCH_FAILED', errno: expect.any(Number) });
+    expect((err as Error).message).toMatch(/within 300 ms/);
+    expect(waited).toBeGreaterThanOrEqual(250);
+    expect(waited).toBeLessThan(5_000);
+    // Meanwhile nothing else is stuck: the event loop answered a timer on time.
+    await new Promise((r) => setTimeout(r, 1));
+
+    reader.silent = false;
+    const got = await layer.read(path, 0, 4096);
+    expect(Buffer.from(got).equals(Buffer.from(files[path]!.subarray(0, 4096)))).toBe(true);
+  });
+
+  it('passes the deadline to the reader as an abort signal', async () => {
+    const signals: (AbortSignal | undefined)[] = [];
+    const reader = {
+      size: gz.size,
+      readRange: (_start: number, _end: number, options?: { signal?: AbortSignal }) => {
+        signals.push(options?.signal);
+        return new Promise<Uint8Array>((_, reject) => {
+          options?.signal?.addEventListener('abort', () => reject(options.signal!.reason));
+        });
+      },
+    };
+    const { layer } = layerOf(gz, { blob: reader, fetchDeadlineMs: 200 });
+    await expect(layer.read('dir0/file-9.bin', 0, 10)).rejects.toMatchObject({ code: 'SPAN_FETCH_FAILED' });
+    expect(signals.length).toBeGreaterThan(0);
+    expect(signals.every((s) => s?.aborted)).toBe(true);
+  });
+});

@@ -28,6 +28,11 @@ export interface SnapshotterConfig {
   metricsAddress: string;
   /** Longest wait for a remote mount before the layer is unpacked locally instead. */
   mountTimeoutMs: number;
+  /**
+   * Longest a read of file data not fetched yet waits for the registry, retries included; then
+   * the reader gets EIO (and the next read asks again).
+   */
+  readTimeoutMs: number;
   registry: { hosts: Record<string, RegistryHostConfig> };
   spanCache: {
     dir: string;
@@ -67,6 +72,7 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
     logLevel: 'info',
     metricsAddress: '127.0.0.1:9880',
     mountTimeoutMs: 30_000,
+    readTimeoutMs: 30_000,
     registry: { hosts: {} },
     spanCache: {
       dir: join(root, 'cache'),
@@ -226,6 +232,7 @@ export function configFromToml(doc: Table): SnapshotterConfig {
     logLevel,
     metricsAddress: top.string('metrics_address', d.metricsAddress, hostPortOrEmpty),
     mountTimeoutMs: top.duration('mount_timeout', d.mountTimeoutMs),
+    readTimeoutMs: top.duration('read_timeout', d.readTimeoutMs),
     registry: { hosts: {} },
     spanCache: d.spanCache,
     backgroundFetch: d.backgroundFetch,
@@ -346,6 +353,7 @@ export function formatConfig(c: SnapshotterConfig): string {
     log_level: c.logLevel,
     metrics_address: c.metricsAddress,
     mount_timeout: formatDuration(c.mountTimeoutMs),
+    read_timeout: formatDuration(c.readTimeoutMs),
     registry: { hosts },
     span_cache: {
       dir: c.spanCache.dir,

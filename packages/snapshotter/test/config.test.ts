@@ -31,6 +31,7 @@ describe('config', () => {
     expect(c.socket).toBe('/run/soci-ts/soci-snapshotter.sock');
     expect(c.metricsAddress).toBe('127.0.0.1:9880');
     expect(c.mountTimeoutMs).toBe(30_000);
+    expect(c.readTimeoutMs).toBe(30_000);
     expect(c.spanCache.dir).toBe('/var/lib/soci-ts/cache');
   });
 
@@ -120,6 +121,7 @@ record_dir = "/srv/recorded"
         fc.integer({ min: 0, max: 65535 }).map((p) => `127.0.0.1:${p}`),
       ),
       mountTimeoutMs: duration,
+      readTimeoutMs: duration,
       registry: fc.record({
         hosts: fc.dictionary(
           word,

@@ -20,6 +20,7 @@ export {
 } from './images.js';
 export { freePort, type RunResult, run, stopChild, waitUntil } from './process.js';
 export {
+  type RegistryProcess,
   type StartRegistryOptions,
   startReferrersRegistry,
   startRegistry,

@@ -15,6 +15,31 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
+/** A registry run as a process of its own, which a test can also hang. */
+export interface RegistryProcess extends TestRegistry {
+  /**
+   * Stops the registry process (SIGSTOP) without closing its socket: connections are accepted by
+   * the kernel and never answered, as with a hung registry. `thaw` lets it go on.
+   */
+  freeze(): void;
+  thaw(): void;
+}
+
+/** freeze/thaw/stop of a registry child process; stop thaws first (a stopped process ignores SIGTERM). */
+function processControls(child: ChildProcess): Pick<RegistryProcess, 'freeze' | 'thaw' | 'stop'> {
+  const thaw = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
+  };
+  return {
+    freeze: () => child.kill('SIGSTOP'),
+    thaw,
+    stop: async () => {
+      thaw();
+      await stopChild(child);
+    },
+  };
+}
+
 export interface StartRegistryOptions {
   /** Protect the registry with HTTP basic auth (docker-registry's htpasswd, bcrypt). */
   htpasswd?: { user: string; password: string };
@@ -27,7 +52,7 @@ const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../.
  * Starts Debian's `docker-registry` (distribution 2.8: OCI manifests, range GETs, chunked uploads,
  * cross-repository mounts, no referrers API) with its own config and storage in a temp directory.
  */
-export async function startRegistry(options: StartRegistryOptions = {}): Promise<TestRegistry> {
+export async function startRegistry(options: StartRegistryOptions = {}): Promise<RegistryProcess> {
   if (!existsSync(DOCKER_REGISTRY)) throw new Error(`${DOCKER_REGISTRY} is missing: run scripts/setup`);
   const dir = await mkdtemp(join(tmpdir(), 'soci-registry-'));
   const port = await freePort();
@@ -60,11 +85,13 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     await rm(dir, { recursive: true, force: true });
     throw new Error(`${(e as Error).message}; stderr: ${stderr()}`);
   }
+  const controls = processControls(child);
   return {
     host: `127.0.0.1:${port}`,
     url,
+    ...controls,
     async stop() {
-      await stopChild(child);
+      await controls.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -75,7 +102,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
  * built by scripts/install-go-tools, which this runs first when the binary is missing). It answers a
  * manifest push with a `subject` with `OCI-Subject`, and does not filter referrers by artifactType.
  */
-export async function startReferrersRegistry(): Promise<TestRegistry> {
+export async function startReferrersRegistry(): Promise<RegistryProcess> {
   const binary = await referrersRegistryBinary();
   const child = spawn(binary, ['-addr', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr = captureTail(child);
@@ -99,7 +126,7 @@ export async function startReferrersRegistry(): Promise<TestRegistry> {
     });
   });
   child.stdout!.resume();
-  return { host, url: `http://${host}`, stop: () => stopChild(child) };
+  return { host, url: `http://${host}`, ...processControls(child) };
 }
 
 async function referrersRegistryBinary(): Promise<string> {

@@ -247,6 +247,7 @@ export class SociRemoteSource implements RemoteLayerSource {
       mountpoint,
       cache: await this.spanCache(),
       memoryCache: this.memory,
+      fetchDeadlineMs: config.readTimeoutMs,
       metrics: this.metrics,
       // Prefetch spans use the same workers; `fetchAll` is the background fetch of the rest.
       background: {
