@@ -77,7 +77,7 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
     spanCache: {
       dir: join(root, 'cache'),
       maxBytes: 10 * 1024 ** 3,
-      memoryBytes: 512 * 1024 ** 2,
+      memoryBytes: 256 * 1024 ** 2,
       maxPendingWriteBytes: 256 * 1024 ** 2,
     },
     backgroundFetch: { enabled: true, bytesPerSecond: 0, silencePeriodMs: 30_000, maxConcurrency: 2 },

@@ -62,7 +62,7 @@ record_dir = "/srv/recorded"
     expect(c.spanCache).toEqual({
       dir: '/srv/soci/cache',
       maxBytes: 1024,
-      memoryBytes: 512 * 1024 ** 2,
+      memoryBytes: 256 * 1024 ** 2,
       maxPendingWriteBytes: 256 * 1024 ** 2,
     });
     expect(c.metricsAddress).toBe('');
