@@ -8,7 +8,8 @@ import {
   redactConfig,
   type SnapshotterConfig,
 } from './config.js';
-import { startSnapshotter } from './daemon.js';
+import { installCrashGuard } from './crash-guard.js';
+import { createLogger, startSnapshotter } from './daemon.js';
 import { registryFromConfig } from './soci/registry-from-config.js';
 import { SociRemoteSource } from './soci/soci-source.js';
 
@@ -52,7 +53,10 @@ async function main(): Promise<number> {
     return 0;
   }
 
+  const logger = createLogger(config.logLevel);
+  installCrashGuard(logger);
   const daemon = await startSnapshotter(config, {
+    logger,
     remote: ({ logger, registry }) =>
       new SociRemoteSource({ config, registry: registryFromConfig(config), logger, metrics: registry }),
   });
