@@ -29,6 +29,12 @@ export interface DiscoveryModes {
   referrersTagFallback: boolean;
 }
 
+/** Blobs kept on local disk by digest (LocalArtifacts). */
+export interface BlobKeeper {
+  blob(digest: string): Promise<Uint8Array | undefined>;
+  putBlob(digest: string, bytes: Uint8Array): Promise<void>;
+}
+
 /** Far more than any real prefetch blob (a few bytes per span range); a bigger one is refused. */
 export const MAX_PREFETCH_BLOB_BYTES = 1024 * 1024;
 
@@ -49,6 +55,8 @@ export class ImageIndexCache {
   constructor(
     private readonly modes: DiscoveryModes,
     private readonly noIndexRecheckMs = NO_INDEX_RECHECK_MS,
+    /** Where zTOCs are kept on disk (and looked up first), so that a restart needs no registry. */
+    private readonly blobs?: BlobKeeper,
   ) {}
 
   image(
@@ -74,10 +82,16 @@ export class ImageIndexCache {
     );
   }
 
-  ztoc(repo: Repository, ztocDigest: string, size: number): Promise<Ztoc> {
-    return this.memo(this.ztocs, ztocDigest, async () =>
-      decodeZtoc(await repo.fetchBlobBytes({ mediaType: ZTOC_MEDIA_TYPE, digest: ztocDigest, size })),
-    );
+  /** A zTOC by digest: kept bytes when there are (they are verified), else fetched and kept. */
+  ztoc(repo: Pick<Repository, 'fetchBlobBytes'>, ztocDigest: string, size: number): Promise<Ztoc> {
+    return this.memo(this.ztocs, ztocDigest, async () => {
+      let bytes = await this.blobs?.blob(ztocDigest);
+      if (!bytes) {
+        bytes = await repo.fetchBlobBytes({ mediaType: ZTOC_MEDIA_TYPE, digest: ztocDigest, size });
+        await this.blobs?.putBlob(ztocDigest, bytes);
+      }
+      return decodeZtoc(bytes);
+    });
   }
 
   /** The span ranges of a prefetch blob (verified against its digest, then parsed). */

@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   type CorruptEntry,
   DiskSpanCache,
@@ -27,7 +28,8 @@ import type {
   UnmountReason,
 } from '../remote.js';
 import { unpackLayer } from '../unpack/unpack-layer.js';
-import { ImageIndexCache, type ImageLayers } from './image-index-cache.js';
+import { type BlobKeeper, ImageIndexCache, type ImageLayers } from './image-index-cache.js';
+import { LocalArtifacts, type RestoreRecord } from './local-artifacts.js';
 import { PrometheusLayerMetrics } from './prometheus-layer-metrics.js';
 import { type MountReads, ReadRecorder } from './read-recorder.js';
 
@@ -59,6 +61,8 @@ export class SociRemoteSource implements RemoteLayerSource {
   private readonly metrics: PrometheusLayerMetrics;
   private cache: Promise<DiskSpanCache> | undefined;
   private openedCache: DiskSpanCache | undefined;
+  /** zTOCs and per-mount records kept on disk: a restart mounts lazy layers without the registry. */
+  private readonly artifacts: Promise<LocalArtifacts>;
   /** Decoded spans of every mounted layer: one memory budget (span_cache.memory_bytes). */
   private readonly memory: SpanMemoryCache;
   private readonly recorder: ReadRecorder | undefined;
@@ -66,7 +70,16 @@ export class SociRemoteSource implements RemoteLayerSource {
   private readonly recordings = new Map<string, MountReads>();
 
   constructor(private readonly options: SociRemoteSourceOptions) {
-    this.images = new ImageIndexCache(options.config.discovery);
+    this.artifacts = LocalArtifacts.open(join(options.config.root, 'soci'));
+    this.artifacts.catch((err: unknown) =>
+      options.logger.warn({ err }, 'cannot keep zTOCs on disk; restarts will need the registry'),
+    );
+    // Keeping artifacts is an extra: a disk that refuses costs the offline restart, nothing else.
+    const keeper: BlobKeeper = {
+      blob: (digest) => this.artifacts.then((a) => a.blob(digest)).catch(() => undefined),
+      putBlob: (digest, bytes) => this.artifacts.then((a) => a.putBlob(digest, bytes)).catch(() => {}),
+    };
+    this.images = new ImageIndexCache(options.config.discovery, undefined, keeper);
     this.memory = new SpanMemoryCache(options.config.spanCache.memoryBytes);
     this.metrics = new PrometheusLayerMetrics(options.metrics, {
       memoryBytes: () => this.memory.bytes,
@@ -88,6 +101,7 @@ export class SociRemoteSource implements RemoteLayerSource {
     await forceUnmount(request.mountpoint);
     // A layer unpacked here lives in its directory already; only lazy mounts need redoing.
     if (!(await isEmptyDir(request.mountpoint))) return;
+    if (await this.restoreFromRecord(request)) return;
     const result = await this.serve(request, true);
     if (result !== 'mounted') {
       throw new Error(`cannot restore the remote layer of ${request.name}: ${result.fallback}`);
@@ -101,6 +115,7 @@ export class SociRemoteSource implements RemoteLayerSource {
     if (!mount) return;
     this.mounted.delete(mountpoint);
     await mount.layer.unmount();
+    if (why === 'snapshot-removed') await (await this.artifacts).dropRecord(mountpoint).catch(() => {});
     // The layer's cached spans go with its last snapshot (another image may share the layer).
     if (why === 'snapshot-removed' && ![...this.mounted.values()].some((m) => m.digest === mount.digest)) {
       await (await this.spanCache()).dropLayer(mount.digest);
@@ -173,6 +188,13 @@ export class SociRemoteSource implements RemoteLayerSource {
         throw err;
       }
       if (reads) this.recordings.set(mountpoint, reads);
+      await this.keepRecord(mountpoint, {
+        imageRef,
+        manifestDigest: image.manifestDigest,
+        layer,
+        ztoc: { digest: ztocRef.digest, size: ztocRef.size },
+        prefetch,
+      });
       const ms = (from: number, to: number) => Math.round(to - from);
       log.info(
         {
@@ -203,6 +225,41 @@ export class SociRemoteSource implements RemoteLayerSource {
     } catch (err) {
       log.warn({ err }, 'unpacking a layer without zTOC failed; containerd pulls it');
       return { fallback: 'no-ztoc-unpack-failed' };
+    }
+  }
+
+  /**
+   * Mounts a lazy layer again from what was kept when it was first mounted (its record and zTOC),
+   * without asking the registry anything. False when something is missing: the caller then
+   * discovers as for a new layer.
+   */
+  private async restoreFromRecord(request: RemoteRestoreRequest): Promise<boolean> {
+    const artifacts = await this.artifacts.catch(() => undefined);
+    const record = await artifacts?.record(request.mountpoint);
+    if (!record) return false;
+    const log = this.options.logger.child({ image: record.imageRef, layer: record.layer.digest });
+    try {
+      const repo = this.options.registry.repository(record.imageRef);
+      // Kept bytes, verified against the digest; the registry is asked only if they are gone.
+      const ztoc = await this.images.ztoc(repo, record.ztoc.digest, record.ztoc.size);
+      request.signal.throwIfAborted();
+      await this.mountLazily(repo, record.layer, ztoc, request.mountpoint, { prefetch: record.prefetch });
+      log.info({ restoring: true, from: 'local record' }, 'layer mounted lazily');
+      return true;
+    } catch (err) {
+      log.warn({ err }, 'cannot restore the layer from its local record; asking the registry');
+      return false;
+    }
+  }
+
+  private async keepRecord(mountpoint: string, record: RestoreRecord): Promise<void> {
+    try {
+      await (await this.artifacts).putRecord(mountpoint, record);
+    } catch (err) {
+      this.options.logger.warn(
+        { err, mountpoint },
+        'cannot keep the restore record; a restart will need the registry',
+      );
     }
   }
 
