@@ -91,7 +91,7 @@ export function addSnapshotsService(
   server.addService(loadSnapshotsProto().service, {
     Prepare: unary('Prepare', async (r) => ({ mounts: await sn.prepare(r.key, r.parent, r.labels) })),
     View: unary('View', async (r) => ({ mounts: await sn.view(r.key, r.parent, r.labels) })),
-    Mounts: unary('Mounts', (r) => ({ mounts: sn.mounts(r.key) })),
+    Mounts: unary('Mounts', async (r) => ({ mounts: await sn.mounts(r.key) })),
     Commit: unary('Commit', async (r) => {
       await sn.commit(r.name, r.key, r.labels);
       return empty;

@@ -1,7 +1,14 @@
 import { lchown, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { alreadyExists, failedPrecondition, invalidArgument, isSnapshotError, notFound } from './errors.js';
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  isSnapshotError,
+  notFound,
+  SnapshotError,
+} from './errors.js';
 import { type FieldAdaptor, FilterSyntaxError, parseFilters } from './filters.js';
 import { detectMountOptions, diskUsage, unmountAllUnder } from './host.js';
 import {
@@ -114,9 +121,15 @@ export function snapshotFields(info: SnapshotInfo): FieldAdaptor {
  * remote-snapshot flow: a Prepare with a target label may be served by a RemoteLayerSource,
  * in which case the layer is committed under the target and containerd is told it already exists.
  */
+/** Remote snapshots mounted again at once after a start (each may wait on a registry). */
+const RESTORE_CONCURRENCY = 4;
+
 export class Snapshotter {
   private closing = new AbortController();
   private readonly remote: RemoteLayerSource;
+  /** Remote snapshots being mounted again after a start, by name: true once mounted, false if it failed. */
+  private readonly restores = new Map<string, Promise<boolean>>();
+  private restoring: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly root: string,
@@ -127,7 +140,12 @@ export class Snapshotter {
     this.remote = options.remote ?? new NoRemoteLayers();
   }
 
-  /** Opens (or creates) the snapshotter at `root`, removes half-created snapshot directories and restores remote layers. */
+  /**
+   * Opens (or creates) the snapshotter at `root` and removes half-created snapshot directories.
+   * Remote layers are mounted again in the background, several at once, so that the daemon can
+   * answer containerd at once; a call whose mounts need a layer still being restored waits for
+   * it (see {@link whenRestored}).
+   */
   static async open(options: SnapshotterOptions): Promise<Snapshotter> {
     const { root } = options;
     await mkdir(join(root, 'snapshots'), { recursive: true, mode: 0o700 });
@@ -137,8 +155,13 @@ export class Snapshotter {
     const removed = await sn.cleanup();
     if (removed.length > 0)
       options.logger.info({ removed }, 'removed snapshot directories left by an interrupted operation');
-    await sn.restoreRemoteSnapshots();
+    sn.restoring = sn.restoreRemoteSnapshots();
     return sn;
+  }
+
+  /** Resolves when every remote snapshot has been restored, or has failed to be. */
+  whenRestored(): Promise<void> {
+    return this.restoring;
   }
 
   private get mountTimeoutMs(): number {
@@ -182,12 +205,13 @@ export class Snapshotter {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  mounts(key: string): Mount[] {
+  async mounts(key: string): Promise<Mount[]> {
     const r = this.store.get(key);
     if (!r) throw notFound('failed to get active mount: snapshot does not exist');
     if (r.kind !== 'active' && r.kind !== 'view') {
       throw failedPrecondition(`failed to get active mount: requested snapshot ${key} not active or view`);
     }
+    await this.chainRestored(r);
     return this.mountsOf(r, this.store.current);
   }
 
@@ -214,11 +238,13 @@ export class Snapshotter {
     if (target && (await this.tryRemote(record, target, labels))) {
       throw alreadyExists(`target snapshot "${target}"`);
     }
+    await this.chainRestored(record);
     return this.mountsOf(record, this.store.current);
   }
 
   async view(key: string, parent: string, labels: Record<string, string> = {}): Promise<Mount[]> {
     const record = await this.createSnapshot('view', key, parent, labels);
+    await this.chainRestored(record);
     return this.mountsOf(record, this.store.current);
   }
 
@@ -291,6 +317,8 @@ export class Snapshotter {
   /** Unmounts every remote layer and releases the remote source. */
   async close(): Promise<void> {
     this.closing.abort();
+    // Restores still running end first (they see the abort), so that nothing mounts after this.
+    await this.restoring;
     for (const r of this.store.all()) {
       if (r.labels[REMOTE_LABEL] !== undefined) await this.unmountRemote(r, 'shutdown');
     }
@@ -486,36 +514,73 @@ export class Snapshotter {
     }
   }
 
-  private async restoreRemoteSnapshots(): Promise<void> {
-    for (const r of this.store.all()) {
-      if (r.kind !== 'committed' || r.labels[REMOTE_LABEL] === undefined) continue;
-      const mountpoint = this.upperPath(r.id);
-      const attempt = new AbortController();
-      try {
-        const restored = this.remote.restore({
-          name: r.name,
-          labels: r.labels,
-          mountpoint,
-          signal: attempt.signal,
-        });
-        if ((await raceTimeout(restored, this.mountTimeoutMs)) === 'timeout') {
-          attempt.abort();
-          throw new Error(`no answer within ${this.mountTimeoutMs} ms`);
-        }
-        this.log.info({ name: r.name }, 'remote snapshot restored');
-      } catch (err) {
-        this.log.error(
-          { err, name: r.name },
-          'cannot restore remote snapshot; reads from it will fail until it is removed',
+  /**
+   * Waits until every remote layer below `r` is mounted again after a start. An overlay over a
+   * layer whose mount is missing would show an empty directory where the layer's files are: a
+   * layer that could not be restored fails the call instead.
+   */
+  private async chainRestored(r: SnapshotRecord): Promise<void> {
+    if (this.restores.size === 0) return;
+    for (let name = r.parent; name !== ''; ) {
+      const restored = this.restores.get(name);
+      if (restored && !(await restored)) {
+        throw new SnapshotError(
+          'UNAVAILABLE',
+          `layer ${name} could not be mounted again after the snapshotter restarted (see its log); remove the image and pull it again`,
         );
       }
+      name = this.store.get(name)?.parent ?? '';
     }
+  }
+
+  /** Mounts every remote snapshot again, RESTORE_CONCURRENCY at a time, each bounded by the mount timeout. */
+  private async restoreRemoteSnapshots(): Promise<void> {
     const remote = this.store
       .all()
       .filter((r) => r.kind === 'committed' && r.labels[REMOTE_LABEL] !== undefined);
+    const queue = [...remote];
+    // Registered before the first await: a call arriving now already sees what it must wait for.
+    const settle = new Map<string, (ok: boolean) => void>();
+    for (const r of remote) {
+      this.restores.set(r.name, new Promise<boolean>((resolve) => settle.set(r.name, resolve)));
+    }
+    const worker = async () => {
+      for (let r = queue.shift(); r; r = queue.shift()) settle.get(r.name)!(await this.restoreOne(r));
+    };
+    await Promise.all(Array.from({ length: Math.min(RESTORE_CONCURRENCY, remote.length) }, worker));
     await this.remote.restored?.(remote).catch((err: unknown) => {
       this.log.warn({ err }, 'remote layer source could not tidy its cache after the restore');
     });
+  }
+
+  private async restoreOne(r: SnapshotRecord): Promise<boolean> {
+    const mountpoint = this.upperPath(r.id);
+    const attempt = new AbortController();
+    const onClose = () => attempt.abort();
+    this.closing.signal.addEventListener('abort', onClose);
+    try {
+      if (this.closing.signal.aborted) throw new Error('the snapshotter is closing');
+      const restored = this.remote.restore({
+        name: r.name,
+        labels: r.labels,
+        mountpoint,
+        signal: attempt.signal,
+      });
+      if ((await raceTimeout(restored, this.mountTimeoutMs)) === 'timeout') {
+        attempt.abort();
+        throw new Error(`no answer within ${this.mountTimeoutMs} ms`);
+      }
+      this.log.info({ name: r.name }, 'remote snapshot restored');
+      return true;
+    } catch (err) {
+      this.log.error(
+        { err, name: r.name },
+        'cannot restore remote snapshot; containers cannot use it until it is removed and pulled again',
+      );
+      return false;
+    } finally {
+      this.closing.signal.removeEventListener('abort', onClose);
+    }
   }
 
   private async removeDir(dir: string): Promise<void> {

@@ -92,7 +92,7 @@ describe('Snapshotter (overlay semantics)', () => {
           ],
         },
       ]);
-      expect(sn.mounts('ns/3/c')).toEqual(m3);
+      expect(await sn.mounts('ns/3/c')).toEqual(m3);
       const view = await sn.view('ns/4/v', 'l2');
       expect(view[0]!.options).toEqual(['index=off', `lowerdir=${l2}:${l1}`]);
       expect(sn.stat('ns/4/v').kind).toBe('view');
@@ -167,7 +167,7 @@ describe('Snapshotter (overlay semantics)', () => {
       ]);
       expect((await readdir(join(root, 'snapshots'))).sort()).toEqual(['1', '2']);
       await again.prepare('c', 'l1');
-      expect(again.mounts('c')[0]!.options).toContain(`upperdir=${root}/snapshots/3/fs`);
+      expect((await again.mounts('c'))[0]!.options).toContain(`upperdir=${root}/snapshots/3/fs`);
     });
   });
 });
@@ -224,10 +224,53 @@ describe('Snapshotter remote flow', () => {
       // Only the removal lets the source drop the layer's cached data.
       expect(remote.unmountReasons).toEqual(['snapshot-removed', 'shutdown']);
       const again = await open(root, { remote });
+      await again.whenRestored();
       expect(remote.restoreCalls).toEqual(['sha256:t1']);
       // Told, once, of every remote snapshot there is: the source may drop the rest of its cache.
       expect(remote.restoredLists).toEqual([[], ['sha256:t1']]);
       await again.close();
+    });
+  });
+
+  it('answers at once after a start and restores in the background, several at once; mounts over a restoring layer wait for it', async () => {
+    await withTempDir(async (root) => {
+      const first = await open(root, { remote: new FakeRemote(async () => 'mounted') });
+      for (const t of ['sha256:r1', 'sha256:r2', 'sha256:r3', 'sha256:r4', 'sha256:r5']) {
+        await expectCode(first.prepare(`x ${t}`, '', labels(t)), 'ALREADY_EXISTS');
+      }
+      await first.close();
+
+      // A source whose restores wait for the test to let them go.
+      let inFlight = 0;
+      let maxInFlight = 0;
+      const gates = new Map<string, () => void>();
+      const remote = new FakeRemote(async () => 'mounted');
+      remote.restore = async (req: RemoteRestoreRequest) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise<void>((resolve) => gates.set(req.name, resolve));
+        inFlight--;
+        if (req.name === 'sha256:r5') throw new Error('registry gone and nothing kept');
+      };
+      const sn = await open(root, { remote, mountTimeoutMs: 10_000 });
+      // The daemon answers while restores hang.
+      expect(sn.stat('sha256:r1').kind).toBe('committed');
+      const mounts = sn.prepare('container-on-r1', 'sha256:r1');
+      let answered = false;
+      void mounts.then(() => {
+        answered = true;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(answered).toBe(false); // waits for r1's mount: an empty lowerdir would show no files
+      expect(maxInFlight).toBe(4);
+      for (const name of ['sha256:r1', 'sha256:r2', 'sha256:r3', 'sha256:r4']) gates.get(name)!();
+      expect((await mounts)[0]!.options.join(',')).toContain(join(root, 'snapshots'));
+      await new Promise((r) => setTimeout(r, 10));
+      gates.get('sha256:r5')!();
+      await sn.whenRestored();
+      // A layer that could not be restored fails the calls that need it, with what to do.
+      await expectCode(sn.prepare('container-on-r5', 'sha256:r5'), 'UNAVAILABLE', 'pull it again');
+      await sn.close();
     });
   });
 
@@ -271,8 +314,10 @@ describe('Snapshotter remote flow', () => {
         return new Promise<void>(() => {});
       };
       const again = await open(root, { remote: hanging, mountTimeoutMs: 20 });
+      await again.whenRestored();
       expect(signal?.aborted).toBe(true);
       expect(again.stat('sha256:r').kind).toBe('committed');
+      await expectCode(again.prepare('on-r', 'sha256:r'), 'UNAVAILABLE');
     });
   });
 });
