@@ -16,7 +16,7 @@ import { checkDescriptor, isStringRecord } from './descriptor-check.js';
 import { isDigest } from './digest.js';
 import { type EncodedManifest, encodeManifest } from './encode.js';
 import { SociIndexError } from './errors.js';
-import { parseJsonObject } from './json-object.js';
+import { describeJsonValue, parseJsonObject } from './json-object.js';
 import { checkLimit, limitsOf, type ParseOptions } from './limits.js';
 import { type Descriptor, type ImageManifest, OCI_MANIFEST } from './oci.js';
 
@@ -126,7 +126,7 @@ export function parseIndexManifest(
   if (json.schemaVersion !== 2) invalid('schemaVersion is not 2');
   const config = checkDescriptor(json.config, 'config', invalid, isDigest);
   const version = sociVersionOf({ artifactType: json.artifactType as string | undefined, config });
-  if (!version) invalid(`artifact type is ${String(json.artifactType ?? config.mediaType)}`);
+  if (!version) invalid(`artifact type is ${describeJsonValue(json.artifactType ?? config.mediaType)}`);
   if (!Array.isArray(json.layers)) invalid('layers is not a list');
   checkLimit(limits, 'maxLayers', json.layers.length, 'the number of layers of the SOCI index');
   const ztocs: ZtocRef[] = [];
@@ -142,7 +142,7 @@ export function parseIndexManifest(
     const spanText = layer.annotations?.[ANNOTATION_SPAN_SIZE];
     const spanSize = spanText !== undefined ? Number(spanText) : undefined;
     if (spanSize !== undefined && !(Number.isSafeInteger(spanSize) && spanSize > 0)) {
-      invalid(`layers[${i}] has a bad span size "${spanText}"`);
+      invalid(`layers[${i}] has a bad span size ${describeJsonValue(spanText)}`);
     }
     ztocs.push({
       digest: layer.digest,

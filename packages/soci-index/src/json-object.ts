@@ -22,3 +22,16 @@ export function parseJsonObject(
   if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('not a JSON object');
   return value as Record<string, unknown>;
 }
+
+/**
+ * A JSON value from an artifact, for an error message: strings quoted and cut to 100 characters,
+ * anything else by its kind. Never String(value): an object without a primitive form throws, and
+ * a deeply nested array overflows the stack.
+ */
+export function describeJsonValue(value: unknown): string {
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? 'a list' : `a ${typeof value}`;
+}

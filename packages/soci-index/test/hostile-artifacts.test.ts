@@ -93,6 +93,33 @@ describe('SOCI index manifest limits', () => {
   });
 });
 
+describe('values that cannot be printed (found by bench/fuzz)', () => {
+  it.each([
+    ['an object without a primitive form', '[{"toString":1}]'],
+    ['an array nested 100,000 deep', `${'['.repeat(100_000)}1${']'.repeat(100_000)}`],
+  ])('names an artifact type that is %s without printing it', (_, artifactType) => {
+    const config = { mediaType: 'x', digest: EMPTY_CONFIG_DIGEST, size: 2 };
+    // Spliced in as text: JSON.stringify would overflow on the deep array.
+    const text = indexJson([], { artifactType: 'HERE', config }).replace('"HERE"', () => artifactType);
+    expect(() => parseIndexManifest(text)).toThrow(/artifact type is a list/);
+  });
+
+  it('cuts a long artifact type or span size in the message', () => {
+    const long = 'application/vnd.amazon.soci.index.v2+json'.repeat(100);
+    const err = (() => {
+      try {
+        parseIndexManifest(
+          indexJson([], { config: { mediaType: long, digest: EMPTY_CONFIG_DIGEST, size: 2 } }),
+        );
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err).toMatchObject({ code: 'INVALID_SOCI_INDEX' });
+    expect(err!.message.length).toBeLessThan(300);
+  });
+});
+
 describe('prefetch blob limits', () => {
   it('refuses a blob above maxPrefetchBytes before parsing it', () => {
     const huge = new TextEncoder().encode(
