@@ -11,7 +11,8 @@
  * tools (seeds.ts) and are cached in bench/.work/fuzz/seeds. Crashes (an exception other than the
  * owning package's typed error, a failed invariant, an input over --slow-ms, out of memory, a
  * hang) are written to bench/.work/fuzz/crashes. Prints one line per target:
- * `target=<name> execs=<n> seconds=<s> execs_per_second=<r> crashes=<c>`.
+ * `target=<name> execs=<n> seconds=<s> execs_per_second=<r> crashes=<c> outcomes=<o>`, where
+ * outcomes counts the distinct answers seen (a value, or an error code and message shape).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -82,6 +83,7 @@ function fuzz(bundleUrl, target, seedsDir, crashesDir) {
   let execs = 0;
   let crashes = 0;
   let harnessFailures = 0;
+  let outcomes = 0;
   let round = 0;
   return new Promise((done) => {
     const startWorker = () => {
@@ -135,7 +137,10 @@ function fuzz(bundleUrl, target, seedsDir, crashesDir) {
           console.log(`CRASH ${target}: ${m.signature} -> ${join(crashesDir, m.file)}`);
         } else if (m.type === 'progress' || m.type === 'done') {
           seen = m.execs;
-          if (m.type === 'done') finished = true;
+          if (m.type === 'done') {
+            finished = true;
+            outcomes = Math.max(outcomes, m.outcomes);
+          }
         }
       });
       worker.on('error', (e) =>
@@ -147,7 +152,7 @@ function fuzz(bundleUrl, target, seedsDir, crashesDir) {
         execs += finished ? seen : Math.max(seen, Atomics.load(state, 0));
         if (!finished && Date.now() < deadline && execs < maxExecs) return startWorker();
         const secs = (Date.now() - start) / 1000;
-        done({ target, execs, seconds: secs, crashes, harnessFailures });
+        done({ target, execs, seconds: secs, crashes, harnessFailures, outcomes });
       });
     };
     startWorker();
@@ -188,7 +193,7 @@ for (const name of names) {
   const r = await fuzz(bundleUrl, name, seedsDir, crashesDir);
   const harness = r.harnessFailures ? ` harness_failures=${r.harnessFailures}` : '';
   console.log(
-    `target=${r.target} execs=${r.execs} seconds=${r.seconds.toFixed(0)} execs_per_second=${Math.round(r.execs / r.seconds)} crashes=${r.crashes}${harness}`,
+    `target=${r.target} execs=${r.execs} seconds=${r.seconds.toFixed(0)} execs_per_second=${Math.round(r.execs / r.seconds)} crashes=${r.crashes} outcomes=${r.outcomes}${harness}`,
   );
   failed ||= r.crashes > 0 || r.harnessFailures > 0;
 }
