@@ -1,13 +1,17 @@
 /**
  * Finding the SOCI index of an image manifest in a registry, in the reference snapshotter's
  * order: an explicit index digest; the v2 annotation on the manifest; v1 referrers (first).
+ * An index that names another image manifest as its subject (or a v1 index naming none) is
+ * refused with WRONG_SUBJECT, whichever way it was found.
  */
 import type { Repository } from '@soci-ts/oci-referrers';
+import { checkIndexSubject } from './binding.js';
 import { ANNOTATION_INDEX_DIGEST, SOCI_INDEX_V1 } from './constants.js';
 import { parseIndexManifest, type SociIndex } from './index-manifest.js';
+import type { ParseOptions } from './limits.js';
 import type { Descriptor, ImageManifest } from './oci.js';
 
-export interface FindOptions {
+export interface FindOptions extends ParseOptions {
   /** An index digest given by the user (e.g. a snapshot label); tried first. */
   explicitDigest?: string;
   /** Look at the v2 annotation on the manifest (default true). */
@@ -35,12 +39,14 @@ export async function findSociIndex(
 ): Promise<FoundSociIndex | undefined> {
   const load = async (digest: string, via: FoundSociIndex['via']): Promise<FoundSociIndex> => {
     const fetched = await repo.fetchManifest(digest);
-    return {
+    const found: FoundSociIndex = {
       descriptor: fetched.descriptor,
       bytes: fetched.bytes,
-      index: parseIndexManifest(fetched.bytes),
+      index: parseIndexManifest(fetched.bytes, options),
       via,
     };
+    checkIndexSubject(found.index, manifestDigest, digest);
+    return found;
   };
   if (options.explicitDigest) return load(options.explicitDigest, 'explicit');
   if (options.v2 ?? true) {

@@ -15,7 +15,12 @@ export type SociIndexErrorCode =
   | 'INVALID_SOURCE'
   | 'DIGEST_MISMATCH'
   | 'ALREADY_EXISTS'
-  | 'NO_LAYERS_INDEXED';
+  | 'NO_LAYERS_INDEXED'
+  /** A v1 SOCI index whose `subject` is not the image manifest it was found for. */
+  | 'WRONG_SUBJECT'
+  /** An artifact is well formed but bigger than a configured limit (see SociIndexLimits). */
+  | 'LIMIT_EXCEEDED'
+  | 'INVALID_ARGUMENT';
 
 export class SociIndexError extends Error {
   override readonly name = 'SociIndexError';

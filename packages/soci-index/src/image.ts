@@ -1,5 +1,8 @@
 /** Reads an image's root, its platform manifests and their platforms from an ImageSource. */
 import { SociIndexError } from './errors.js';
+import { parseImageManifest } from './image-manifest.js';
+import { parseJsonObject } from './json-object.js';
+import { limitsOf } from './limits.js';
 import {
   type Descriptor,
   type ImageIndex,
@@ -43,16 +46,11 @@ export async function loadPlatformImage(
   descriptor: Descriptor,
   platform?: Platform,
 ): Promise<PlatformImage> {
-  const manifest = parseJson<ImageManifest>(
+  const manifest = parseImageManifest(
     await source.fetchManifest(descriptor),
-    `manifest ${descriptor.digest}`,
+    {},
+    `${descriptor.digest} in ${source.reference}`,
   );
-  if (!manifest.config || !Array.isArray(manifest.layers)) {
-    throw new SociIndexError(
-      'INVALID_IMAGE',
-      `${descriptor.digest} in ${source.reference} is not an image manifest`,
-    );
-  }
   let found = platform;
   if (!found) {
     const config = parseJson<{ os?: string; architecture?: string; variant?: string }>(
@@ -79,7 +77,9 @@ export async function loadPlatformImage(
 export async function loadImageRoot(source: ImageSource): Promise<ImageRoot> {
   const descriptor = await source.resolve();
   const bytes = await source.fetchManifest(descriptor);
-  const json = parseJson<ImageIndex & ImageManifest>(bytes, `${source.reference}`);
+  const json = parseJsonObject(bytes, limitsOf(), 'maxManifestBytes', source.reference, (why) => {
+    throw new SociIndexError('INVALID_IMAGE', `${source.reference}: ${why}`);
+  }) as unknown as ImageIndex & ImageManifest;
   const mediaType = mediaTypeOf(json, descriptor);
   const described = { ...descriptor, mediaType };
   if (isIndexMediaType(mediaType)) return { kind: 'index', descriptor: described, index: json };

@@ -12,9 +12,12 @@ import {
   type SociIndexVersion,
   ZTOC_MEDIA_TYPE,
 } from './constants.js';
+import { checkDescriptor, isStringRecord } from './descriptor-check.js';
 import { isDigest } from './digest.js';
 import { type EncodedManifest, encodeManifest } from './encode.js';
 import { SociIndexError } from './errors.js';
+import { describeJsonValue, parseJsonObject } from './json-object.js';
+import { checkLimit, limitsOf, type ParseOptions } from './limits.js';
 import { type Descriptor, type ImageManifest, OCI_MANIFEST } from './oci.js';
 
 /** One zTOC of the index and the image layer it describes. */
@@ -107,42 +110,29 @@ function invalid(what: string): never {
   );
 }
 
-function decodeJson(input: Uint8Array | string | object): Record<string, unknown> {
-  if (typeof input === 'object' && !(input instanceof Uint8Array)) return input as Record<string, unknown>;
-  const text = typeof input === 'string' ? input : new TextDecoder().decode(input);
-  try {
-    const value: unknown = JSON.parse(text);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) invalid('not a JSON object');
-    return value as Record<string, unknown>;
-  } catch (err) {
-    if (err instanceof SociIndexError) throw err;
-    invalid('not JSON');
-  }
-}
-
-function checkDescriptor(value: unknown, where: string): Descriptor {
-  const d = value as Partial<Descriptor> | null;
-  if (!d || typeof d !== 'object') invalid(`${where} is not a descriptor`);
-  if (typeof d.mediaType !== 'string') invalid(`${where} has no mediaType`);
-  if (typeof d.digest !== 'string' || !isDigest(d.digest)) invalid(`${where} has a bad digest`);
-  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) {
-    invalid(`${where} has a bad size`);
-  }
-  return d as Descriptor;
-}
-
-/** Reads a SOCI index manifest (v1 or v2; artifact type in config.mediaType or artifactType). */
-export function parseIndexManifest(input: Uint8Array | string | object): SociIndex {
-  const json = decodeJson(input);
+/**
+ * Reads a SOCI index manifest (v1 or v2; artifact type in config.mediaType or artifactType).
+ * Throws INVALID_SOCI_INDEX, or LIMIT_EXCEEDED past `options.limits` (DEFAULT_SOCI_INDEX_LIMITS).
+ */
+export function parseIndexManifest(
+  input: Uint8Array | string | object,
+  options: ParseOptions = {},
+): SociIndex {
+  const limits = limitsOf(options);
+  const json =
+    typeof input === 'object' && !(input instanceof Uint8Array)
+      ? (input as Record<string, unknown>)
+      : parseJsonObject(input, limits, 'maxManifestBytes', 'the SOCI index manifest', invalid);
   if (json.schemaVersion !== 2) invalid('schemaVersion is not 2');
-  const config = checkDescriptor(json.config, 'config');
+  const config = checkDescriptor(json.config, 'config', invalid, isDigest);
   const version = sociVersionOf({ artifactType: json.artifactType as string | undefined, config });
-  if (!version) invalid(`artifact type is ${String(json.artifactType ?? config.mediaType)}`);
+  if (!version) invalid(`artifact type is ${describeJsonValue(json.artifactType ?? config.mediaType)}`);
   if (!Array.isArray(json.layers)) invalid('layers is not a list');
+  checkLimit(limits, 'maxLayers', json.layers.length, 'the number of layers of the SOCI index');
   const ztocs: ZtocRef[] = [];
   const prefetches: PrefetchRef[] = [];
   json.layers.forEach((raw, i) => {
-    const layer = checkDescriptor(raw, `layers[${i}]`);
+    const layer = checkDescriptor(raw, `layers[${i}]`, invalid, isDigest);
     const layerDigest = layer.annotations?.[ANNOTATION_LAYER_DIGEST];
     if (!layerDigest || !isDigest(layerDigest)) invalid(`layers[${i}] has no ${ANNOTATION_LAYER_DIGEST}`);
     if (layer.mediaType === PREFETCH_MEDIA_TYPE) {
@@ -152,7 +142,7 @@ export function parseIndexManifest(input: Uint8Array | string | object): SociInd
     const spanText = layer.annotations?.[ANNOTATION_SPAN_SIZE];
     const spanSize = spanText !== undefined ? Number(spanText) : undefined;
     if (spanSize !== undefined && !(Number.isSafeInteger(spanSize) && spanSize > 0)) {
-      invalid(`layers[${i}] has a bad span size "${spanText}"`);
+      invalid(`layers[${i}] has a bad span size ${describeJsonValue(spanText)}`);
     }
     ztocs.push({
       digest: layer.digest,
@@ -162,12 +152,14 @@ export function parseIndexManifest(input: Uint8Array | string | object): SociInd
       ...(spanSize !== undefined ? { spanSize } : {}),
     });
   });
-  const annotations = { ...((json.annotations as Record<string, string> | undefined) ?? {}) };
+  if (json.annotations !== undefined && !isStringRecord(json.annotations))
+    invalid('annotations is not a map of strings');
+  const annotations = { ...json.annotations };
   const buildToolIdentifier = annotations[ANNOTATION_BUILD_TOOL] ?? '';
   const disableXattrs = annotations[ANNOTATION_DISABLE_XATTRS] === 'true';
   delete annotations[ANNOTATION_BUILD_TOOL];
   delete annotations[ANNOTATION_DISABLE_XATTRS];
-  const subject = json.subject !== undefined ? checkDescriptor(json.subject, 'subject') : undefined;
+  const subject = json.subject !== undefined ? checkDescriptor(json.subject, 'subject', invalid) : undefined;
   return {
     version,
     buildToolIdentifier,

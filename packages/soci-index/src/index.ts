@@ -40,6 +40,7 @@ export {
   selectPlatformImage,
 } from './image.js';
 export { ImageFiles } from './image-files.js';
+export { parseImageManifest } from './image-manifest.js';
 export {
   buildIndexManifest,
   type PrefetchRef,
@@ -51,6 +52,7 @@ export {
 } from './index-manifest.js';
 export { type LayerCompression, layerCompression } from './layer-kind.js';
 export { LayoutSource } from './layout-source.js';
+export { DEFAULT_SOCI_INDEX_LIMITS, type ParseOptions, type SociIndexLimits } from './limits.js';
 export { type MergedEntry, MergedView } from './merged-view.js';
 export * from './oci.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches } from './platform.js';

@@ -4,6 +4,8 @@
  * inclusive ranges).
  */
 import { SociIndexError } from './errors.js';
+import { parseJsonObject } from './json-object.js';
+import { checkLimit, limitsOf, type ParseOptions } from './limits.js';
 
 export interface PrefetchSpan {
   startSpan: number;
@@ -24,25 +26,20 @@ export function encodePrefetch(spans: PrefetchSpan[]): Uint8Array {
   );
 }
 
-export function parsePrefetch(bytes: Uint8Array | string): PrefetchSpan[] {
-  const bad = (why: string): never => {
-    throw new SociIndexError(
-      'INVALID_SOCI_INDEX',
-      `not a valid SOCI prefetch blob: ${why}; rebuild the index`,
-    );
-  };
-  let json: { version?: unknown; prefetch_spans?: unknown };
-  try {
-    json = JSON.parse(typeof bytes === 'string' ? bytes : new TextDecoder().decode(bytes));
-  } catch {
-    return bad('not JSON');
-  }
-  if (!json || typeof json !== 'object' || !Array.isArray(json.prefetch_spans))
-    return bad('no prefetch_spans list');
-  return json.prefetch_spans.map((raw: unknown, i: number) => {
-    const s = raw as { start_span?: unknown; end_span?: unknown; priority?: unknown };
-    const start = s?.start_span;
-    const end = s?.end_span;
+/**
+ * Reads a prefetch blob. Throws INVALID_SOCI_INDEX, or LIMIT_EXCEEDED past `options.limits`
+ * (maxPrefetchBytes, maxPrefetchSpans; defaults in DEFAULT_SOCI_INDEX_LIMITS).
+ */
+export function parsePrefetch(bytes: Uint8Array | string, options: ParseOptions = {}): PrefetchSpan[] {
+  const limits = limitsOf(options);
+  const json = parseJsonObject(bytes, limits, 'maxPrefetchBytes', 'the prefetch blob', bad);
+  const list = json.prefetch_spans;
+  if (!Array.isArray(list)) return bad('no prefetch_spans list');
+  checkLimit(limits, 'maxPrefetchSpans', list.length, 'the number of prefetch span ranges');
+  return list.map((raw: unknown, i: number) => {
+    const s = (raw ?? {}) as { start_span?: unknown; end_span?: unknown; priority?: unknown };
+    const start = s.start_span;
+    const end = s.end_span;
     if (
       !Number.isSafeInteger(start) ||
       !Number.isSafeInteger(end) ||
@@ -59,4 +56,8 @@ export function parsePrefetch(bytes: Uint8Array | string): PrefetchSpan[] {
       ...(s.priority !== undefined ? { priority: s.priority as number } : {}),
     };
   });
+}
+
+function bad(why: string): never {
+  throw new SociIndexError('INVALID_SOCI_INDEX', `not a valid SOCI prefetch blob: ${why}; rebuild the index`);
 }

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkIndexSubject } from './binding.js';
 import { ANNOTATION_IMAGE_MANIFEST_DIGEST, artifactTypeOf, EMPTY_CONFIG_BYTES } from './constants.js';
 import { isDigest, sha256Digest } from './digest.js';
 import { SociIndexError } from './errors.js';
@@ -121,6 +122,7 @@ export class LocalStore {
     for (const blob of entry.blobs) await this.writeBlob(blob);
     await this.writeBlob(EMPTY_CONFIG_BYTES);
     const parsed = parseIndexManifest(entry.manifestBytes);
+    checkIndexSubject(parsed, entry.imageManifestDigest, sha256Digest(entry.manifestBytes));
     const { digest, size } = await this.writeBlob(entry.manifestBytes);
     const descriptor: Descriptor = {
       mediaType: OCI_MANIFEST,

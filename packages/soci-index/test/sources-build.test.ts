@@ -64,12 +64,14 @@ describe('building from local sources', () => {
 });
 
 describe('findSociIndex order', () => {
+  const manifestDigest = sha256Digest(Buffer.from('m'));
   const v1 = buildIndexManifest({
     version: 'v1',
     buildToolIdentifier: 't',
     disableXattrs: false,
     ztocs: [],
     prefetches: [],
+    subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: 1 },
   });
   const v2 = buildIndexManifest({
     version: 'v2',
@@ -85,7 +87,6 @@ describe('findSociIndex order', () => {
     ztocs: [],
     prefetches: [],
   });
-  const manifestDigest = sha256Digest(Buffer.from('m'));
   function repo(annotated: boolean) {
     const blobs = new Map([v1, v2, explicit].map((b) => [b.descriptor.digest, b]));
     return {

@@ -2,8 +2,10 @@ import { CheckpointBuilder, encodeTarZinfo, encodeZinfo, type Hasher } from '@so
 import { ZTOC_VERSION } from './codec/schema.js';
 import { ZtocError } from './errors.js';
 import { FixedSpanHasher } from './fixed-spans.js';
+import { checkLimit, resolveZtocLimits, type ZtocLimits } from './limits.js';
 import type { CompressionAlgorithm, Ztoc } from './model.js';
 import { nodeSha256 } from './sha256.js';
+import { checkSpanLimits, spanLayout } from './span-layout.js';
 import { TarIndexer } from './tar/indexer.js';
 
 /** The reference CLI's default span size: 4 MiB. */
@@ -17,6 +19,11 @@ export interface BuildZtocOptions {
   buildToolIdentifier?: string;
   /** sha256 hasher factory for span digests; defaults to node:crypto. */
   hasher?: () => Hasher;
+  /**
+   * The limits readers will apply ({@link DEFAULT_ZTOC_LIMITS} with these overrides): a layer
+   * whose zTOC would exceed them fails with LIMIT_EXCEEDED instead of giving an unreadable zTOC.
+   */
+  limits?: Partial<ZtocLimits>;
 }
 
 /**
@@ -30,7 +37,8 @@ export async function buildZtoc(source: AsyncIterable<Uint8Array>, o: BuildZtocO
     throw new ZtocError('BAD_ARGUMENT', `spanSize must be a positive integer, got ${spanSize}`);
   }
   const hasher = o.hasher ?? (await nodeSha256());
-  const indexer = new TarIndexer();
+  const limits = resolveZtocLimits(o.limits);
+  const indexer = new TarIndexer({ limits });
   let compressedArchiveSize: number;
   let uncompressedArchiveSize: number;
   let spanDigests: string[];
@@ -63,7 +71,7 @@ export async function buildZtoc(source: AsyncIterable<Uint8Array>, o: BuildZtocO
   }
   const toc = indexer.finish();
 
-  return {
+  const ztoc: Ztoc = {
     version: ZTOC_VERSION,
     buildToolIdentifier: o.buildToolIdentifier ?? DEFAULT_BUILD_TOOL,
     compressedArchiveSize,
@@ -76,4 +84,7 @@ export async function buildZtoc(source: AsyncIterable<Uint8Array>, o: BuildZtocO
       checkpoints,
     },
   };
+  checkLimit(limits, 'maxSpans', spanDigests.length, 'the number of spans');
+  checkSpanLimits(spanLayout(ztoc), limits);
+  return ztoc;
 }

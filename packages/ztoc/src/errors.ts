@@ -8,7 +8,9 @@ export type ZtocErrorCode =
   | 'NOT_FOUND'
   | 'OUT_OF_RANGE'
   | 'DIGEST_MISMATCH'
-  | 'BAD_ARGUMENT';
+  | 'BAD_ARGUMENT'
+  /** The zTOC is well formed but bigger than a configured limit (see ZtocLimits). */
+  | 'LIMIT_EXCEEDED';
 
 /** Every error this package throws on bad input. */
 export class ZtocError extends Error {

@@ -1,9 +1,10 @@
 export { type BuildZtocOptions, buildZtoc, DEFAULT_BUILD_TOOL, DEFAULT_SPAN_SIZE } from './build.js';
 export { encodeZtoc } from './codec/encode.js';
-export { decodeZtoc, normalizePath, ZtocReader } from './codec/reader.js';
+export { decodeZtoc, normalizePath, type ReadZtocOptions, ZtocReader } from './codec/reader.js';
 export { ZTOC_VERSION } from './codec/schema.js';
 export { ZtocError, type ZtocErrorCode } from './errors.js';
 export { type ExtractOptions, extractFileBytes, extractRange, type FetchRange } from './extract.js';
+export { DEFAULT_ZTOC_LIMITS, type ZtocLimits } from './limits.js';
 export type { CompressionAlgorithm, CompressionInfo, FileMetadata, FileType, Ztoc } from './model.js';
 export { formatModTime, parseModTime } from './modtime.js';
 export { fileSpans, findFile, type SpanPlan, spansForRange, type ZtocInfo, ztocInfo } from './queries.js';

@@ -10,7 +10,8 @@ import {
   uncompressedSpanRange,
 } from '@soci-ts/seekable-gzip';
 import { ZtocError } from './errors.js';
-import type { Ztoc } from './model.js';
+import { checkLimit, type ZtocLimits } from './limits.js';
+import type { CompressionInfo } from './model.js';
 
 export type { SpanRange };
 
@@ -30,24 +31,52 @@ export interface SpanLayout {
 
 const layouts = new WeakMap<Uint8Array, SpanLayout>();
 
+/** What the checkpoint blob of a zTOC is read against. */
+export interface CheckpointSource {
+  compressedArchiveSize: number;
+  uncompressedArchiveSize: number;
+  compressionInfo: Pick<CompressionInfo, 'algorithm' | 'maxSpanId' | 'checkpoints'>;
+}
+
 /** The span layout of a zTOC, decoded once per checkpoint blob and cached. */
-export function spanLayout(ztoc: Ztoc): SpanLayout {
+export function spanLayout(ztoc: CheckpointSource): SpanLayout {
   const blob = ztoc.compressionInfo.checkpoints;
   let layout = layouts.get(blob);
   if (!layout) {
-    layout = ztoc.compressionInfo.algorithm === 'gzip' ? gzipLayout(ztoc) : tarLayout(ztoc);
-    if (layout.spanCount !== ztoc.compressionInfo.maxSpanId + 1) {
-      throw new ZtocError(
-        'BAD_ZTOC',
-        `the checkpoints describe ${layout.spanCount} spans but max_span_id is ${ztoc.compressionInfo.maxSpanId}`,
-      );
-    }
+    layout = readSpanLayout(ztoc);
     layouts.set(blob, layout);
   }
   return layout;
 }
 
-function gzipLayout(ztoc: Ztoc): SpanLayout {
+/**
+ * Decodes and checks the checkpoint blob against the rest of the zTOC; throws BAD_ZTOC when they
+ * disagree, so a bad zTOC fails when it is read and never as a short read later.
+ */
+export function readSpanLayout(ztoc: CheckpointSource): SpanLayout {
+  const layout = ztoc.compressionInfo.algorithm === 'gzip' ? gzipLayout(ztoc) : tarLayout(ztoc);
+  if (layout.spanCount !== ztoc.compressionInfo.maxSpanId + 1) {
+    throw new ZtocError(
+      'BAD_ZTOC',
+      `the checkpoints describe ${layout.spanCount} spans but max_span_id is ${ztoc.compressionInfo.maxSpanId}`,
+    );
+  }
+  return layout;
+}
+
+/** Throws LIMIT_EXCEEDED when a span (declared or actual) is larger than `limits.maxSpanBytes`. */
+export function checkSpanLimits(layout: SpanLayout, limits: ZtocLimits): void {
+  checkLimit(limits, 'maxSpanBytes', layout.spanSize, 'the span size');
+  // Plain-tar spans are never longer than the span size; gzip spans end where a writer cut them.
+  if (!layout.gzipIndex) return;
+  for (let id = 0; id < layout.spanCount; id++) {
+    const r = layout.range(id);
+    const longest = Math.max(r.uncompressedEnd - r.uncompressedStart, r.compressedEnd - r.compressedStart);
+    checkLimit(limits, 'maxSpanBytes', longest, `span ${id}'s length`);
+  }
+}
+
+function gzipLayout(ztoc: CheckpointSource): SpanLayout {
   let index: GzipIndex;
   try {
     index = decodeZinfo(ztoc.compressionInfo.checkpoints, {
@@ -69,7 +98,7 @@ function gzipLayout(ztoc: Ztoc): SpanLayout {
   };
 }
 
-function tarLayout(ztoc: Ztoc): SpanLayout {
+function tarLayout(ztoc: CheckpointSource): SpanLayout {
   let spanSize: number;
   let size: number;
   try {
@@ -77,6 +106,16 @@ function tarLayout(ztoc: Ztoc): SpanLayout {
     uncompressedSpanCount(size, spanSize); // validates spanSize
   } catch (cause) {
     throw new ZtocError('BAD_ZTOC', `the zTOC's tar checkpoints are unreadable: ${String(cause)}`, { cause });
+  }
+  // A plain-tar span is a slice of the archive itself: a TarZinfo size other than the archive's
+  // would make the last spans shorter (or longer) than the reads planned from the file table.
+  if (size !== ztoc.uncompressedArchiveSize || size !== ztoc.compressedArchiveSize) {
+    throw new ZtocError(
+      'BAD_ZTOC',
+      `the zTOC's tar checkpoints describe a ${size}-byte archive, but the zTOC says the layer is ` +
+        `${ztoc.compressedArchiveSize} bytes (${ztoc.uncompressedArchiveSize} uncompressed); ` +
+        'rebuild the zTOC from this layer',
+    );
   }
   const count = uncompressedSpanCount(size, spanSize);
   return {

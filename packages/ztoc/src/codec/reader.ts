@@ -1,5 +1,13 @@
 import { ZtocError } from '../errors.js';
+import {
+  checkEntryName,
+  checkLimit,
+  checkLinkTarget,
+  resolveZtocLimits,
+  type ZtocLimits,
+} from '../limits.js';
 import type { CompressionAlgorithm, FileMetadata, FileType, Ztoc } from '../model.js';
+import { checkSpanLimits, readSpanLayout } from '../span-layout.js';
 import {
   ALGORITHM_GZIP,
   ALGORITHM_UNCOMPRESSED,
@@ -21,10 +29,16 @@ const FILE_TYPES: ReadonlySet<string> = new Set([
   'fifo',
 ]);
 
+export interface ReadZtocOptions {
+  /** Overrides of {@link DEFAULT_ZTOC_LIMITS}; a zTOC beyond one gives LIMIT_EXCEEDED. */
+  limits?: Partial<ZtocLimits>;
+}
+
 /**
- * Reads a serialized zTOC in place. Construction checks the top-level tables only; each file
- * entry is decoded (and checked) when asked for, so opening a zTOC with 10^5 entries is cheap.
- * Every accessor throws ZtocError('BAD_ZTOC') on corrupt bytes, never anything else.
+ * Reads a serialized zTOC in place. Construction checks the top-level tables, the limits and the
+ * checkpoints against the archive sizes; each file entry is decoded (and checked, its name against
+ * the limits too) when asked for, so opening a zTOC with 10^5 entries is cheap.
+ * Every accessor throws ZtocError('BAD_ZTOC' or 'LIMIT_EXCEEDED') on bad bytes, never anything else.
  */
 export class ZtocReader {
   readonly version: string;
@@ -36,11 +50,14 @@ export class ZtocReader {
   private readonly metadata: FbVector | undefined;
   private readonly digests: FbVector | undefined;
   private readonly checkpointBytes: Uint8Array;
+  private readonly limits: ZtocLimits;
   private names: Map<string, number> | undefined;
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, options: ReadZtocOptions = {}) {
     if (!(bytes instanceof Uint8Array))
       throw new ZtocError('BAD_ARGUMENT', 'zTOC bytes must be a Uint8Array');
+    this.limits = resolveZtocLimits(options.limits);
+    checkLimit(this.limits, 'maxZtocBytes', bytes.length, 'the zTOC size');
     const buf = new FbBuffer(bytes);
     if (buf.length < 8) {
       throw new ZtocError('BAD_ZTOC', `a zTOC is at least 8 bytes, got ${buf.length}; is this blob a zTOC?`);
@@ -60,6 +77,7 @@ export class ZtocReader {
     );
     const toc = root.table(ZtocField.toc, 'toc');
     this.metadata = toc?.vector(TocField.metadata, 4, 'metadata');
+    checkLimit(this.limits, 'maxEntries', this.fileCount, 'the number of entries');
 
     const info = root.table(ZtocField.compressionInfo, 'compression_info');
     if (!info) throw corrupt('it has no compression_info table');
@@ -72,9 +90,20 @@ export class ZtocReader {
     this.checkpointBytes =
       info.vector(CompressionField.checkpoints, 1, 'checkpoints')?.bytes() ?? new Uint8Array(0);
     const spanCount = this.digests?.length ?? 0;
+    checkLimit(this.limits, 'maxSpans', spanCount, 'the number of spans');
     if (this.maxSpanId < -1 || spanCount !== this.maxSpanId + 1) {
       throw corrupt(`max_span_id is ${this.maxSpanId} but there are ${spanCount} span digests`);
     }
+    const layout = readSpanLayout({
+      compressedArchiveSize: this.compressedArchiveSize,
+      uncompressedArchiveSize: this.uncompressedArchiveSize,
+      compressionInfo: {
+        algorithm: this.algorithm,
+        maxSpanId: this.maxSpanId,
+        checkpoints: this.checkpointBytes,
+      },
+    });
+    checkSpanLimits(layout, this.limits);
   }
 
   get fileCount(): number {
@@ -102,7 +131,7 @@ export class ZtocReader {
   }
 
   fileName(i: number): string {
-    return this.entry(i).string(FileField.name, 'name');
+    return this.name(this.entry(i));
   }
 
   file(i: number): FileMetadata {
@@ -118,11 +147,11 @@ export class ZtocReader {
       );
     }
     return {
-      name: t.string(FileField.name, 'name'),
+      name: this.name(t),
       type: type as FileType,
       uncompressedOffset,
       uncompressedSize,
-      linkname: t.string(FileField.linkname, 'linkname'),
+      linkname: this.linkname(t),
       mode: t.int64(FileField.mode, 'mode'),
       uid: t.uint32(FileField.uid),
       gid: t.uint32(FileField.gid),
@@ -177,6 +206,19 @@ export class ZtocReader {
     return this.metadata.table(i);
   }
 
+  /** An entry's name, checked against the limits before it is decoded. */
+  private name(t: FbTable): string {
+    const bytes = t.stringBytes(FileField.name, 'name');
+    checkEntryName(this.limits, bytes, t.what);
+    return t.buf.decode(bytes);
+  }
+
+  private linkname(t: FbTable): string {
+    const bytes = t.stringBytes(FileField.linkname, 'linkname');
+    checkLinkTarget(this.limits, bytes, t.what);
+    return t.buf.decode(bytes);
+  }
+
   private buildNameIndex(): Map<string, number> {
     const names = new Map<string, number>();
     for (let i = 0; i < this.fileCount; i++) {
@@ -189,9 +231,12 @@ export class ZtocReader {
   }
 }
 
-/** Decodes a serialized zTOC completely; throws ZtocError('BAD_ZTOC') on corrupt input. */
-export function decodeZtoc(bytes: Uint8Array): Ztoc {
-  return new ZtocReader(bytes).toZtoc();
+/**
+ * Decodes a serialized zTOC completely; throws ZtocError BAD_ZTOC on corrupt input and
+ * LIMIT_EXCEEDED on a zTOC beyond `options.limits` (defaults: DEFAULT_ZTOC_LIMITS).
+ */
+export function decodeZtoc(bytes: Uint8Array, options: ReadZtocOptions = {}): Ztoc {
+  return new ZtocReader(bytes, options).toZtoc();
 }
 
 /** `./a/b/`, `/a/b` and `a/b` all name the same entry. */

@@ -55,7 +55,11 @@ export class FbBuffer {
   }
 
   string(pos: number, what: string): string {
-    return this.utf8.decode(this.stringBytes(pos, what));
+    return this.decode(this.stringBytes(pos, what));
+  }
+
+  decode(bytes: Uint8Array): string {
+    return this.utf8.decode(bytes);
   }
 
   stringBytes(pos: number, what: string): Uint8Array {

@@ -1,4 +1,11 @@
 import { ZtocError } from '../errors.js';
+import {
+  checkEntryName,
+  checkLimit,
+  checkLinkTarget,
+  resolveZtocLimits,
+  type ZtocLimits,
+} from '../limits.js';
 import type { FileMetadata, FileType } from '../model.js';
 import { formatModTime } from '../modtime.js';
 import { compareUtf8 } from '../utf8-order.js';
@@ -36,6 +43,8 @@ type State =
  */
 export class TarIndexer {
   private readonly entries: FileMetadata[] = [];
+  /** The zTOC limits: a layer whose file table a reader would refuse is refused while it streams. */
+  private readonly limits: ZtocLimits;
   private readonly header = new Uint8Array(BLOCK);
   private headerFill = 0;
   private state: State = { kind: 'header' };
@@ -45,6 +54,10 @@ export class TarIndexer {
   private localRecords: Map<string, string> | undefined;
   private longName: string | undefined;
   private longLink: string | undefined;
+
+  constructor(options: { limits?: Partial<ZtocLimits> } = {}) {
+    this.limits = resolveZtocLimits(options.limits);
+  }
 
   /** Bytes consumed so far: after finish(), the size of the tar stream. */
   get size(): number {
@@ -98,7 +111,6 @@ export class TarIndexer {
     }
   }
 
-  /** Checks the stream ended properly and returns the entries in stream order. */
   /**
    * Ends the stream. Like Go's archive/tar, a stream that stops cleanly between entries counts
    * as complete without its end-of-archive marker; so does one that lacks only the padding after
@@ -196,6 +208,10 @@ export class TarIndexer {
     this.longName = undefined;
     this.longLink = undefined;
     for (const key of records.keys()) if (key.startsWith('GNU.sparse.')) throw sparse(name, at);
+    const what = `tar entry at offset ${at}`;
+    checkEntryName(this.limits, name, what);
+    checkLinkTarget(this.limits, linkname, what);
+    checkLimit(this.limits, 'maxEntries', this.entries.length + 1, 'the number of tar entries');
 
     const type = entryType(h.typeflag, name);
     if (!type) {
