@@ -56,7 +56,6 @@ const IMPLICIT_DIR_MODE = TYPE_BITS.dir | 0o755;
  */
 export class FileTree {
   readonly root: Inode;
-  private readonly byPath = new Map<string, Inode>();
   private readonly byTocIndex: (Inode | undefined)[];
   private nextIno = 1;
   private readonly opaqueXattr: OpaqueXattr;
@@ -64,7 +63,6 @@ export class FileTree {
   constructor(entries: readonly FileMetadata[], options: FileTreeOptions = {}) {
     this.opaqueXattr = options.opaqueXattr ?? 'trusted.overlay.opaque';
     this.root = this.newInode('dir', IMPLICIT_DIR_MODE);
-    this.byPath.set('/', this.root);
     this.byTocIndex = new Array(entries.length);
     entries.forEach((entry, index) => {
       this.byTocIndex[index] = this.add(entry);
@@ -72,9 +70,21 @@ export class FileTree {
     this.finish();
   }
 
-  /** Inode at an absolute path (`/`, `/etc/passwd`), as FUSE passes them. */
+  /**
+   * Inode at an absolute path (`/`, `/etc/passwd`), as FUSE passes them: a walk down from the
+   * root, one map lookup per component. (A map of every full path would make building the tree
+   * quadratic in path depth: a deep chain stores each prefix again.)
+   */
   lookup(path: string): Inode | undefined {
-    return this.byPath.get(path);
+    let inode: Inode | undefined = this.root;
+    let start = 1;
+    while (inode && start < path.length) {
+      let end = path.indexOf('/', start);
+      if (end === -1) end = path.length;
+      if (end > start) inode = inode.children?.get(path.slice(start, end));
+      start = end + 1;
+    }
+    return inode;
   }
 
   /** Inode a zTOC entry ended up as (undefined for whiteout markers and skipped entries). */
@@ -87,9 +97,16 @@ export class FileTree {
     return this.nextIno - 1;
   }
 
-  /** Every path of the tree with its inode, parents before children. */
+  /** Every path of the tree with its inode, parents before children (an explicit stack: no depth limit). */
   *walk(): Generator<[string, Inode]> {
-    yield* this.byPath;
+    const stack: [string, Inode][] = [['/', this.root]];
+    for (let item = stack.pop(); item; item = stack.pop()) {
+      yield item;
+      const [path, inode] = item;
+      if (!inode.children) continue;
+      const prefix = path === '/' ? '' : path;
+      for (const [name, child] of inode.children) stack.push([`${prefix}/${name}`, child]);
+    }
   }
 
   private newInode(kind: InodeKind, mode: number): Inode {
@@ -119,7 +136,7 @@ export class FileTree {
       return entry.type === 'dir' ? this.root : undefined;
     }
     const baseName = parts[parts.length - 1]!;
-    const parent = this.ensureDir(parts.slice(0, -1));
+    const parent = this.ensureDir(parts, parts.length - 1);
     if (baseName === OPAQUE_MARKER) {
       parent.xattrs.set(this.opaqueXattr, Buffer.from('y'));
       return undefined;
@@ -132,15 +149,15 @@ export class FileTree {
       whiteout.uid = entry.uid;
       whiteout.gid = entry.gid;
       whiteout.mtimeMs = parseMtime(entry.modTime);
-      this.link(parent, parts.slice(0, -1), hidden, whiteout);
+      this.link(parent, hidden, whiteout);
       return undefined;
     }
     if (entry.type === 'hardlink') {
       const targetParts = splitPath(entry.linkname);
-      const target = targetParts && this.byPath.get(joinPath(targetParts));
+      const target = targetParts && this.find(targetParts);
       // tar refuses a link to a missing file or to a directory; so do we (the entry is left out).
       if (!target || target.kind === 'dir') return undefined;
-      this.link(parent, parts.slice(0, -1), baseName, target);
+      this.link(parent, baseName, target);
       target.nlink++;
       return target;
     }
@@ -152,41 +169,46 @@ export class FileTree {
     }
     const inode = this.newInode(kindOf(entry), 0);
     applyMetadata(inode, entry);
-    this.link(parent, parts.slice(0, -1), baseName, inode);
+    this.link(parent, baseName, inode);
     return inode;
   }
 
-  /** Puts `inode` at `parentParts/name`, replacing whatever was there. */
-  private link(parent: Inode, parentParts: string[], name: string, inode: Inode): void {
-    const path = joinPath([...parentParts, name]);
+  /** Puts `inode` at `parent/name`, replacing whatever was there. */
+  private link(parent: Inode, name: string, inode: Inode): void {
     const previous = parent.children!.get(name);
-    if (previous) {
-      previous.nlink--;
-      this.unindex(path, previous);
-    }
+    if (previous) this.detach(previous);
     parent.children!.set(name, inode);
-    this.byPath.set(path, inode);
   }
 
-  /** Drops `path` and, for a directory, everything below it from the path index. */
-  private unindex(path: string, inode: Inode): void {
-    this.byPath.delete(path);
-    if (inode.children) {
-      for (const [name, child] of inode.children) {
-        child.nlink--;
-        this.unindex(`${path}/${name}`, child);
-      }
+  /**
+   * Takes a replaced inode and everything below it out of the link counts (an explicit stack:
+   * 20,000 nested directories must not overflow the call stack). Each inode is detached at most
+   * once after it was linked, so replacing costs O(n) over a whole build.
+   */
+  private detach(inode: Inode): void {
+    const stack = [inode];
+    for (let node = stack.pop(); node; node = stack.pop()) {
+      node.nlink--;
+      if (node.children) for (const child of node.children.values()) stack.push(child);
     }
   }
 
-  private ensureDir(parts: string[]): Inode {
+  /** The inode at `parts` below the root, if any. */
+  private find(parts: readonly string[]): Inode | undefined {
+    let inode: Inode | undefined = this.root;
+    for (const name of parts) inode = inode?.children?.get(name);
+    return inode;
+  }
+
+  /** The directory at the first `count` parts, created (with implicit parents) where missing. */
+  private ensureDir(parts: readonly string[], count: number): Inode {
     let dir = this.root;
-    for (let i = 0; i < parts.length; i++) {
+    for (let i = 0; i < count; i++) {
       const name = parts[i]!;
       let child = dir.children!.get(name);
       if (!child || child.kind !== 'dir') {
         child = this.newInode('dir', IMPLICIT_DIR_MODE);
-        this.link(dir, parts.slice(0, i), name, child);
+        this.link(dir, name, child);
       }
       dir = child;
     }
@@ -194,8 +216,10 @@ export class FileTree {
   }
 
   private finish(): void {
-    for (const inode of this.byPath.values()) {
+    const stack = [this.root];
+    for (let inode = stack.pop(); inode; inode = stack.pop()) {
       if (!inode.children) continue;
+      for (const child of inode.children.values()) if (child.children) stack.push(child);
       let subdirs = 0;
       for (const child of inode.children.values()) if (child.kind === 'dir') subdirs++;
       inode.nlink = 2 + subdirs;
@@ -276,8 +300,4 @@ export function splitPath(name: string): string[] | undefined {
     parts.push(part);
   }
   return parts;
-}
-
-function joinPath(parts: string[]): string {
-  return `/${parts.join('/')}`;
 }

@@ -9,6 +9,8 @@ const index = buildIndexManifest({
   disableXattrs: true,
   ztocs: [],
   prefetches: [],
+  // A v1 index names the image it indexes; one without (or with another) is refused.
+  subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: IMAGE, size: 1 },
 });
 
 /** A registry whose image gets a v1 SOCI index once `push()` is called; counts discovery calls. */
