@@ -1,5 +1,6 @@
 import type { Repository } from '@soci-ts/oci-referrers';
 import {
+  DEFAULT_SOCI_INDEX_LIMITS,
   type DiscoveryRepository as FindRepository,
   type FoundSociIndex,
   findSociIndex,
@@ -11,7 +12,7 @@ import {
   SociIndexError,
   ZTOC_MEDIA_TYPE,
 } from '@soci-ts/soci-index';
-import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
+import { DEFAULT_ZTOC_LIMITS, decodeZtoc, type Ztoc, ZtocError } from '@soci-ts/ztoc';
 
 /** What the daemon knows about one image manifest: its layers and, when it has one, its SOCI index. */
 export interface ImageLayers {
@@ -35,8 +36,8 @@ export interface BlobKeeper {
   putBlob(digest: string, bytes: Uint8Array): Promise<void>;
 }
 
-/** Far more than any real prefetch blob (a few bytes per span range); a bigger one is refused. */
-export const MAX_PREFETCH_BLOB_BYTES = 1024 * 1024;
+/** soci-index's bound on a prefetch blob (a few bytes per span range); a bigger one is not even fetched. */
+const MAX_PREFETCH_BLOB_BYTES = DEFAULT_SOCI_INDEX_LIMITS.maxPrefetchBytes;
 
 /** How long "this image has no SOCI index" is believed before the registry is asked again. */
 export const NO_INDEX_RECHECK_MS = 60_000;
@@ -86,6 +87,13 @@ export class ImageIndexCache {
   ztoc(repo: Pick<Repository, 'fetchBlobBytes'>, ztocDigest: string, size: number): Promise<Ztoc> {
     return this.memo(this.ztocs, ztocDigest, async () => {
       let bytes = await this.blobs?.blob(ztocDigest);
+      if (!bytes && size > DEFAULT_ZTOC_LIMITS.maxZtocBytes) {
+        // The decoder would refuse it anyway: do not download it first.
+        throw new ZtocError(
+          'LIMIT_EXCEEDED',
+          `zTOC ${ztocDigest} is ${size} bytes, more than the ${DEFAULT_ZTOC_LIMITS.maxZtocBytes} soci-ts accepts; rebuild the index`,
+        );
+      }
       if (!bytes) {
         bytes = await repo.fetchBlobBytes({ mediaType: ZTOC_MEDIA_TYPE, digest: ztocDigest, size });
         await this.blobs?.putBlob(ztocDigest, bytes);
