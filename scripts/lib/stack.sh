@@ -86,35 +86,25 @@ start_containerd() {
   major="${CONTAINERD_VERSION#v}"
   major="${major%%.*}"
   mkdir -p "$d"
+  # 2.x reads config version 3, where the CRI plugin is three plugins.
+  local version=2 disabled='"io.containerd.grpc.v1.cri"'
   if [ "$major" -ge 2 ]; then
-    cat >"$d/config.toml" <<TOML
-version = 3
-root = "$d/root"
-state = "$d/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"]
-[grpc]
-  address = "$d/containerd.sock"
-[ttrpc]
-  address = "$d/containerd.sock.ttrpc"
-[proxy_plugins.soci]
-  type = "snapshot"
-  address = "$SNAPSHOTTER_SOCK"
-TOML
-  else
-    cat >"$d/config.toml" <<TOML
-version = 2
-root = "$d/root"
-state = "$d/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$d/containerd.sock"
-[ttrpc]
-  address = "$d/containerd.sock.ttrpc"
-[proxy_plugins.soci]
-  type = "snapshot"
-  address = "$SNAPSHOTTER_SOCK"
-TOML
+    version=3
+    disabled='"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"'
   fi
+  cat >"$d/config.toml" <<TOML
+version = $version
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = [$disabled]
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+[proxy_plugins.soci]
+  type = "snapshot"
+  address = "$SNAPSHOTTER_SOCK"
+TOML
   # The release's own directory first on PATH: containerd starts the runc shim it finds there.
   PATH="${bin_dir:+$bin_dir:}$PATH" "$containerd_cmd" --config "$d/config.toml" >"$d/log" 2>&1 &
   CONTAINERD_PID=$!
