@@ -72,6 +72,8 @@ export class SpanManager {
   /** Each span's name in the memory cache: layer digest + disk key. */
   private readonly memoryKeys: string[];
   private readonly inflight = new Map<number, Promise<Uint8Array>>();
+  /** Disk writes of decoded spans still under way. */
+  private readonly storing = new Map<number, Promise<void>>();
   /** Spans stored in the disk cache or (without one) ever decoded; drives the background fetcher. */
   private readonly completed: Uint8Array;
   private completedCount = 0;
@@ -213,7 +215,10 @@ export class SpanManager {
     }
   }
 
-  /** Makes sure spans `first..last` are stored, fetching the missing ones with coalesced requests. */
+  /**
+   * Makes sure spans `first..last` are there, fetching the missing ones with coalesced requests;
+   * for prefetch and background work, also that their disk writes are done (the disk paces them).
+   */
   async ensureSpans(first: number, last: number, priority: FetchPriority): Promise<void> {
     this.startFetches(first, last, priority);
     const waits: Promise<unknown>[] = [];
@@ -221,6 +226,13 @@ export class SpanManager {
       if (!this.isAvailable(id)) waits.push(this.getSpan(id, priority));
     }
     await Promise.all(waits);
+    if (priority === 'foreground') return;
+    const writes: Promise<void>[] = [];
+    for (let id = first; id <= last; id++) {
+      const write = this.storing.get(id);
+      if (write) writes.push(write);
+    }
+    await Promise.all(writes);
   }
 
   /** Resolves when no foreground read waits for bytes (background work yields until then). */
@@ -420,7 +432,7 @@ export class SpanManager {
         const range = this.layout.compressedRange(id);
         const compressed = bytes.subarray(range.start - start, range.end - start);
         try {
-          done.set(id, await this.verifyAndDecode(id, compressed));
+          done.set(id, await this.verifyAndDecode(id, compressed, priority));
         } catch (err) {
           failure = err;
         }
@@ -429,7 +441,11 @@ export class SpanManager {
     if (failure) throw failure;
   }
 
-  private async verifyAndDecode(spanId: number, compressed: Uint8Array): Promise<Uint8Array> {
+  private async verifyAndDecode(
+    spanId: number,
+    compressed: Uint8Array,
+    priority: FetchPriority,
+  ): Promise<Uint8Array> {
     const expected = this.layout.digest(spanId);
     const actual = await sha256(compressed);
     if (actual !== expected) {
@@ -456,16 +472,24 @@ export class SpanManager {
       );
     }
     this.memory.set(this.memoryKeys[spanId]!, decoded);
-    void this.store(spanId, decoded); // readers need not wait for the disk write
+    // Readers need not wait for the disk write; background work waits for it (ensureSpans).
+    const stored = this.store(spanId, decoded, priority);
+    this.storing.set(spanId, stored);
+    void stored.finally(() => {
+      if (this.storing.get(spanId) === stored) this.storing.delete(spanId);
+    });
     return decoded;
   }
 
-  private async store(spanId: number, decoded: Uint8Array): Promise<void> {
+  private async store(spanId: number, decoded: Uint8Array, priority: FetchPriority): Promise<void> {
     const disk = this.options.diskCache;
     if (disk) {
       try {
-        // Skipped (too many pending writes): the span is fetched again when it is needed.
-        if (!(await disk.put(this.options.layerDigest, this.diskKeys[spanId]!, decoded))) return;
+        // A reader's span is skipped when too many writes are pending (it is fetched again when
+        // needed); prefetch and background work, which exists to fill the cache, waits its turn.
+        const whenFull = priority === 'foreground' ? 'skip' : 'wait';
+        if (!(await disk.put(this.options.layerDigest, this.diskKeys[spanId]!, decoded, { whenFull })))
+          return;
       } catch {
         return; // a full or broken cache disk costs speed, not correctness
       }

@@ -124,6 +124,19 @@ describe('DiskSpanCache entries', () => {
     expect(cache.pendingBytes).toBe(0);
   });
 
+  it("with whenFull 'wait' (background work) writes wait for room instead of being skipped", async () => {
+    const cache = await DiskSpanCache.open({
+      root: join(work, 'pending-wait'),
+      budgetBytes: 1 << 30,
+      maxPendingBytes: 1 << 20,
+    });
+    const span = Buffer.alloc(600 * 1024, 4);
+    const keys = [1, 2, 3].map((i) => spanCacheKey(i * 10, i * 10 + 5, `sha256:${String(i).repeat(64)}`));
+    const stored = await Promise.all(keys.map((k) => cache.put(LAYER, k, span, { whenFull: 'wait' })));
+    expect(stored).toEqual([true, true, true]);
+    for (const k of keys) expect(Buffer.from((await cache.get(LAYER, k))!).equals(span)).toBe(true);
+  });
+
   it('leaves only whole, verified entries after the writing process is killed with SIGKILL', async () => {
     const root = join(work, 'killed');
     const writer = spawnTs('test/fixtures/cache-writer.ts', [root]);
