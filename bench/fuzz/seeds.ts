@@ -271,6 +271,25 @@ function prefetchSeeds(): Seeds {
   };
 }
 
+/** Header shapes registries send (Docker Hub, GHCR, ECR, distribution, Harbor) and RFC 9110's own. */
+function challengeSeeds(): Seeds {
+  const lines = {
+    'bearer-hub.txt':
+      'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"',
+    'basic.txt': 'Basic realm="Registry Realm"',
+    'two-challenges.txt':
+      'Basic realm="x", Bearer realm="https://auth.example/token",service="reg",scope="repository:a:pull"',
+    'two-headers.txt':
+      'Negotiate\nBearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:o/r:pull"',
+    'escaped.txt':
+      'Bearer realm="https://a/t",error="insufficient_scope",error_description="a \\"quoted\\", comma"',
+    'token68.txt': 'Negotiate YIIFzAYGKwYBBQUCoIIFwDCC==, Basic realm=simple',
+    'rfc9110.txt': 'Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple"',
+    'unquoted.txt': 'bearer realm=https://r/token,service=svc,scope=repository:x:pull',
+  };
+  return Object.fromEntries(Object.entries(lines).map(([k, v]) => [k, Buffer.from(v)]));
+}
+
 /** Writes every target's seeds under `dir` and returns how many each got. */
 export async function writeSeeds(dir: string): Promise<Record<string, number>> {
   const work = mkdtempSync(join(tmpdir(), 'soci-fuzz-seeds-'));
@@ -297,6 +316,7 @@ export async function writeSeeds(dir: string): Promise<Record<string, number>> {
       'soci-index': sociIndexSeeds(ztocs),
       'image-manifest': imageManifestSeeds(work, join(tree, 'hello.txt')),
       prefetch: prefetchSeeds(),
+      'www-authenticate': challengeSeeds(),
     };
     const counts: Record<string, number> = {};
     for (const [target, seeds] of Object.entries(corpora)) {

@@ -4,6 +4,12 @@
  * answer to bad input; any other exception (TypeError, RangeError, a failed invariant) is a crash.
  * Imported from the packages' TypeScript sources, so internal parsers can be targeted too.
  */
+
+import {
+  InvalidChallengeError,
+  parseChallenges,
+  preferredChallenge,
+} from '../../packages/oci-referrers/src/challenge.js';
 import { GzipHeaderParser } from '../../packages/seekable-gzip/src/gzip-header.js';
 import {
   decodeTarZinfo,
@@ -200,5 +206,24 @@ export const targets: Record<string, FuzzTarget> = {
       }
     },
     expected: isSociIndexError,
+  },
+
+  'www-authenticate': {
+    about: 'WWW-Authenticate challenge lists of a 401 (each input line one header value)',
+    run(data) {
+      const headers = utf8.decode(data).split('\n');
+      const challenges = parseChallenges(headers);
+      for (const c of challenges) {
+        invariant(c.scheme.length > 0 && c.scheme === c.scheme.toLowerCase(), 'scheme is a lower-case token');
+        for (const name of Object.keys(c.params))
+          invariant(name === name.toLowerCase(), 'parameter names lower case');
+      }
+      const chosen = preferredChallenge(challenges);
+      invariant(
+        chosen === undefined || ['basic', 'bearer'].includes(chosen.scheme),
+        'only Basic or Bearer is answered',
+      );
+    },
+    expected: (error) => error instanceof InvalidChallengeError,
   },
 };
