@@ -269,8 +269,12 @@ describe(`lazy container start through containerd ${containerdUnderTest().versio
   it('restarts with the registry still gone: lazy layers come back from local records, cached files are served', async () => {
     const cached = '/data/text/f9.txt';
     await stack.restartDaemon();
-    // Both lazy layers mounted again without a single registry request (it is stopped).
-    expect(await stack.metric('soci_layer_mounts_total', { kind: 'lazy' })).toBe(2);
+    // Both lazy layers mounted again (in the background) without a single registry request.
+    await waitUntil(
+      'both lazy layers restored',
+      async () => (await stack.metric('soci_layer_mounts_total', { kind: 'lazy' })) === 2,
+      60_000,
+    );
     expect(stack.daemon.output()).toMatch(/"from":"local record".*"msg":"layer mounted lazily"/);
     expect(await stack.runContainer(ref, ['/bin/busybox', 'cat', cached])).toBe(small[cached]);
     await expect(stack.runContainer(ref, ['/bin/busybox', 'md5sum', '/data/unread.bin'])).rejects.toThrow(
