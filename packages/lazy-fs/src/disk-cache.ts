@@ -73,6 +73,7 @@ export class DiskSpanCache {
   private pending = 0;
   private readonly maxPendingBytes: number;
   private writableWaiters: (() => void)[] = [];
+  private writeDoneWaiters: (() => void)[] = [];
 
   private constructor(
     readonly root: string,
@@ -145,7 +146,9 @@ export class DiskSpanCache {
     if (size > this.budgetBytes) return false;
     while (this.pending > 0 && this.pending + size > this.maxPendingBytes) {
       if (options.whenFull !== 'wait') return false;
-      await this.whenWritable();
+      // The next finished write makes room (or not): check again then. (Waiting for the
+      // half-full mark could spin when one span is over half the bound.)
+      await new Promise<void>((resolve) => this.writeDoneWaiters.push(resolve));
     }
     const k = entryKey(layer, key);
     this.pending += size;
@@ -171,6 +174,9 @@ export class DiskSpanCache {
     } finally {
       this.pending -= size;
       if (this.pending <= this.maxPendingBytes / 2) this.wakeWritableWaiters();
+      const waiters = this.writeDoneWaiters;
+      this.writeDoneWaiters = [];
+      for (const wake of waiters) wake();
     }
     this.forget(k);
     this.index.set(k, { size });

@@ -113,7 +113,8 @@ export class SpanManager {
     this.maxCoalesceBytes = options.maxCoalesceBytes ?? 16 * 1024 * 1024;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.retryDelayMs = options.retryDelayMs ?? 50;
-    this.fetchDeadlineMs = options.fetchDeadlineMs ?? 30_000;
+    // AbortSignal.timeout takes 1 ms .. 2^31-1 ms; outside that every fetch would fail at once.
+    this.fetchDeadlineMs = Math.min(Math.max(1, options.fetchDeadlineMs ?? 30_000), 2 ** 31 - 1);
     this.diskReadAheadSpans = Math.max(0, options.diskReadAheadSpans ?? 2);
     this.completed = new Uint8Array(this.layout.spanCount);
     const disk = options.diskCache;

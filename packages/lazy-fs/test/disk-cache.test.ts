@@ -137,6 +137,21 @@ describe('DiskSpanCache entries', () => {
     for (const k of keys) expect(Buffer.from((await cache.get(LAYER, k))!).equals(span)).toBe(true);
   });
 
+  it("with whenFull 'wait', a span over half the bound next to a small one still gets written (no spin)", async () => {
+    const cache = await DiskSpanCache.open({
+      root: join(work, 'pending-big'),
+      budgetBytes: 1 << 30,
+      maxPendingBytes: 1 << 20,
+    });
+    const small = spanCacheKey(0, 1, `sha256:${'7'.repeat(64)}`);
+    const big = spanCacheKey(1, 2, `sha256:${'8'.repeat(64)}`);
+    const stored = await Promise.all([
+      cache.put(LAYER, small, Buffer.alloc(100 * 1024, 1), { whenFull: 'wait' }),
+      cache.put(LAYER, big, Buffer.alloc(1000 * 1024, 2), { whenFull: 'wait' }),
+    ]);
+    expect(stored).toEqual([true, true]);
+  });
+
   it('leaves only whole, verified entries after the writing process is killed with SIGKILL', async () => {
     const root = join(work, 'killed');
     const writer = spawnTs('test/fixtures/cache-writer.ts', [root]);

@@ -168,12 +168,18 @@ class TableReader {
     return n;
   }
 
-  duration(key: string, fallbackMs: number): number {
+  duration(key: string, fallbackMs: number, range: { minMs?: number; maxMs?: number } = {}): number {
     const v = this.take(key);
     if (v === undefined) return fallbackMs;
     const ms = typeof v === 'string' ? parseDuration(v) : undefined;
     if (ms === undefined) {
       throw new ConfigError(this.path(key), 'must be a duration string such as "500ms", "30s", "2m" or "1h"');
+    }
+    if (ms < (range.minMs ?? 0) || ms > (range.maxMs ?? Number.MAX_SAFE_INTEGER)) {
+      throw new ConfigError(
+        this.path(key),
+        `must be between ${formatDuration(range.minMs ?? 0)} and ${formatDuration(range.maxMs ?? Number.MAX_SAFE_INTEGER)}`,
+      );
     }
     return ms;
   }
@@ -232,7 +238,7 @@ export function configFromToml(doc: Table): SnapshotterConfig {
     logLevel,
     metricsAddress: top.string('metrics_address', d.metricsAddress, hostPortOrEmpty),
     mountTimeoutMs: top.duration('mount_timeout', d.mountTimeoutMs),
-    readTimeoutMs: top.duration('read_timeout', d.readTimeoutMs),
+    readTimeoutMs: top.duration('read_timeout', d.readTimeoutMs, { minMs: 1, maxMs: 2 ** 31 - 1 }),
     registry: { hosts: {} },
     spanCache: d.spanCache,
     backgroundFetch: d.backgroundFetch,

@@ -110,11 +110,12 @@ export class ContainerdContact {
   private async check(): Promise<ContainerdVersion | ContainerdContactError> {
     const { address, logger } = this.options;
     const timeoutMs = this.options.timeoutMs ?? 5_000;
-    const asked = this.options.askVersion
-      ? { answer: this.options.askVersion(address), done: () => {} }
-      : askVersionOverGrpc(address);
+    let asked: { answer: Promise<{ version: string; revision: string }>; done(): void } | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
+      asked = this.options.askVersion
+        ? { answer: this.options.askVersion(address), done: () => {} }
+        : askVersionOverGrpc(address);
       const answer = await Promise.race([
         asked.answer,
         new Promise<never>((_, reject) => {
@@ -158,7 +159,7 @@ export class ContainerdContact {
       return error;
     } finally {
       clearTimeout(timer);
-      asked.done();
+      asked?.done();
     }
   }
 }

@@ -287,6 +287,8 @@ export class Snapshotter {
     if (this.store.all().some((c) => c.parent === key)) {
       throw failedPrecondition('failed to remove: cannot remove snapshot with child');
     }
+    // A restore still mounting this layer finishes first: its mount must not land in a removed directory.
+    await this.restores.get(key);
     if (r.labels[REMOTE_LABEL] !== undefined) await this.unmountRemote(r, 'snapshot-removed');
     await this.store.transaction((draft) => {
       const current = draft.snapshots[key];
@@ -548,7 +550,11 @@ export class Snapshotter {
       for (let r = queue.shift(); r; r = queue.shift()) settle.get(r.name)!(await this.restoreOne(r));
     };
     await Promise.all(Array.from({ length: Math.min(RESTORE_CONCURRENCY, remote.length) }, worker));
-    await this.remote.restored?.(remote).catch((err: unknown) => {
+    // The daemon served meanwhile: tell the source of every remote snapshot there is now.
+    const now = this.store
+      .all()
+      .filter((r) => r.kind === 'committed' && r.labels[REMOTE_LABEL] !== undefined);
+    await this.remote.restored?.(now).catch((err: unknown) => {
       this.log.warn({ err }, 'remote layer source could not tidy its cache after the restore');
     });
   }
@@ -568,6 +574,11 @@ export class Snapshotter {
       });
       if ((await raceTimeout(restored, this.mountTimeoutMs)) === 'timeout') {
         attempt.abort();
+        // A mount that completes late must not stay: the layer counts as not restored.
+        void restored.then(
+          () => this.remote.unmount(mountpoint, 'mount-abandoned'),
+          () => undefined,
+        );
         throw new Error(`no answer within ${this.mountTimeoutMs} ms`);
       }
       this.log.info({ name: r.name }, 'remote snapshot restored');

@@ -32,6 +32,9 @@ describe('config', () => {
     expect(c.metricsAddress).toBe('127.0.0.1:9880');
     expect(c.mountTimeoutMs).toBe(30_000);
     expect(c.readTimeoutMs).toBe(30_000);
+    // A deadline of 0 (or beyond what a timer holds) would fail every read at once.
+    expect(() => parseConfig('read_timeout = "0s"\n')).toThrow(/read_timeout: must be between 1ms and/);
+    expect(() => parseConfig('read_timeout = "600h"\n')).toThrow(/read_timeout: must be between/);
     expect(c.spanCache.dir).toBe('/var/lib/soci-ts/cache');
   });
 
@@ -121,7 +124,7 @@ record_dir = "/srv/recorded"
         fc.integer({ min: 0, max: 65535 }).map((p) => `127.0.0.1:${p}`),
       ),
       mountTimeoutMs: duration,
-      readTimeoutMs: duration,
+      readTimeoutMs: fc.integer({ min: 1, max: 10_000_000 }),
       registry: fc.record({
         hosts: fc.dictionary(
           word,

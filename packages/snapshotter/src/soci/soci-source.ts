@@ -56,6 +56,8 @@ type FallbackReason = 'no-labels' | 'no-soci-index' | 'discovery-error' | 'no-zt
  */
 export class SociRemoteSource implements RemoteLayerSource {
   private readonly images: ImageIndexCache;
+  /** Layers (digest -> count) whose mounts are being set up right now. */
+  private readonly mounting = new Map<string, number>();
   /** Lazy mounts by mountpoint, with their layer digests. */
   private readonly mounted = new Map<string, { layer: MountedLayer; digest: string }>();
   private readonly metrics: PrometheusLayerMetrics;
@@ -115,11 +117,23 @@ export class SociRemoteSource implements RemoteLayerSource {
     if (!mount) return;
     this.mounted.delete(mountpoint);
     await mount.layer.unmount();
-    if (why === 'snapshot-removed') await (await this.artifacts).dropRecord(mountpoint).catch(() => {});
+    if (why !== 'snapshot-removed') return;
+    await this.artifacts.then((a) => a.dropRecord(mountpoint)).catch(() => {});
     // The layer's cached spans go with its last snapshot (another image may share the layer).
-    if (why === 'snapshot-removed' && ![...this.mounted.values()].some((m) => m.digest === mount.digest)) {
-      await (await this.spanCache()).dropLayer(mount.digest);
+    if (!this.layerInUse(mount.digest)) {
+      await this.spanCache()
+        .then((cache) => cache.dropLayer(mount.digest))
+        .catch((err: unknown) =>
+          this.options.logger.warn({ err, layer: mount.digest }, 'cannot drop cached spans'),
+        );
     }
+  }
+
+  /** A layer is in use while a mount of it is up or being set up. */
+  private layerInUse(digest: string): boolean {
+    return (
+      (this.mounting.get(digest) ?? 0) > 0 || [...this.mounted.values()].some((m) => m.digest === digest)
+    );
   }
 
   /** Drops cached spans of layers no remote snapshot uses (their snapshots went while the daemon was down). */
@@ -127,7 +141,7 @@ export class SociRemoteSource implements RemoteLayerSource {
     const used = new Set(snapshots.map((s) => s.labels[LABEL_LAYER_DIGEST]));
     const cache = await this.spanCache();
     for (const layer of cache.layers()) {
-      if (used.has(layer)) continue;
+      if (used.has(layer) || this.layerInUse(layer)) continue;
       await cache.dropLayer(layer);
       this.options.logger.info({ layer }, 'dropped the cached spans of a layer no snapshot uses');
     }
@@ -296,27 +310,35 @@ export class SociRemoteSource implements RemoteLayerSource {
   ): Promise<void> {
     const { config } = this.options;
     const bg = config.backgroundFetch;
-    const mounted = await mountRemoteLayer({
-      ztoc,
-      blob: repo.blobReader(layer),
-      layerDigest: layer.digest,
-      layerSize: layer.size,
-      mountpoint,
-      cache: await this.spanCache(),
-      memoryCache: this.memory,
-      fetchDeadlineMs: config.readTimeoutMs,
-      metrics: this.metrics,
-      // Prefetch spans use the same workers; `fetchAll` is the background fetch of the rest.
-      background: {
-        fetchAll: bg.enabled,
-        concurrency: bg.maxConcurrency,
-        bytesPerSecond: bg.bytesPerSecond,
-        quietMs: bg.silencePeriodMs,
-      },
-      ...extra,
-    });
-    this.mounted.set(mountpoint, { layer: mounted, digest: layer.digest });
-    this.metrics.mounts.inc({ kind: 'lazy' });
+    // Counted from here: a cache drop for another snapshot of this layer must wait for us.
+    this.mounting.set(layer.digest, (this.mounting.get(layer.digest) ?? 0) + 1);
+    try {
+      const mounted = await mountRemoteLayer({
+        ztoc,
+        blob: repo.blobReader(layer),
+        layerDigest: layer.digest,
+        layerSize: layer.size,
+        mountpoint,
+        cache: await this.spanCache(),
+        memoryCache: this.memory,
+        fetchDeadlineMs: config.readTimeoutMs,
+        metrics: this.metrics,
+        // Prefetch spans use the same workers; `fetchAll` is the background fetch of the rest.
+        background: {
+          fetchAll: bg.enabled,
+          concurrency: bg.maxConcurrency,
+          bytesPerSecond: bg.bytesPerSecond,
+          quietMs: bg.silencePeriodMs,
+        },
+        ...extra,
+      });
+      this.mounted.set(mountpoint, { layer: mounted, digest: layer.digest });
+      this.metrics.mounts.inc({ kind: 'lazy' });
+    } finally {
+      const left = (this.mounting.get(layer.digest) ?? 1) - 1;
+      if (left > 0) this.mounting.set(layer.digest, left);
+      else this.mounting.delete(layer.digest);
+    }
   }
 
   private spanCache(): Promise<DiskSpanCache> {
