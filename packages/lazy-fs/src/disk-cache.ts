@@ -11,8 +11,8 @@ export interface DiskSpanCacheOptions {
   budgetBytes: number;
   /**
    * Bytes of spans handed to `put` whose files are not written yet. Beyond it `put` skips the
-   * write (the span stays in memory and is fetched again when needed); `whenWritable` lets a
-   * producer that can wait (background fetch) wait instead. Default 256 MiB.
+   * write (`whenFull: 'skip'`, a reader's span: it stays in memory only) or waits for room
+   * (`whenFull: 'wait'`, prefetch and background work). Default 256 MiB.
    */
   maxPendingBytes?: number;
   /**

@@ -41,11 +41,6 @@ export class MemoryLru<K, V extends { byteLength: number }> {
     this.total -= old.byteLength;
   }
 
-  clear(): void {
-    this.items.clear();
-    this.total = 0;
-  }
-
   get bytes(): number {
     return this.total;
   }
