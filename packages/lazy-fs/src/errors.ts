@@ -12,6 +12,8 @@ export type LazyFsErrorCode =
   | 'LAYER_CLOSED'
   | 'MOUNT_FAILED'
   | 'UNMOUNT_FAILED'
+  | 'KEEPER_UNAVAILABLE'
+  | 'KEEPER_REFUSED'
   | 'BAD_OPTIONS';
 
 const ERRNO_BY_CODE: Record<LazyFsErrorCode, number> = {
@@ -24,6 +26,8 @@ const ERRNO_BY_CODE: Record<LazyFsErrorCode, number> = {
   LAYER_CLOSED: 107, // ENOTCONN
   MOUNT_FAILED: 5,
   UNMOUNT_FAILED: 16, // EBUSY
+  KEEPER_UNAVAILABLE: 107, // ENOTCONN
+  KEEPER_REFUSED: 5,
   BAD_OPTIONS: 22, // EINVAL
 };
 

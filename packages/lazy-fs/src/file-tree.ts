@@ -57,6 +57,8 @@ const IMPLICIT_DIR_MODE = TYPE_BITS.dir | 0o755;
 export class FileTree {
   readonly root: Inode;
   private readonly byTocIndex: (Inode | undefined)[];
+  /** Inodes by number: FUSE node ids are inode numbers, the same for every build of one zTOC. */
+  private readonly byIno: Inode[] = [];
   private nextIno = 1;
   private readonly opaqueXattr: OpaqueXattr;
 
@@ -92,6 +94,11 @@ export class FileTree {
     return this.byTocIndex[index];
   }
 
+  /** Inode by number (1 is the root); numbers are given in zTOC order, so a restart finds the same. */
+  inodeOfIno(ino: number): Inode | undefined {
+    return this.byIno[ino];
+  }
+
   /** Number of distinct inodes. */
   get inodeCount(): number {
     return this.nextIno - 1;
@@ -110,7 +117,7 @@ export class FileTree {
   }
 
   private newInode(kind: InodeKind, mode: number): Inode {
-    return {
+    const inode: Inode = {
       ino: this.nextIno++,
       kind,
       mode,
@@ -126,6 +133,8 @@ export class FileTree {
       children: kind === 'dir' ? new Map() : undefined,
       names: undefined,
     };
+    this.byIno[inode.ino] = inode;
+    return inode;
   }
 
   private add(entry: FileMetadata): Inode | undefined {

@@ -9,20 +9,28 @@ export { FileTree, type FileTreeOptions, type Inode, type InodeKind, type Opaque
 export {
   Errno,
   type FuseBackend,
+  type FuseDirEntry,
   type FuseMount,
   type FuseMountOptions,
-  type FuseOps,
+  type FuseNodeOps,
   type FuseStat,
   type FuseStatfs,
-  type Reply,
 } from './fuse/backend.js';
 export { FuseNativeBackend } from './fuse/fuse-native-backend.js';
+export { type FuseKeeper, type FuseKeeperOptions, startFuseKeeper } from './fuse/keeper.js';
+export { KeeperFuseBackend, type KeeperFuseBackendOptions } from './fuse/keeper-backend.js';
+export type { KeptSessionInfo } from './fuse/keeper-protocol.js';
 export type { FileRead } from './fuse/layer-ops.js';
 export { layerOps } from './fuse/layer-ops.js';
 export { forceUnmount, isMounted } from './fuse/mount-table.js';
 export type { ByteRange, LayerSpans } from './layer-spans.js';
 export { type LazyFsMetrics, noopMetrics } from './metrics.js';
-export { type MountedLayer, type MountRemoteLayerOptions, mountRemoteLayer } from './mount.js';
+export {
+  attachRemoteLayer,
+  type MountedLayer,
+  type MountRemoteLayerOptions,
+  mountRemoteLayer,
+} from './mount.js';
 export { RemoteLayer, type RemoteLayerOptions, type RemoteLayerStats } from './remote-layer.js';
 export {
   SpanManager,
@@ -31,4 +39,5 @@ export {
   SpanMemoryCache,
 } from './span-manager.js';
 export type { BlobRangeReader, FetchPriority, LayerDescriptor } from './types.js';
+export { removeStaleSocket, type SocketPathState, socketPathState } from './unix-socket.js';
 export { layerSpansOf } from './ztoc-spans.js';

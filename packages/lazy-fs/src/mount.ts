@@ -1,6 +1,6 @@
 import type { Ztoc } from '@soci-ts/ztoc';
 import { DiskSpanCache } from './disk-cache.js';
-import type { FuseBackend, FuseMountOptions } from './fuse/backend.js';
+import type { FuseBackend, FuseMount, FuseMountOptions, FuseNodeOps } from './fuse/backend.js';
 import { FuseNativeBackend } from './fuse/fuse-native-backend.js';
 import { type LayerOpsOptions, layerOps } from './fuse/layer-ops.js';
 import { RemoteLayer, type RemoteLayerOptions, type RemoteLayerStats } from './remote-layer.js';
@@ -34,6 +34,11 @@ export interface MountedLayer {
   readonly layer: RemoteLayer;
   /** Stops background fetching, unmounts and releases the layer. Safe to call twice. */
   unmount(): Promise<void>;
+  /**
+   * Stops background fetching and serving but leaves the mount for a successor to take over
+   * (`attachRemoteLayer`); a backend that cannot keep it unmounts.
+   */
+  detach(): Promise<void>;
   stats(): RemoteLayerStats;
 }
 
@@ -42,6 +47,27 @@ export interface MountedLayer {
  * bytes from the blob on demand; prefetch and background fetch start once the mount is up.
  */
 export async function mountRemoteLayer(options: MountRemoteLayerOptions): Promise<MountedLayer> {
+  const backend = options.backend ?? new FuseNativeBackend();
+  return (await serveLayer(options, (ops, fuse) => backend.mount(options.mountpoint, ops, fuse)))!;
+}
+
+/**
+ * Serves a mount a previous process left with the backend's keeper at `mountpoint` (a daemon
+ * restart): no new mount, so containers using it keep their files. Undefined when the backend
+ * holds no session there.
+ */
+export async function attachRemoteLayer(
+  options: MountRemoteLayerOptions & { backend: FuseBackend },
+): Promise<MountedLayer | undefined> {
+  const { backend } = options;
+  if (!backend.attach) return undefined;
+  return serveLayer(options, (ops, fuse) => backend.attach!(options.mountpoint, ops, fuse));
+}
+
+async function serveLayer(
+  options: MountRemoteLayerOptions,
+  start: (ops: FuseNodeOps, fuse: FuseMountOptions) => Promise<FuseMount | undefined>,
+): Promise<MountedLayer | undefined> {
   const cache =
     options.cache ??
     (options.cacheDir
@@ -55,10 +81,9 @@ export async function mountRemoteLayer(options: MountRemoteLayerOptions): Promis
     layer: { digest: options.layerDigest, size: options.layerSize ?? options.ztoc.compressedArchiveSize },
     cache,
   });
-  const backend = options.backend ?? new FuseNativeBackend();
-  let mount: Awaited<ReturnType<FuseBackend['mount']>>;
+  let mount: FuseMount | undefined;
   try {
-    mount = await backend.mount(options.mountpoint, layerOps(layer, { onRead: options.onRead }), {
+    mount = await start(layerOps(layer, { onRead: options.onRead }), {
       fsName: `soci-ts:${options.layerDigest.slice(0, 19)}`,
       ...options.fuse,
     });
@@ -66,18 +91,25 @@ export async function mountRemoteLayer(options: MountRemoteLayerOptions): Promis
     await layer.close();
     throw err;
   }
+  if (!mount) {
+    await layer.close();
+    return undefined;
+  }
+  const fuseMount = mount;
   layer.startBackground();
-  let unmounted: Promise<void> | undefined;
+  let ended: Promise<void> | undefined;
+  const end = (how: 'unmount' | 'detach') => {
+    ended ??= (async () => {
+      await layer.close();
+      await fuseMount[how]();
+    })();
+    return ended;
+  };
   return {
-    mountpoint: mount.mountpoint,
+    mountpoint: fuseMount.mountpoint,
     layer,
     stats: () => layer.stats(),
-    unmount: () => {
-      unmounted ??= (async () => {
-        await layer.close();
-        await mount.unmount();
-      })();
-      return unmounted;
-    },
+    unmount: () => end('unmount'),
+    detach: () => end('detach'),
   };
 }

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, stat, writeFile } from 'node:fs/promises';
@@ -5,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '@soci-ts/testing';
+import { spawnTs, stopChild, waitUntil } from '@soci-ts/testing/process';
 import { buildZtoc, type Ztoc } from '@soci-ts/ztoc';
 import type { BlobRangeReader } from '../src/index.js';
 
@@ -144,4 +146,20 @@ const READ_SCRIPT = fileURLToPath(new URL('./fixtures/read.py', import.meta.url)
 export async function readInChild(jobs: [string, number, number][]): Promise<string[]> {
   const { stdout } = await run('python3', [READ_SCRIPT], { input: JSON.stringify(jobs) });
   return JSON.parse(stdout) as string[];
+}
+
+/** A FUSE keeper in a child process (its thread pool sized as the real launcher does). */
+export async function startKeeperProcess(
+  socketPath: string,
+  waitForDaemonMs?: number,
+): Promise<{ child: ChildProcess; stderr: () => string; stop: () => Promise<void> }> {
+  const run = spawnTs(
+    'test/run-keeper.ts',
+    [socketPath, ...(waitForDaemonMs ? [String(waitForDaemonMs)] : [])],
+    {
+      env: { UV_THREADPOOL_SIZE: '64' },
+    },
+  );
+  await waitUntil('the FUSE keeper to start', async () => run.output().includes('ready'), 30_000, run.child);
+  return { child: run.child, stderr: run.stderr, stop: () => stopChild(run.child, 10_000) };
 }

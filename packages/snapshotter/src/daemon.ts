@@ -1,8 +1,8 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { removeStaleSocket, socketPathState } from '@soci-ts/lazy-fs';
 import { type Logger, pino } from 'pino';
 import type { Registry } from 'prom-client';
 import type { SnapshotterConfig } from './config.js';
@@ -57,21 +57,20 @@ export class DaemonStartError extends Error {
  * containerd while its mounts stay up.
  */
 export async function claimSocket(path: string): Promise<void> {
-  const live = await new Promise<boolean>((resolve) => {
-    const conn = connect(path);
-    conn.once('connect', () => {
-      conn.destroy();
-      resolve(true);
-    });
-    conn.once('error', () => resolve(false)); // ENOENT or ECONNREFUSED: nobody serves it
-  });
-  if (live) {
+  const state = await socketPathState(path);
+  if (state === 'live') {
     throw new DaemonStartError(
       'SOCKET_IN_USE',
       `another process serves ${path} (a soci-snapshotter still running?); stop it first, or give this one another socket`,
     );
   }
-  await rm(path, { force: true });
+  if (state === 'not-a-socket') {
+    throw new DaemonStartError(
+      'SOCKET_IN_USE',
+      `${path} exists and is not a socket; fix \`socket\` in the config`,
+    );
+  }
+  await removeStaleSocket(path);
 }
 
 /** Logs as JSON lines on stderr (stdout stays free for --print-config and the like). */

@@ -110,9 +110,14 @@ export interface TsRun {
  * Runs a TypeScript file of the package under test (a path relative to vitest's cwd, the
  * package directory) as a separate Node process and collects its output.
  */
-export function spawnTs(file: string, args: readonly string[] = [], opts: { killAfterMs?: number } = {}) {
+export function spawnTs(
+  file: string,
+  args: readonly string[] = [],
+  opts: { killAfterMs?: number; env?: NodeJS.ProcessEnv } = {},
+) {
   const child = spawn(process.execPath, [viteNodeBin(), file, '--', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: opts.env ? { ...process.env, ...opts.env } : process.env,
   });
   let stdout = '';
   let stderr = '';

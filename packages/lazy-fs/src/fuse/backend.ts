@@ -1,6 +1,6 @@
 /**
- * Our own, small view of a FUSE library, so the binding (fuse-native today) can be replaced
- * without touching the file system logic. Errors are positive errno values; 0 means success.
+ * Our own, small view of a FUSE library, so the binding can be replaced without touching the
+ * file system logic. Errors are positive errno values; 0 means success.
  */
 
 export interface FuseStat {
@@ -30,28 +30,32 @@ export interface FuseStatfs {
   namemax: number;
 }
 
-export type Reply<T> = (errno: number, value?: T) => void;
+/** A directory entry as readdir reports it: the kernel takes the type from `mode`. */
+export interface FuseDirEntry {
+  name: string;
+  ino: number;
+  mode: number;
+}
 
-/** Path-based operations of a read-only file system. Every reply must be called exactly once. */
-export interface FuseOps {
-  init?(reply: (errno: number) => void): void;
-  getattr(path: string, reply: Reply<FuseStat>): void;
-  /** Names with their stats: the kernel takes each entry's type from them (overlayfs needs it to see whiteouts). */
-  readdir(path: string, reply: (errno: number, names?: string[], stats?: FuseStat[]) => void): void;
-  open(path: string, flags: number, reply: Reply<number>): void;
-  /** Fills `buffer` (its length is the request size); replies with the byte count or a negative errno. */
-  read(
-    path: string,
-    fh: number,
-    buffer: Buffer,
-    position: number,
-    reply: (bytesOrNegErrno: number) => void,
-  ): void;
-  release(path: string, fh: number, reply: (errno: number) => void): void;
-  readlink(path: string, reply: Reply<string>): void;
-  getxattr(path: string, name: string, reply: Reply<Buffer>): void;
-  listxattr(path: string, reply: Reply<string[]>): void;
-  statfs(path: string, reply: Reply<FuseStatfs>): void;
+/**
+ * Node-based operations of a read-only file system, as the FUSE protocol asks them: nodes are
+ * inode numbers (1 is the root), stable across daemon restarts, and open files carry no state,
+ * so a new daemon can answer requests about files the old one opened. A number result is an
+ * errno.
+ */
+export interface FuseNodeOps {
+  lookup(parent: number, name: string): FuseStat | number;
+  getattr(ino: number): FuseStat | number;
+  /** '.', '..' and the children, in a stable order. */
+  readdir(ino: number): readonly FuseDirEntry[] | number;
+  /** 0 when the node may be opened with these flags. */
+  open(ino: number, flags: number): number;
+  /** Fills `buffer` from `position`; resolves to the byte count, rejects with an error `errnoOf` understands. */
+  read(ino: number, buffer: Uint8Array, position: number): Promise<number>;
+  readlink(ino: number): string | number;
+  getxattr(ino: number, name: string): Buffer | number;
+  listxattr(ino: number): readonly string[] | number;
+  statfs(): FuseStatfs;
 }
 
 export interface FuseMountOptions {
@@ -78,11 +82,21 @@ export interface FuseMount {
   readonly mountpoint: string;
   /** Unmounts (lazily if busy); resolves once the mountpoint is free. */
   unmount(): Promise<void>;
+  /**
+   * Stops serving but leaves the file system mounted for a successor to take over (a daemon
+   * restart); backends that cannot hand a session over unmount instead.
+   */
+  detach(): Promise<void>;
 }
 
 export interface FuseBackend {
   /** Mounts read-only at an existing directory; on failure nothing stays mounted. */
-  mount(mountpoint: string, ops: FuseOps, options: FuseMountOptions): Promise<FuseMount>;
+  mount(mountpoint: string, ops: FuseNodeOps, options: FuseMountOptions): Promise<FuseMount>;
+  /**
+   * Takes over a mount a previous process left at `mountpoint` (backends that keep sessions
+   * across restarts); undefined when there is none to take.
+   */
+  attach?(mountpoint: string, ops: FuseNodeOps, options: FuseMountOptions): Promise<FuseMount | undefined>;
 }
 
 /** errno values used by the file system. */

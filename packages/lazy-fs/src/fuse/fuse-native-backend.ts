@@ -1,13 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { LazyFsError } from '../errors.js';
+import { errnoOf, LazyFsError } from '../errors.js';
 import {
   Errno,
   type FuseBackend,
   type FuseMount,
   type FuseMountOptions,
-  type FuseOps,
+  type FuseNodeOps,
   type FuseStat,
 } from './backend.js';
 import { forceUnmount, forceUnmountSync, isMounted } from './mount-table.js';
@@ -71,9 +71,12 @@ function trackForExit(mountpoint: string): void {
   });
 }
 
-/** Mounts with fuse-native 2 (libfuse 2, high-level path API). */
+/**
+ * Mounts with fuse-native 2 (libfuse 2, high-level path API). Its session lives and dies with
+ * this process: `detach` unmounts. The daemon uses the keeper instead.
+ */
 export class FuseNativeBackend implements FuseBackend {
-  async mount(mountpoint: string, ops: FuseOps, options: FuseMountOptions): Promise<FuseMount> {
+  async mount(mountpoint: string, ops: FuseNodeOps, options: FuseMountOptions): Promise<FuseMount> {
     const mnt = resolve(mountpoint);
     const Fuse = fuseClass();
     const fuse = new Fuse(mnt, toNativeOps(ops), nativeOptions(options));
@@ -96,19 +99,17 @@ export class FuseNativeBackend implements FuseBackend {
     }
     trackForExit(mnt);
     let unmounted: Promise<void> | undefined;
-    return {
-      mountpoint: mnt,
-      unmount: () => {
-        unmounted ??= (async () => {
-          await new Promise<void>((done) => fuse.unmount(() => done()));
-          if (!(await forceUnmount(mnt))) {
-            throw new LazyFsError('UNMOUNT_FAILED', `${mnt} is still mounted; unmount it with umount -l`);
-          }
-          live.delete(mnt);
-        })();
-        return unmounted;
-      },
+    const unmount = () => {
+      unmounted ??= (async () => {
+        await new Promise<void>((done) => fuse.unmount(() => done()));
+        if (!(await forceUnmount(mnt))) {
+          throw new LazyFsError('UNMOUNT_FAILED', `${mnt} is still mounted; unmount it with umount -l`);
+        }
+        live.delete(mnt);
+      })();
+      return unmounted;
     };
+    return { mountpoint: mnt, unmount, detach: unmount };
   }
 }
 
@@ -150,27 +151,61 @@ const READ_ONLY_OPS = [
   'rmdir',
 ] as const;
 
-/** Adapts our ops to fuse-native's callback conventions (negative errno, `cb(bytes)` for read). */
-function toNativeOps(ops: FuseOps): object {
+/** The node a path names, found one lookup per component from the root. */
+function resolvePath(ops: FuseNodeOps, path: string): FuseStat | number {
+  let st = ops.getattr(1);
+  for (const part of path.split('/')) {
+    if (!part) continue;
+    if (typeof st === 'number') return st;
+    st = ops.lookup(st.ino, part);
+  }
+  return st;
+}
+
+/**
+ * Adapts node ops to fuse-native's path callbacks (negative errno, `cb(bytes)` for read). The
+ * file handle is the inode number.
+ */
+function toNativeOps(ops: FuseNodeOps): object {
+  const withNode = (path: string, cb: NodeCallback, then: (st: FuseStat) => void) => {
+    const st = resolvePath(ops, path);
+    if (typeof st === 'number') cb(-st);
+    else then(st);
+  };
+  const answer = <T>(cb: NodeCallback, result: T | number, map: (v: T) => unknown = (v) => v) =>
+    typeof result === 'number' ? cb(-result) : cb(0, map(result));
   const native: Record<string, unknown> = {
-    init: (cb: NodeCallback) => (ops.init ? ops.init((e) => cb(-e)) : cb(0)),
-    getattr: (path: string, cb: NodeCallback) =>
-      ops.getattr(path, (e, st) => (e ? cb(-e) : cb(0, nativeStat(st!)))),
+    init: (cb: NodeCallback) => cb(0),
+    getattr: (path: string, cb: NodeCallback) => withNode(path, cb, (st) => cb(0, nativeStat(st))),
     readdir: (path: string, cb: NodeCallback) =>
-      ops.readdir(path, (e, names, stats) => (e ? cb(-e) : cb(0, names, stats?.map(nativeStat)))),
+      withNode(path, cb, (st) => {
+        const list = ops.readdir(st.ino);
+        if (typeof list === 'number') return cb(-list);
+        cb(
+          0,
+          list.map((e) => e.name),
+          list.map((e) => nativeStat({ ...st, ino: e.ino, mode: e.mode })),
+        );
+      }),
     open: (path: string, flags: number, cb: NodeCallback) =>
-      ops.open(path, flags, (e, fh) => (e ? cb(-e) : cb(0, fh))),
-    read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NodeCallback) =>
-      ops.read(path, fh, len === buf.length ? buf : buf.subarray(0, len), pos, (n) => cb(n)),
-    release: (path: string, fh: number, cb: NodeCallback) => ops.release(path, fh, (e) => cb(-e)),
+      withNode(path, cb, (st) => {
+        const errno = ops.open(st.ino, flags);
+        return errno ? cb(-errno) : cb(0, st.ino);
+      }),
+    read: (_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NodeCallback) =>
+      ops.read(fh, len === buf.length ? buf : buf.subarray(0, len), pos).then(
+        (n) => cb(n),
+        (err) => cb(-errnoOf(err)),
+      ),
+    release: (_path: string, _fh: number, cb: NodeCallback) => cb(0),
     readlink: (path: string, cb: NodeCallback) =>
-      ops.readlink(path, (e, target) => (e ? cb(-e) : cb(0, target))),
+      withNode(path, cb, (st) => answer(cb, ops.readlink(st.ino))),
     // Called by the patched _op_getxattr/_op_listxattr above with our own conventions.
     getxattr: (path: string, name: string, _pos: number, cb: NodeCallback) =>
-      ops.getxattr(path, name, (e, value) => (e ? cb(-e) : cb(0, value))),
+      withNode(path, cb, (st) => answer(cb, ops.getxattr(st.ino, name))),
     listxattr: (path: string, cb: NodeCallback) =>
-      ops.listxattr(path, (e, names) => (e ? cb(-e) : cb(0, names))),
-    statfs: (path: string, cb: NodeCallback) => ops.statfs(path, (e, st) => (e ? cb(-e) : cb(0, st))),
+      withNode(path, cb, (st) => answer(cb, ops.listxattr(st.ino), (names) => [...names])),
+    statfs: (_path: string, cb: NodeCallback) => cb(0, ops.statfs()),
   };
   for (const name of READ_ONLY_OPS) {
     native[name] = (...args: unknown[]) => (args[args.length - 1] as NodeCallback)(-Errno.EROFS);

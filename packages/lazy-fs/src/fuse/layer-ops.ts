@@ -1,20 +1,17 @@
-import { errnoOf } from '../errors.js';
+import { LazyFsError } from '../errors.js';
 import type { Inode } from '../file-tree.js';
 import type { RemoteLayer } from '../remote-layer.js';
-import { Errno, type FuseOps, type FuseStat, type FuseStatfs } from './backend.js';
+import { Errno, type FuseDirEntry, type FuseNodeOps, type FuseStat, type FuseStatfs } from './backend.js';
 
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const O_TRUNC = 0o1000;
+const ENOTDIR = 20;
 
-/**
- * The FUSE operations of one remote layer. Lookups go through the tree's path index; open
- * files are a small handle table so a read costs one array access before the span copy.
- */
 export interface LayerOpsOptions {
   /**
-   * Called for every read, with the path the reader used: what a workload reads, in order, is
-   * what a prefetch list should hold. Must be cheap; it runs on the read path.
+   * Called for every read, with the path the file has in the layer: what a workload reads, in
+   * order, is what a prefetch list should hold. Must be cheap; it runs on the read path.
    */
   onRead?: (read: FileRead) => void;
 }
@@ -27,12 +24,14 @@ export interface FileRead {
   fileSize: number;
 }
 
-export function layerOps(layer: RemoteLayer, options: LayerOpsOptions = {}): FuseOps {
+/**
+ * The FUSE operations of one remote layer, by inode number. Nothing depends on what was asked
+ * before (no handle table): a daemon that takes a mount over answers at once.
+ */
+export function layerOps(layer: RemoteLayer, options: LayerOpsOptions = {}): FuseNodeOps {
   const tree = layer.tree;
   const onRead = options.onRead;
   const stats = new WeakMap<Inode, FuseStat>();
-  const handles: (Inode | undefined)[] = [];
-  const freeHandles: number[] = [];
   const statOf = (inode: Inode): FuseStat => {
     let st = stats.get(inode);
     if (!st) {
@@ -54,16 +53,28 @@ export function layerOps(layer: RemoteLayer, options: LayerOpsOptions = {}): Fus
     }
     return st;
   };
-  const dirStats = new WeakMap<Inode, FuseStat[]>();
-  /** Stats in `names` order ('.', '..', children); '..' borrows the directory's own (only its type is used). */
-  const entryStatsOf = (dir: Inode): FuseStat[] => {
-    let list = dirStats.get(dir);
+  const entries = new WeakMap<Inode, FuseDirEntry[]>();
+  /** '.', '..' (borrowing the directory's own number: only its type is used) and the children. */
+  const entriesOf = (dir: Inode): FuseDirEntry[] => {
+    let list = entries.get(dir);
     if (!list) {
-      const own = statOf(dir);
-      list = [own, own, ...[...dir.children!.values()].map(statOf)];
-      dirStats.set(dir, list);
+      list = [
+        { name: '.', ino: dir.ino, mode: dir.mode },
+        { name: '..', ino: dir.ino, mode: dir.mode },
+        ...[...dir.children!].map(([name, child]) => ({ name, ino: child.ino, mode: child.mode })),
+      ];
+      entries.set(dir, list);
     }
     return list;
+  };
+  // Paths by inode, built on the first read only when someone records reads.
+  let paths: Map<Inode, string> | undefined;
+  const pathOf = (inode: Inode): string => {
+    if (!paths) {
+      paths = new Map();
+      for (const [path, node] of tree.walk()) if (!paths.has(node)) paths.set(node, path);
+    }
+    return paths.get(inode) ?? '';
   };
   let totalBytes = 0;
   for (const [, inode] of tree.walk()) if (inode.kind === 'file') totalBytes += inode.size;
@@ -78,66 +89,57 @@ export function layerOps(layer: RemoteLayer, options: LayerOpsOptions = {}): Fus
     favail: 0,
     namemax: 255,
   };
+  const inodeOr = (ino: number): Inode | number => tree.inodeOfIno(ino) ?? Errno.ENOENT;
 
   return {
-    getattr(path, reply) {
-      const inode = tree.lookup(path);
-      if (inode) reply(0, statOf(inode));
-      else reply(Errno.ENOENT);
+    lookup(parent, name) {
+      const dir = inodeOr(parent);
+      if (typeof dir === 'number') return dir;
+      if (!dir.children) return ENOTDIR;
+      const child = dir.children.get(name);
+      return child ? statOf(child) : Errno.ENOENT;
     },
-    readdir(path, reply) {
-      const inode = tree.lookup(path);
-      if (!inode) reply(Errno.ENOENT);
-      else if (!inode.names || !inode.children) reply(20 /* ENOTDIR */);
-      else reply(0, inode.names, entryStatsOf(inode));
+    getattr(ino) {
+      const inode = inodeOr(ino);
+      return typeof inode === 'number' ? inode : statOf(inode);
     },
-    open(path, flags, reply) {
-      const inode = tree.lookup(path);
-      if (!inode) return reply(Errno.ENOENT);
-      if ((flags & O_ACCMODE) !== O_RDONLY || flags & O_TRUNC) return reply(Errno.EROFS);
-      const fh = freeHandles.pop() ?? handles.length;
-      handles[fh] = inode;
-      reply(0, fh);
+    readdir(ino) {
+      const inode = inodeOr(ino);
+      if (typeof inode === 'number') return inode;
+      return inode.children ? entriesOf(inode) : ENOTDIR;
     },
-    read(path, fh, buffer, position, reply) {
-      const inode = handles[fh];
-      if (!inode) return reply(-Errno.EBADF);
+    open(ino, flags) {
+      const inode = inodeOr(ino);
+      if (typeof inode === 'number') return inode;
+      if ((flags & O_ACCMODE) !== O_RDONLY || flags & O_TRUNC) return Errno.EROFS;
+      return 0;
+    },
+    async read(ino, buffer, position) {
+      const inode = tree.inodeOfIno(ino);
+      if (!inode) throw new LazyFsError('NOT_FOUND', `no inode ${ino} in the layer`);
       if (onRead) {
         try {
-          onRead({ path, offset: position, length: buffer.length, fileSize: inode.size });
+          onRead({ path: pathOf(inode), offset: position, length: buffer.length, fileSize: inode.size });
         } catch {
           // An observer's failure is never the reader's: the read goes on.
         }
       }
-      layer.readInto(inode, position, buffer).then(reply, (err) => reply(-errnoOf(err)));
+      return layer.readInto(inode, position, buffer);
     },
-    release(_path, fh, reply) {
-      if (handles[fh]) {
-        handles[fh] = undefined;
-        freeHandles.push(fh);
-      }
-      reply(0);
+    readlink(ino) {
+      const inode = inodeOr(ino);
+      if (typeof inode === 'number') return inode;
+      return inode.kind === 'symlink' ? inode.linkTarget : Errno.EINVAL;
     },
-    readlink(path, reply) {
-      const inode = tree.lookup(path);
-      if (!inode) reply(Errno.ENOENT);
-      else if (inode.kind !== 'symlink') reply(Errno.EINVAL);
-      else reply(0, inode.linkTarget);
+    getxattr(ino, name) {
+      const inode = inodeOr(ino);
+      if (typeof inode === 'number') return inode;
+      return inode.xattrs.get(name) ?? Errno.ENODATA;
     },
-    getxattr(path, name, reply) {
-      const inode = tree.lookup(path);
-      if (!inode) return reply(Errno.ENOENT);
-      const value = inode.xattrs.get(name);
-      if (value) reply(0, value);
-      else reply(Errno.ENODATA);
+    listxattr(ino) {
+      const inode = inodeOr(ino);
+      return typeof inode === 'number' ? inode : [...inode.xattrs.keys()];
     },
-    listxattr(path, reply) {
-      const inode = tree.lookup(path);
-      if (!inode) reply(Errno.ENOENT);
-      else reply(0, [...inode.xattrs.keys()]);
-    },
-    statfs(_path, reply) {
-      reply(0, statfs);
-    },
+    statfs: () => statfs,
   };
 }

@@ -4,13 +4,25 @@ import { resolve } from 'node:path';
 
 /** True when `mountpoint` is a mount point in this process's mount namespace. */
 export async function isMounted(mountpoint: string): Promise<boolean> {
+  return (await mountDevice(mountpoint)) !== undefined;
+}
+
+/**
+ * The device minor of the mount on top at `mountpoint` (for FUSE: its connection number under
+ * /sys/fs/fuse/connections), from the mount table: no stat, which a FUSE mount would have to
+ * answer itself.
+ */
+export async function mountDevice(mountpoint: string): Promise<{ major: number; minor: number } | undefined> {
   const target = resolve(mountpoint);
   const table = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  let found: { major: number; minor: number } | undefined;
   for (const line of table.split('\n')) {
-    const field = line.split(' ')[4];
-    if (field !== undefined && unescapeMountField(field) === target) return true;
+    const fields = line.split(' ');
+    if (fields[4] === undefined || unescapeMountField(fields[4]) !== target) continue;
+    const [major, minor] = (fields[2] ?? '').split(':').map(Number);
+    found = { major: major ?? 0, minor: minor ?? 0 };
   }
-  return false;
+  return found;
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal (`\040`). */
