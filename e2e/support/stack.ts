@@ -1,9 +1,10 @@
 // The whole run path on loopback for e2e tests: a registry, our snapshotter daemon (the built
 // bin, in its own process: a FUSE server must never be read from its own process), containerd
 // with the daemon as its `soci` proxy plugin, and the built `soci` CLI.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContainerdClient, type PullReport, pullImage } from '@soci-ts/containerd-client';
 import { RegistryClient } from '@soci-ts/oci-referrers';
@@ -17,9 +18,10 @@ import {
 import { freePort, type RunResult, run, waitUntil } from '@soci-ts/testing/process';
 import { type RegistryProcess, startRegistry } from '@soci-ts/testing/registry';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const SNAPSHOTTER_BIN = join(REPO_ROOT, 'packages/snapshotter/dist/bin.js');
 export const SOCI_BIN = join(REPO_ROOT, 'packages/cli/dist/bin.js');
+export const KEEPER_BIN = join(REPO_ROOT, 'packages/snapshotter/bin/soci-fuse-keeper.cjs');
 
 export interface DaemonOptions {
   backgroundFetch?: boolean;
@@ -46,12 +48,21 @@ export interface Stack {
   runContainer(ref: string, command: string[], snapshotter?: string): Promise<string>;
   /** One counter or gauge of the daemon's /metrics, summed over its labels that match `labels`. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  /** Stops the daemon, runs `whileDown` (if given), starts it again and waits for containerd to see it. */
-  restartDaemon(whileDown?: () => Promise<void>): Promise<void>;
+  /**
+   * Stops the daemon (SIGTERM, or `how`: SIGKILL, or a kill of every process in its cgroup as
+   * systemd does on restart), runs `whileDown` (if given), starts it again (from `bin`: another
+   * build) and waits for containerd to see it.
+   */
+  restartDaemon(whileDown?: () => Promise<void>, how?: DaemonStop, bin?: string): Promise<void>;
+  /** The FUSE keeper: its own process, as its own systemd unit would be. */
+  keeper: ChildDaemon;
   /** The daemon's span cache directory. */
   spanCacheDir: string;
   stop(): Promise<void>;
 }
+
+/** How a test ends the daemon: a clean stop, a crash, or its whole cgroup killed (systemctl restart). */
+export type DaemonStop = 'SIGTERM' | 'SIGKILL' | 'cgroup';
 
 let containerSeq = 0;
 
@@ -81,7 +92,23 @@ dir = "${join(dir, 'span-cache')}"
 [background_fetch]
 enabled = ${options.backgroundFetch ?? true}
 silence_period = "${options.silencePeriod ?? '30s'}"
+
+[fuse_keeper]
+socket = "${keeperSocket(dir)}"
+start = false
+wait_for_daemon = "120s"
 ${options.recordDir ? `\n[prefetch]\nrecord_dir = "${options.recordDir}"\n` : ''}`;
+}
+
+/** The stack's own FUSE keeper socket (a short path: unix sockets allow 107 bytes). */
+export function keeperSocket(dir: string): string {
+  return join(dir, 'keeper.sock');
+}
+
+/** Starts the FUSE keeper (the built launcher) in its own process. */
+export function startKeeper(dir: string): Promise<ChildDaemon> {
+  const socket = keeperSocket(dir);
+  return startSocketDaemon('node', [KEEPER_BIN, '--socket', socket, '--wait-for-daemon', '120s'], socket);
 }
 
 /** Sums the samples of counter `name` in a Prometheus text exposition whose labels include `labels`. */
@@ -109,8 +136,8 @@ export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
     configFile,
     daemonConfig(dir, socket, metricsPort, registry.host, containerd.address, options),
   );
-  const startDaemon = () => startSocketDaemon('node', [SNAPSHOTTER_BIN, '--config', configFile], socket);
-  let daemon = await startDaemon();
+  const keeper = await startKeeper(dir);
+  const daemonProcess = await SnapshotterProcess.start(dir, configFile, socket);
   const client = new ContainerdClient({ address: containerd.address, namespace: containerd.namespace });
   const registryClient = new RegistryClient({ hosts: { [registry.host]: { plainHttp: true } } });
 
@@ -118,8 +145,9 @@ export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
     dir,
     registry,
     containerd,
+    keeper,
     get daemon() {
-      return daemon;
+      return daemonProcess.daemon;
     },
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     soci: (args) => run('node', [SOCI_BIN, ...args, '--root', join(dir, 'soci-store'), '--plain-http']),
@@ -134,10 +162,8 @@ export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
       return sumSamples(await (await fetch(stack.metricsUrl)).text(), name, labels);
     },
     spanCacheDir: join(dir, 'span-cache'),
-    async restartDaemon(whileDown) {
-      await daemon.stop();
-      await whileDown?.();
-      daemon = await startDaemon();
+    async restartDaemon(whileDown, how = 'SIGTERM', bin = SNAPSHOTTER_BIN) {
+      await daemonProcess.restart(how, whileDown, bin);
       // containerd redials a proxy plugin with exponential backoff (grpc-go: up to 2 minutes), so a
       // restarted daemon is reachable for containerd only after its next attempt.
       await waitUntil(
@@ -151,12 +177,78 @@ export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
     },
     async stop() {
       await containerd.stop().catch(() => undefined);
-      await daemon.stop().catch(() => undefined);
+      await daemonProcess.stop().catch(() => undefined);
       await registryClient.close().catch(() => undefined);
       await registry.stop().catch(() => undefined);
       await unmountAllBelow(dir).catch(() => undefined);
+      await keeper.stop().catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     },
   };
   return stack;
+}
+
+/**
+ * The daemon as a service manager runs it: in a cgroup of its own (what a systemd unit gets),
+ * so that a test can end it the ways a node does: SIGTERM, a crash (SIGKILL), or every process
+ * of the unit killed at once ('cgroup', which is what `systemctl restart` does).
+ */
+export class SnapshotterProcess {
+  private constructor(
+    private current: ChildDaemon,
+    private readonly group: string,
+    private readonly configFile: string,
+    private readonly socket: string,
+  ) {}
+
+  static async start(dir: string, configFile: string, socket: string): Promise<SnapshotterProcess> {
+    const root = existsSync('/sys/fs/cgroup/unified/cgroup.procs')
+      ? '/sys/fs/cgroup/unified'
+      : '/sys/fs/cgroup';
+    const group = join(root, `soci-e2e-${basename(dir)}`);
+    await mkdir(group, { recursive: true });
+    const started = new SnapshotterProcess(undefined as unknown as ChildDaemon, group, configFile, socket);
+    await started.launch();
+    return started;
+  }
+
+  get daemon(): ChildDaemon {
+    return this.current;
+  }
+
+  /** Ends the daemon as `how` says, runs `whileDown`, and starts it again (from `bin`, another build, if given). */
+  async restart(how: DaemonStop, whileDown?: () => Promise<void>, bin = SNAPSHOTTER_BIN): Promise<void> {
+    await this.end(how);
+    await whileDown?.();
+    await this.launch(bin);
+  }
+
+  async stop(): Promise<void> {
+    await this.current.stop();
+    await rmdir(this.group).catch(() => undefined);
+  }
+
+  private async launch(bin = SNAPSHOTTER_BIN): Promise<void> {
+    this.current = await startSocketDaemon('node', [bin, '--config', this.configFile], this.socket);
+    await writeFile(join(this.group, 'cgroup.procs'), String(this.current.child.pid));
+  }
+
+  private async end(how: DaemonStop): Promise<void> {
+    const { child } = this.current;
+    if (how === 'SIGTERM') return this.current.stop();
+    const exited = new Promise<void>((done) => {
+      if (child.exitCode !== null || child.signalCode !== null) done();
+      else child.once('exit', () => done());
+    });
+    if (how === 'SIGKILL') child.kill('SIGKILL');
+    else {
+      await writeFile(join(this.group, 'cgroup.kill'), '1');
+      await waitUntil(
+        'the daemon cgroup to empty',
+        async () => (await readFile(join(this.group, 'cgroup.procs'), 'utf8')).trim() === '',
+        10_000,
+      );
+    }
+    await exited;
+  }
 }

@@ -1,3 +1,3 @@
 import { libraryBuild } from '../../tsup.shared';
 
-export default libraryBuild(['src/index.ts', 'src/bin.ts']);
+export default libraryBuild(['src/index.ts', 'src/bin.ts', 'src/fuse-keeper-main.ts']);

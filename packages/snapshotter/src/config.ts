@@ -51,6 +51,15 @@ export interface SnapshotterConfig {
     maxConcurrency: number;
   };
   discovery: { sociV2: boolean; sociV1Referrers: boolean; referrersTagFallback: boolean };
+  /** The process that owns the FUSE sessions, so mounts outlive a daemon restart. */
+  fuseKeeper: {
+    /** Its unix socket. */
+    socket: string;
+    /** Start one (detached) when none answers on `socket`; a systemd install runs its own unit instead. */
+    start: boolean;
+    /** For a keeper this daemon starts: how long kernel requests wait for a daemon before EIO. */
+    waitForDaemonMs: number;
+  };
   prefetch: {
     /** Fetch the spans the SOCI index's prefetch blobs list as soon as a layer is mounted. */
     enabled: boolean;
@@ -82,6 +91,7 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
     },
     backgroundFetch: { enabled: true, bytesPerSecond: 0, silencePeriodMs: 30_000, maxConcurrency: 2 },
     discovery: { sociV2: true, sociV1Referrers: true, referrersTagFallback: true },
+    fuseKeeper: { socket: '/run/soci-ts/fuse-keeper.sock', start: true, waitForDaemonMs: 60_000 },
     prefetch: { enabled: true, recordDir: '' },
   };
 }
@@ -243,6 +253,7 @@ export function configFromToml(doc: Table): SnapshotterConfig {
     spanCache: d.spanCache,
     backgroundFetch: d.backgroundFetch,
     discovery: d.discovery,
+    fuseKeeper: d.fuseKeeper,
     prefetch: d.prefetch,
   };
 
@@ -290,6 +301,17 @@ export function configFromToml(doc: Table): SnapshotterConfig {
     referrersTagFallback: disc.boolean('referrers_tag_fallback', d.discovery.referrersTagFallback),
   };
   disc.done();
+
+  const keeper = top.table_('fuse_keeper');
+  config.fuseKeeper = {
+    socket: keeper.string('socket', d.fuseKeeper.socket, absolutePath),
+    start: keeper.boolean('start', d.fuseKeeper.start),
+    waitForDaemonMs: keeper.duration('wait_for_daemon', d.fuseKeeper.waitForDaemonMs, {
+      minMs: 1,
+      maxMs: 2 ** 31 - 1,
+    }),
+  };
+  keeper.done();
 
   const prefetch = top.table_('prefetch');
   config.prefetch = {
@@ -377,6 +399,11 @@ export function formatConfig(c: SnapshotterConfig): string {
       soci_v2: c.discovery.sociV2,
       soci_v1_referrers: c.discovery.sociV1Referrers,
       referrers_tag_fallback: c.discovery.referrersTagFallback,
+    },
+    fuse_keeper: {
+      socket: c.fuseKeeper.socket,
+      start: c.fuseKeeper.start,
+      wait_for_daemon: formatDuration(c.fuseKeeper.waitForDaemonMs),
     },
     prefetch: { enabled: c.prefetch.enabled, record_dir: c.prefetch.recordDir },
   })}\n`;

@@ -314,7 +314,10 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
           sessions: sessions.size,
         });
       }
-      await Promise.all([...sessions.values()].map(endSession));
+      // A mount still busy after its lazy unmount keeps its connection until its last user
+      // goes (unless fusectl can abort it): do not wait for those forever.
+      const ended = Promise.all([...sessions.values()].map(endSession));
+      await Promise.race([ended, new Promise((done) => setTimeout(done, 5000).unref())]);
       for (const c of clients) c.destroy();
       await new Promise<void>((done) => server.close(() => done()));
       stop();

@@ -22,9 +22,16 @@ export class PrometheusLayerMetrics implements LazyFsMetrics {
   readonly mounts: Counter<'kind'>;
   readonly fallbacks: Counter<'reason'>;
   readonly cacheCorrupt: Counter;
+  readonly sessionRestores: Counter<'result'>;
 
   constructor(registry: Registry, levels?: SpanCacheLevels) {
     const registers = [registry];
+    this.sessionRestores = new Counter({
+      name: 'soci_fuse_session_restores_total',
+      help: 'Lazy mounts found at a daemon start: taken_over (the keeper still held the FUSE session; containers kept it) or remounted (a new mount; containers started before lost theirs)',
+      labelNames: ['result'],
+      registers,
+    });
     this.cacheCorrupt = new Counter({
       name: 'soci_span_cache_corrupt_total',
       help: 'Span cache files that failed their checksum or length check (deleted, refetched, never served)',

@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  attachRemoteLayer,
   type CorruptEntry,
   DiskSpanCache,
   forceUnmount,
@@ -28,6 +29,7 @@ import type {
   UnmountReason,
 } from '../remote.js';
 import { unpackLayer } from '../unpack/unpack-layer.js';
+import { FuseKeeperLink } from './fuse-keeper-link.js';
 import { type BlobKeeper, ImageIndexCache, type ImageLayers } from './image-index-cache.js';
 import { LocalArtifacts, type RestoreRecord } from './local-artifacts.js';
 import { PrometheusLayerMetrics } from './prometheus-layer-metrics.js';
@@ -70,8 +72,11 @@ export class SociRemoteSource implements RemoteLayerSource {
   private readonly recorder: ReadRecorder | undefined;
   /** Per lazy mount (by mountpoint): its reads, when recording. */
   private readonly recordings = new Map<string, MountReads>();
+  /** The FUSE sessions live in the keeper process, so they outlive this one. */
+  private readonly keeper: FuseKeeperLink;
 
   constructor(private readonly options: SociRemoteSourceOptions) {
+    this.keeper = new FuseKeeperLink(options.config, options.logger);
     this.artifacts = LocalArtifacts.open(join(options.config.root, 'soci'));
     this.artifacts.catch((err: unknown) =>
       options.logger.warn({ err }, 'cannot keep zTOCs on disk; restarts will need the registry'),
@@ -93,18 +98,22 @@ export class SociRemoteSource implements RemoteLayerSource {
   }
 
   async prepareRemote(request: RemotePrepareRequest): Promise<RemotePrepareResult> {
-    const result = await this.serve(request, false);
+    const result = await this.serve(request, undefined);
     if (typeof result === 'object') this.metrics.fallbacks.inc({ reason: result.fallback });
     return result;
   }
 
   async restore(request: RemoteRestoreRequest): Promise<void> {
-    // A FUSE mount left by a daemon that died answers ENOTCONN: take it away first.
-    await forceUnmount(request.mountpoint);
-    // A layer unpacked here lives in its directory already; only lazy mounts need redoing.
-    if (!(await isEmptyDir(request.mountpoint))) return;
-    if (await this.restoreFromRecord(request)) return;
-    const result = await this.serve(request, true);
+    // A mount the keeper still holds is taken over as it is: containers using it keep it.
+    const takeOver = await this.keeper.holds(request.mountpoint);
+    if (!takeOver) {
+      // A FUSE mount whose keeper died answers ENOTCONN: take it away first.
+      await forceUnmount(request.mountpoint);
+      // A layer unpacked here lives in its directory already; only lazy mounts need redoing.
+      if (!(await isEmptyDir(request.mountpoint))) return;
+    }
+    if (await this.restoreFromRecord(request, takeOver)) return;
+    const result = await this.serve(request, { takeOver });
     if (result !== 'mounted') {
       throw new Error(`cannot restore the remote layer of ${request.name}: ${result.fallback}`);
     }
@@ -116,6 +125,8 @@ export class SociRemoteSource implements RemoteLayerSource {
     const mount = this.mounted.get(mountpoint);
     if (!mount) return;
     this.mounted.delete(mountpoint);
+    // At shutdown the mount stays with the keeper: the next daemon takes it over.
+    if (why === 'shutdown') return mount.layer.detach();
     await mount.layer.unmount();
     if (why !== 'snapshot-removed') return;
     await this.artifacts.then((a) => a.dropRecord(mountpoint)).catch(() => {});
@@ -153,10 +164,12 @@ export class SociRemoteSource implements RemoteLayerSource {
     await this.options.registry.close();
   }
 
+  /** `restore` is set when the daemon restarts: `takeOver` when the keeper still holds the mount. */
   private async serve(
     request: Pick<RemotePrepareRequest, 'labels' | 'mountpoint' | 'signal'>,
-    restoring: boolean,
+    restore: { takeOver: boolean } | undefined,
   ): Promise<RemotePrepareResult | { fallback: FallbackReason }> {
+    const restoring = restore !== undefined;
     const { labels, mountpoint, signal } = request;
     const imageRef = labels[LABEL_IMAGE_REF];
     const layerDigest = labels[LABEL_LAYER_DIGEST];
@@ -196,7 +209,11 @@ export class SociRemoteSource implements RemoteLayerSource {
       signal.throwIfAborted();
       const reads = this.recorder?.mount(image.manifestDigest);
       try {
-        await this.mountLazily(repo, layer, ztoc, mountpoint, { prefetch, onRead: reads?.onRead });
+        await this.mountLazily(repo, layer, ztoc, mountpoint, {
+          prefetch,
+          onRead: reads?.onRead,
+          takeOver: restore?.takeOver,
+        });
       } catch (err) {
         reads?.close();
         throw err;
@@ -247,7 +264,7 @@ export class SociRemoteSource implements RemoteLayerSource {
    * without asking the registry anything. False when something is missing: the caller then
    * discovers as for a new layer.
    */
-  private async restoreFromRecord(request: RemoteRestoreRequest): Promise<boolean> {
+  private async restoreFromRecord(request: RemoteRestoreRequest, takeOver: boolean): Promise<boolean> {
     const artifacts = await this.artifacts.catch(() => undefined);
     const record = await artifacts?.record(request.mountpoint);
     if (!record) return false;
@@ -257,7 +274,10 @@ export class SociRemoteSource implements RemoteLayerSource {
       // Kept bytes, verified against the digest; the registry is asked only if they are gone.
       const ztoc = await this.images.ztoc(repo, record.ztoc.digest, record.ztoc.size);
       request.signal.throwIfAborted();
-      await this.mountLazily(repo, record.layer, ztoc, request.mountpoint, { prefetch: record.prefetch });
+      await this.mountLazily(repo, record.layer, ztoc, request.mountpoint, {
+        prefetch: record.prefetch,
+        takeOver,
+      });
       log.info({ restoring: true, from: 'local record' }, 'layer mounted lazily');
       return true;
     } catch (err) {
@@ -306,14 +326,15 @@ export class SociRemoteSource implements RemoteLayerSource {
     layer: Descriptor,
     ztoc: Parameters<typeof mountRemoteLayer>[0]['ztoc'],
     mountpoint: string,
-    extra: Pick<MountRemoteLayerOptions, 'prefetch' | 'onRead'>,
+    extra: Pick<MountRemoteLayerOptions, 'prefetch' | 'onRead'> & { takeOver?: boolean },
   ): Promise<void> {
     const { config } = this.options;
     const bg = config.backgroundFetch;
+    const { takeOver, ...layerExtra } = extra;
     // Counted from here: a cache drop for another snapshot of this layer must wait for us.
     this.mounting.set(layer.digest, (this.mounting.get(layer.digest) ?? 0) + 1);
     try {
-      const mounted = await mountRemoteLayer({
+      const options: MountRemoteLayerOptions = {
         ztoc,
         blob: repo.blobReader(layer),
         layerDigest: layer.digest,
@@ -330,7 +351,12 @@ export class SociRemoteSource implements RemoteLayerSource {
           bytesPerSecond: bg.bytesPerSecond,
           quietMs: bg.silencePeriodMs,
         },
-        ...extra,
+        ...layerExtra,
+      };
+      const mounted = await this.keeper.withKeeper(async (backend) => {
+        const kept = takeOver ? await attachRemoteLayer({ ...options, backend }) : undefined;
+        if (takeOver) this.metrics.sessionRestores.inc({ result: kept ? 'taken_over' : 'remounted' });
+        return kept ?? mountRemoteLayer({ ...options, backend });
       });
       this.mounted.set(mountpoint, { layer: mounted, digest: layer.digest });
       this.metrics.mounts.inc({ kind: 'lazy' });
