@@ -35,7 +35,8 @@ interface IndexedImage {
   image: BuiltImage;
   layers: Descriptor[];
   diffIds: string[];
-  files: { big: Uint8Array; notes: string; motd: string };
+  /** `later` is read by nobody until the daemon restarted under the running container. */
+  files: { big: Uint8Array; notes: string; motd: string; later: Uint8Array };
 }
 
 let stack: CriStack;
@@ -48,12 +49,13 @@ async function pushIndexedImage(repository: string, seed: number): Promise<Index
     big: noiseBytes(3 * 1024 * 1024, seed),
     notes: `image ${repository}, read through CRI\n`.repeat(40),
     motd: `hello from ${repository}\n`,
+    later: noiseBytes(512 * 1024, seed + 1),
   };
   const image = await buildBusyboxImage([
     // A file naming the image keeps its first layer its own (umoci makes identical busybox layers
     // within one second, and a layer already present is not prepared again).
     { '/bin/busybox': { busybox: true }, '/etc/image-name': `${repository}\n` },
-    { '/data/big.bin': files.big, '/data/notes.txt': files.notes },
+    { '/data/big.bin': files.big, '/data/notes.txt': files.notes, '/data/later.bin': files.later },
     { '/etc/motd': files.motd },
   ]);
   built.push(image);
@@ -176,6 +178,8 @@ const pullMode = release.major >= 2 ? criPullModeUnderTest() : 'local';
 describe(`Kubernetes path: containerd ${release.version} CRI (${pullMode} pull) with snapshotter = "soci"`, () => {
   let app: IndexedImage;
   let pod: { id: string; configFile: string };
+  /** The pod's running app container. */
+  let appContainer: string;
 
   it('crictl pull: CRI hands every layer to the daemon, which mounts the indexed ones lazily', async () => {
     app = await pushIndexedImage('cri/app', 23);
@@ -224,6 +228,7 @@ describe(`Kubernetes path: containerd ${release.version} CRI (${pullMode} pull) 
     // CRI pulled the sandbox image into the soci snapshotter too; without an index, containerd unpacked it.
     expect(await stack.metric('soci_fallbacks_total', { reason: 'no-soci-index' })).toBe(1);
     const id = await startContainer(pod, app.ref, 'app', PRINT_AND_WAIT);
+    appContainer = id;
     expect(await logLines(id, 2)).toEqual([app.files.motd.trim(), `${md5(app.files.big)}  /data/big.bin`]);
     const { stdout } = await stack.crictl(['exec', '--sync', id, '/bin/busybox', 'cat', '/data/notes.txt']);
     // crictl prints the exec's stdout and then its (empty) stderr, each with Println.
@@ -237,6 +242,41 @@ describe(`Kubernetes path: containerd ${release.version} CRI (${pullMode} pull) 
     const content = await contentDigests();
     for (const layer of app.layers) expect(content).not.toContain(layer.digest);
   });
+
+  it("the running pod container keeps reading while the daemon's cgroup is killed (systemctl restart) and it starts again", async () => {
+    const exec = () =>
+      stack.crictl(['exec', '--sync', appContainer, '/bin/busybox', 'md5sum', '/data/later.bin']);
+    let read: Promise<string> | undefined;
+    let settled = false;
+    await stack.restartDaemon('cgroup', async () => {
+      read = exec().then((r) => r.stdout);
+      void read
+        .finally(() => {
+          settled = true;
+        })
+        .catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 1500));
+      // No daemon: the read of a file nobody read yet waits in the FUSE keeper.
+      expect(settled).toBe(false);
+    });
+    expect((await read)?.split(' ')[0]).toBe(md5(app.files.later));
+    await waitUntil(
+      'the lazy layers taken over',
+      async () => (await stack.metric('soci_fuse_session_restores_total', { result: 'taken_over' })) >= 2,
+      60_000,
+    );
+    expect(await stack.metric('soci_fuse_session_restores_total', { result: 'remounted' })).toBe(0);
+    // And again after it is running: a read that never waited.
+    const { stdout } = await stack.crictl([
+      'exec',
+      '--sync',
+      appContainer,
+      '/bin/busybox',
+      'cat',
+      '/data/notes.txt',
+    ]);
+    expect(stdout).toBe(`${app.files.notes}\n\n`);
+  }, 240_000);
 
   it('mounts lazily when a Prepare lacks cri.manifest-digest: the daemon resolves the manifest from the image ref', async () => {
     // containerd's CRI (1.6.20 and later, 2.x through either pull) always sends the manifest

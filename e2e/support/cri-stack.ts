@@ -17,7 +17,15 @@ import { pushLayout } from '@soci-ts/testing/images';
 import { freePort, type RunResult, run } from '@soci-ts/testing/process';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 import { buildPauseImage } from './cri-images.js';
-import { daemonConfig, SNAPSHOTTER_BIN, SOCI_BIN, sumSamples } from './stack.js';
+import {
+  type DaemonStop,
+  daemonConfig,
+  SnapshotterProcess,
+  SOCI_BIN,
+  startKeeper,
+  sumSamples,
+  waitForContainerd,
+} from './stack.js';
 
 const CRICTL = join(process.env.SOCI_TS_GO_BIN ?? '/opt/soci-ts/bin', 'crictl');
 /** The containerd namespace the CRI plugin keeps its images, containers and snapshots in. */
@@ -38,6 +46,11 @@ export interface CriStack {
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   /** Every snapshot the daemon holds, with the labels it stored (what containerd sent it). */
   daemonSnapshots(): Promise<SnapshotInfo[]>;
+  /**
+   * Ends the daemon as `how` says (see SnapshotterProcess), runs `whileDown`, starts it again
+   * and waits until containerd reaches it.
+   */
+  restartDaemon(how: DaemonStop, whileDown?: () => Promise<void>): Promise<void>;
   /** Removes every pod (and so its containers), then stops everything and deletes the temp dirs. */
   stop(): Promise<void>;
 }
@@ -64,7 +77,10 @@ export async function startCriStack(): Promise<CriStack> {
     const socket = join(dir, 'soci.sock');
     // The daemon starts after containerd (it is told containerd's address) but stops after it too:
     // containerd first ends the containers that read from the daemon's mounts.
-    let daemon: ChildDaemon | undefined;
+    // The FUSE keeper, in its own process (its own unit on a node), outlives daemon restarts.
+    const keeper = await startKeeper(dir);
+    cleanups.push(() => keeper.stop());
+    let daemon: SnapshotterProcess | undefined;
     cleanups.push(async () => daemon?.stop());
     const containerd = await startContainerd({
       snapshotterSocket: socket,
@@ -81,7 +97,8 @@ export async function startCriStack(): Promise<CriStack> {
       configFile,
       daemonConfig(dir, socket, metricsPort, registry.host, containerd.address, { backgroundFetch: false }),
     );
-    daemon = await startSocketDaemon('node', [SNAPSHOTTER_BIN, '--config', configFile], socket);
+    daemon = await SnapshotterProcess.start(dir, configFile, socket);
+    const daemonProcess = daemon;
 
     const endpoint = `unix://${containerd.address}`;
     const crictlConfig = join(dir, 'crictl.yaml');
@@ -101,7 +118,9 @@ export async function startCriStack(): Promise<CriStack> {
       dir,
       registry,
       containerd,
-      daemon,
+      get daemon() {
+        return daemonProcess.daemon;
+      },
       sandboxImage,
       crictl,
       soci: (args) => run('node', [SOCI_BIN, ...args, '--root', join(dir, 'soci-store'), '--plain-http']),
@@ -109,6 +128,10 @@ export async function startCriStack(): Promise<CriStack> {
         sumSamples(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), name, labels),
       // The daemon serves containerd's Snapshots API itself; it ignores the snapshotter field.
       daemonSnapshots: () => daemonClient.snapshots('soci').list(),
+      async restartDaemon(how, whileDown) {
+        await daemonProcess.restart(how, whileDown);
+        await waitForContainerd(containerd);
+      },
       stop: unwind,
     };
   } catch (err) {

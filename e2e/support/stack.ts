@@ -100,6 +100,21 @@ wait_for_daemon = "120s"
 ${options.recordDir ? `\n[prefetch]\nrecord_dir = "${options.recordDir}"\n` : ''}`;
 }
 
+/**
+ * Waits until containerd reaches a restarted daemon: it redials a proxy plugin with exponential
+ * backoff (grpc-go: up to 2 minutes), so the daemon is reachable only after its next attempt.
+ */
+export async function waitForContainerd(containerd: TestContainerd): Promise<void> {
+  await waitUntil(
+    'containerd to reconnect to the restarted snapshotter',
+    async () => {
+      await containerd.ctr(['snapshots', '--snapshotter', 'soci', 'ls']);
+      return true;
+    },
+    150_000,
+  );
+}
+
 /** The stack's own FUSE keeper socket (a short path: unix sockets allow 107 bytes). */
 export function keeperSocket(dir: string): string {
   return join(dir, 'keeper.sock');
@@ -164,16 +179,7 @@ export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
     spanCacheDir: join(dir, 'span-cache'),
     async restartDaemon(whileDown, how = 'SIGTERM', bin = SNAPSHOTTER_BIN) {
       await daemonProcess.restart(how, whileDown, bin);
-      // containerd redials a proxy plugin with exponential backoff (grpc-go: up to 2 minutes), so a
-      // restarted daemon is reachable for containerd only after its next attempt.
-      await waitUntil(
-        'containerd to reconnect to the restarted snapshotter',
-        async () => {
-          await containerd.ctr(['snapshots', '--snapshotter', 'soci', 'ls']);
-          return true;
-        },
-        150_000,
-      );
+      await waitForContainerd(containerd);
     },
     async stop() {
       await containerd.stop().catch(() => undefined);
