@@ -53,17 +53,24 @@ describe('docs/debugging.md metrics table', () => {
 
 describe('docs/debugging.md log messages', () => {
   it('every message it lists is one the daemon logs', async () => {
-    const srcDir = join(REPO, 'packages', 'snapshotter', 'src');
+    // The daemon and the FUSE keeper it runs with (lazy-fs's keeper).
     let source = '';
-    for (const entry of await readdir(srcDir, { recursive: true })) {
-      if (entry.endsWith('.ts')) source += await readFile(join(srcDir, entry), 'utf8');
+    for (const srcDir of [
+      join(REPO, 'packages', 'snapshotter', 'src'),
+      join(REPO, 'packages', 'lazy-fs', 'src', 'fuse'),
+    ]) {
+      for (const entry of await readdir(srcDir, { recursive: true })) {
+        if (entry.endsWith('.ts')) source += await readFile(join(srcDir, entry), 'utf8');
+      }
     }
     const text = await doc('debugging.md');
     const block = /Messages worth grepping for:\n\n```\n([\s\S]*?)```/.exec(text)?.[1] ?? '';
     const messages = block
       .split('\n')
       .filter(Boolean)
-      .flatMap((line) => line.replace(/\s+\((trace|debug|info|warn|error|fatal)\).*$/, '').split(' | '))
+      .flatMap((line) =>
+        line.replace(/\s+\((trace|debug|info|warn|error|fatal)(, soci-fuse-keeper)?\).*$/, '').split(' | '),
+      )
       .map((m) => m.trim());
     expect(messages.length).toBeGreaterThan(8);
     for (const message of messages) expect(source, message).toContain(`'${message}'`);

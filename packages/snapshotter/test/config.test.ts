@@ -36,6 +36,8 @@ describe('config', () => {
     expect(() => parseConfig('read_timeout = "0s"\n')).toThrow(/read_timeout: must be between 1ms and/);
     expect(() => parseConfig('read_timeout = "600h"\n')).toThrow(/read_timeout: must be between/);
     expect(c.spanCache.dir).toBe('/var/lib/soci-ts/cache');
+    expect(c.fuseKeeper).toEqual({ socket: '/run/soci-ts/fuse-keeper.sock', start: true, waitForDaemonMs: 60_000 });
+    expect(() => parseConfig('[fuse_keeper]\nsocket = "keeper.sock"\n')).toThrow(/fuse_keeper.socket: must be an absolute path/);
   });
 
   it('reads every section', () => {
@@ -60,7 +62,12 @@ soci_v1_referrers = false
 [prefetch]
 enabled = false
 record_dir = "/srv/recorded"
+[fuse_keeper]
+socket = "/srv/keeper.sock"
+start = false
+wait_for_daemon = "2m"
 `);
+    expect(c.fuseKeeper).toEqual({ socket: '/srv/keeper.sock', start: false, waitForDaemonMs: 120_000 });
     expect(c.root).toBe('/srv/soci');
     expect(c.spanCache).toEqual({
       dir: '/srv/soci/cache',
@@ -156,6 +163,11 @@ record_dir = "/srv/recorded"
         sociV2: fc.boolean(),
         sociV1Referrers: fc.boolean(),
         referrersTagFallback: fc.boolean(),
+      }),
+      fuseKeeper: fc.record({
+        socket: word.map((w) => `/k/${w}.sock`),
+        start: fc.boolean(),
+        waitForDaemonMs: duration.filter((ms) => ms >= 1),
       }),
       prefetch: fc.record({
         enabled: fc.boolean(),
