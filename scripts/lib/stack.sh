@@ -6,6 +6,7 @@
 REPO_ROOT="${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 SOCI=(node "$REPO_ROOT/packages/cli/dist/bin.js")
 SNAPSHOTTER_BIN="$REPO_ROOT/packages/snapshotter/dist/bin.js"
+KEEPER_BIN="$REPO_ROOT/packages/snapshotter/bin/soci-fuse-keeper.cjs"
 
 stack_init() {
   STACK_DIR="$(mktemp -d /tmp/soci-stack.XXXXXX)"
@@ -62,7 +63,14 @@ dir = "$STACK_DIR/soci-root/cache"
 enabled = $bg
 [prefetch]
 record_dir = "$record"
+[fuse_keeper]
+socket = "$STACK_DIR/keeper.sock"
+start = false
 TOML
+  # The FUSE keeper owns the lazy mounts (they outlive a daemon restart): its own process.
+  node "$KEEPER_BIN" --socket "$STACK_DIR/keeper.sock" >"$STACK_DIR/soci-fuse-keeper.log" 2>&1 &
+  STACK_PIDS+=("$!")
+  wait_for 30 test -S "$STACK_DIR/keeper.sock"
   node "$SNAPSHOTTER_BIN" --config "$STACK_DIR/soci-snapshotter.toml" >"$STACK_DIR/soci-snapshotter.log" 2>&1 &
   SNAPSHOTTER_PID=$!
   STACK_PIDS+=("$SNAPSHOTTER_PID")
