@@ -32,13 +32,21 @@ export class KeeperFuseBackend implements FuseBackend {
 
   async mount(mountpoint: string, ops: FuseNodeOps, options: FuseMountOptions): Promise<FuseMount> {
     const mnt = resolve(mountpoint);
+    if (await isMounted(mnt)) {
+      // The keeper's own session is taken over (attach), never mounted over: looking at it would
+      // wait for a daemon, unmounting it would take it from the containers using it.
+      const kept = await this.sessions().catch(() => []);
+      if (kept.some((s) => s.mountpoint === mnt)) {
+        throw new LazyFsError('MOUNT_FAILED', `the FUSE keeper holds a session at ${mnt}; attach to it`);
+      }
+      // A mount whose keeper died answers ENOTCONN, to the mkdir below too: clear it first.
+      await forceUnmount(mnt);
+    }
     try {
       await mkdir(mnt, { recursive: true });
     } catch (err) {
       throw new LazyFsError('MOUNT_FAILED', `cannot mount at ${mnt}: ${messageOf(err)}`, { cause: err });
     }
-    // A mount whose keeper died answers ENOTCONN; clear it before mounting again.
-    if (await isMounted(mnt)) await forceUnmount(mnt);
     const mountOptions = ['ro', 'nosuid', 'nodev'];
     if (options.allowOther ?? true) mountOptions.push('allow_other');
     if (options.defaultPermissions ?? true) mountOptions.push('default_permissions');

@@ -7,9 +7,10 @@ import { LazyFsError } from '../errors.js';
 import { removeStaleSocket, socketPathState } from '../unix-socket.js';
 import { type KeeperRequest, type KeeperResponse, readLine, sendLine } from './keeper-protocol.js';
 import { mountDevice } from './mount-table.js';
-import { encodeReply, expectsReply, KEEPER_READ_BUFFER, MessageFramer } from './wire.js';
+import { encodeReply, expectsReply, KEEPER_READ_BUFFER, MessageFramer, Opcode } from './wire.js';
 
 const EIO = 5;
+const ENOTCONN = 107;
 const RETRY_CODES = new Set(['EINTR', 'EAGAIN', 'ENOENT']);
 
 export interface FuseKeeperOptions {
@@ -118,7 +119,10 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
 
   function answerOverdue(s: KeptSession, before: number): void {
     for (const [unique, p] of s.pending) {
-      if (p.at > before) continue;
+      // An INIT answered with an error ends the connection for good (later requests get
+      // ECONNREFUSED, even once a daemon attaches): a mount whose daemon died before answering
+      // it waits for the next one.
+      if (p.at > before || p.msg.readUInt32LE(4) === Opcode.INIT) continue;
       s.pending.delete(unique);
       writeReply(s, encodeReply(unique, EIO));
       log('warn', 'no daemon answered a FUSE request in time; the reader got EIO', {
@@ -126,6 +130,15 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
         waitForDaemonMs: waitMs,
       });
     }
+  }
+
+  /**
+   * Answers every request of an unmounted session with `errno`: its daemon is gone and no other
+   * will attach, and the timer no longer sees the session (a reader would wait forever, unkillably).
+   */
+  function answerAll(s: KeptSession, errno: number): void {
+    for (const unique of s.pending.keys()) writeReply(s, encodeReply(unique, errno));
+    s.pending.clear();
   }
 
   function writeReply(s: KeptSession, frame: Buffer): void {
@@ -215,16 +228,20 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
     };
     socket.on('data', onReplies);
     socket.resume();
-    socket.once('close', () => {
+    const onClose = () => {
       if (s.client !== socket) return;
       s.client = undefined;
-      if (!s.ending) {
+      if (s.ending) answerAll(s, ENOTCONN);
+      else {
         log('info', 'the daemon left the FUSE session; requests wait for the next one', {
           mountpoint: s.mountpoint,
           pending: s.pending.size,
         });
       }
-    });
+    };
+    socket.once('close', onClose);
+    // A daemon that went away while its mount was being made closed before anyone listened here.
+    if (socket.destroyed) onClose();
     if (rest.length > 0) onReplies(rest);
     // What the kernel asked and nobody answered goes to the new daemon, oldest first.
     for (const p of s.pending.values()) socket.write(p.msg);
@@ -281,8 +298,15 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
       }
       const msg = Buffer.from(buffer.subarray(0, n));
       const unique = msg.readBigUInt64LE(8);
-      if (expectsReply(msg.readUInt32LE(4))) s.pending.set(unique, { msg, at: Date.now() });
-      s.client?.write(msg);
+      const reply = expectsReply(msg.readUInt32LE(4));
+      if (s.ending && !s.client) {
+        // Unmounted, but a process still has a file open (and the connection could not be
+        // aborted): no daemon comes any more, and it must not wait for one.
+        if (reply) writeReply(s, encodeReply(unique, ENOTCONN));
+      } else {
+        if (reply) s.pending.set(unique, { msg, at: Date.now() });
+        s.client?.write(msg);
+      }
       readLoop(s, buffer, onEnd);
     });
   }
@@ -302,6 +326,7 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
           // fusectl not mounted: the connection ends when its last user goes.
         }
       }
+      if (!s.client) answerAll(s, ENOTCONN);
     }
     await s.ended;
   }
