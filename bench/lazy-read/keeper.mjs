@@ -12,6 +12,7 @@ if (Number(process.env.UV_THREADPOOL_SIZE ?? 4) < 16) {
   throw new Error('keeper.mjs: start it with UV_THREADPOOL_SIZE=64 (one blocked thread per mount)');
 }
 const keeper = await startFuseKeeper({
+  readAheadKb: process.env.SOCI_BENCH_READ_AHEAD_KB ? Number(process.env.SOCI_BENCH_READ_AHEAD_KB) : undefined,
   socketPath,
   log: (level, msg, fields) => process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`),
 });
@@ -20,7 +21,7 @@ const stop = (why) => {
   if (stopping) return;
   stopping = true;
   keeper.close().then(
-    () => process.exit(0),
+    () => {},
     (err) => {
       process.stderr.write(
         `${JSON.stringify({ level: 'error', msg: `close after ${why} failed`, err: String(err) })}\n`,
@@ -35,5 +36,7 @@ process.stdin.on('end', () => stop('stdin closed'));
 process.stdin.on('error', () => stop('stdin error'));
 process.stdin.resume();
 process.stdout.write('ready\n');
-await keeper.stopped;
+// A connection the kernel kept open still has a read blocked in the thread pool: only SIGKILL ends us then.
+const { leftOpen } = await keeper.stopped;
+if (leftOpen > 0) process.kill(process.pid, 'SIGKILL');
 process.exit(0);

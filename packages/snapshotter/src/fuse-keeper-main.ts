@@ -64,8 +64,12 @@ export async function main(argv: string[]): Promise<number> {
       void keeper.close();
     });
   }
-  await keeper.stopped;
-  // A read still blocked on a connection the kernel keeps (a busy mount) would hold the exit.
-  setTimeout(() => process.kill(process.pid, 'SIGKILL'), 2000).unref();
+  const { leftOpen } = await keeper.stopped;
+  if (leftOpen > 0) {
+    // Each such connection still has a read blocked in the thread pool, and Node's exit joins
+    // those threads: only SIGKILL ends the process (and, with it, those connections).
+    logger.warn({ leftOpen }, 'connections of busy mounts were still open; the keeper ends with SIGKILL');
+    process.kill(process.pid, 'SIGKILL');
+  }
   return 0;
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmod, closeSync, openSync, read, writeFileSync, writeSync } from 'node:fs';
+import { chmod, closeSync, existsSync, openSync, read, writeFileSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -23,13 +23,23 @@ export interface FuseKeeperOptions {
   waitForDaemonMs?: number;
   /** Stop after this long with no session and no client; 0 (default) runs until closed. */
   idleExitMs?: number;
+  /**
+   * Kernel read-ahead of each mount, KiB (its bdi's read_ahead_kb). FUSE mounts start at
+   * 128 KiB; requests can be up to 1 MiB (FUSE_MAX_PAGES), so a bigger window means fewer,
+   * larger requests for sequential readers. 0 leaves the kernel's default. Default 1024.
+   */
+  readAheadKb?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface FuseKeeper {
   readonly socketPath: string;
-  /** Resolves when the keeper stopped (closed, or idle for `idleExitMs`). */
-  readonly stopped: Promise<void>;
+  /**
+   * Resolves when the keeper stopped (closed, or idle for `idleExitMs`), with the number of
+   * connections the kernel still kept open (busy mounts fusectl could not abort): a read of
+   * each is still blocked in the thread pool, so the process can only end with SIGKILL.
+   */
+  readonly stopped: Promise<{ leftOpen: number }>;
   /** Unmounts every session (running containers lose them) and stops. */
   close(): Promise<void>;
 }
@@ -67,13 +77,16 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
   const clients = new Set<Socket>();
   let idleSince = Date.now();
   let closing: Promise<void> | undefined;
-  let stop: () => void = () => {};
-  const stopped = new Promise<void>((done) => {
+  /** Every session whose fd is still open, unmounted or not. */
+  const open = new Set<KeptSession>();
+  let stop: (result: { leftOpen: number }) => void = () => {};
+  const stopped = new Promise<{ leftOpen: number }>((done) => {
     stop = done;
   });
 
   await mkdir(dirname(options.socketPath), { recursive: true });
   await claimSocket(options.socketPath);
+  await ensureFusectl(log);
   const server: Server = createServer((socket) => {
     clients.add(socket);
     socket.once('close', () => {
@@ -188,7 +201,9 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
       }
       case 'unmount': {
         const s = sessions.get(request.mountpoint);
-        (s ? endSession(s) : Promise.resolve()).then(() => {
+        // Answered once the mount is gone from the namespace; a busy mount's connection may
+        // live on (its requests get ENOTCONN), which nobody needs to wait for.
+        (s ? endSession(s).then(() => within(s.ended, 2000)) : Promise.resolve()).then(() => {
           answer({ ok: true });
           socket.end();
         });
@@ -274,9 +289,20 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
       }),
     };
     sessions.set(mountpoint, s);
+    open.add(s);
+    const readAheadKb = options.readAheadKb ?? 1024;
+    if (readAheadKb > 0 && s.connection !== undefined) {
+      try {
+        // Before any file is opened: a file takes its read-ahead window from the bdi at open.
+        writeFileSync(`/sys/class/bdi/0:${s.connection}/read_ahead_kb`, String(readAheadKb));
+      } catch (err) {
+        log('warn', 'cannot set the read-ahead of a FUSE mount', { mountpoint, err: String(err) });
+      }
+    }
     log('info', 'FUSE session mounted', { mountpoint });
     readLoop(s, Buffer.allocUnsafe(KEEPER_READ_BUFFER), () => {
       closeSync(fd);
+      open.delete(s);
       if (sessions.get(mountpoint) === s) sessions.delete(mountpoint);
       s.client?.destroy();
       idleSince = Date.now();
@@ -311,7 +337,7 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
     });
   }
 
-  /** Unmounts and aborts the connection; resolves when the fd is closed. */
+  /** Unmounts and aborts the connection; `s.ended` resolves when the kernel ended it. */
   async function endSession(s: KeptSession): Promise<void> {
     if (!s.ending) {
       s.ending = true;
@@ -328,7 +354,6 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
       }
       if (!s.client) answerAll(s, ENOTCONN);
     }
-    await s.ended;
   }
 
   function close(): Promise<void> {
@@ -341,16 +366,34 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
       }
       // A mount still busy after its lazy unmount keeps its connection until its last user
       // goes (unless fusectl can abort it): do not wait for those forever.
-      const ended = Promise.all([...sessions.values()].map(endSession));
-      await Promise.race([ended, new Promise((done) => setTimeout(done, 5000).unref())]);
+      await Promise.all([...sessions.values()].map(endSession));
+      await within(Promise.all([...open].map((s) => s.ended)), 5000);
       for (const c of clients) c.destroy();
       await new Promise<void>((done) => server.close(() => done()));
-      stop();
+      stop({ leftOpen: open.size });
     })();
     return closing;
   }
 
   return { socketPath: options.socketPath, stopped, close };
+}
+
+/** Waits for `promise`, at most `ms`. */
+function within(promise: Promise<unknown>, ms: number): Promise<unknown> {
+  return Promise.race([promise, new Promise((done) => setTimeout(done, ms).unref())]);
+}
+
+/**
+ * fusectl (/sys/fs/fuse/connections) lets the keeper abort the connection of a mount still busy
+ * after its lazy unmount. systemd mounts it at boot; where nothing did, the keeper does.
+ */
+async function ensureFusectl(log: NonNullable<FuseKeeperOptions['log']>): Promise<void> {
+  const dir = '/sys/fs/fuse/connections';
+  if (!existsSync(dir) || (await mountDevice(dir)) !== undefined) return;
+  await run('mount', ['-t', 'fusectl', 'fusectl', dir]).then(
+    () => log('info', 'mounted fusectl, to end busy unmounted sessions', { dir }),
+    () => undefined,
+  );
 }
 
 /** Listens only where nothing but a dead socket is: never removes another file or a live keeper's socket. */

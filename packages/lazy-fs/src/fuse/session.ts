@@ -182,7 +182,9 @@ export class FuseSession {
     return encodeInit({
       ...INIT_DEFAULTS,
       minor: Math.min(init.minor, FUSE_OUR_MINOR),
-      maxReadahead: init.maxReadahead,
+      // The kernel keeps the smaller of this and its mount's read-ahead (128 KiB unless whoever
+      // mounted raised read_ahead_kb, as the keeper does): offer as much as one request holds.
+      maxReadahead: Math.max(init.maxReadahead, MAX_PAGES * 4096),
       flags: init.flags & wanted,
     });
   }

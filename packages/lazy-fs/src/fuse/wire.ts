@@ -314,23 +314,56 @@ export function encodeDirents(
   return Buffer.concat(parts, used);
 }
 
-/** Splits a byte stream of length-prefixed FUSE messages; partial messages wait for more bytes. */
+/**
+ * Splits a byte stream of length-prefixed FUSE messages; partial messages wait for more bytes.
+ * Chunks are kept as they came and joined once per message, so a big message that arrives in
+ * many chunks costs one copy, not one per chunk.
+ */
 export class MessageFramer {
-  private pending: Buffer | undefined;
+  private readonly chunks: Buffer[] = [];
+  private buffered = 0;
 
   /** The whole messages `chunk` completes, in order. */
   push(chunk: Buffer): Buffer[] {
-    let data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = undefined;
-    const messages: Buffer[] = [];
-    while (data.length >= 4) {
-      const len = data.readUInt32LE(0);
-      if (len < OUT_HEADER_SIZE) throw new Error(`a FUSE message claims ${len} bytes, less than a header`);
-      if (data.length < len) break;
-      messages.push(data.subarray(0, len));
-      data = data.subarray(len);
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
     }
-    if (data.length > 0) this.pending = Buffer.from(data);
+    const messages: Buffer[] = [];
+    while (this.buffered >= 4) {
+      const len = this.peekLength();
+      if (len < OUT_HEADER_SIZE) throw new Error(`a FUSE message claims ${len} bytes, less than a header`);
+      if (this.buffered < len) break;
+      messages.push(this.take(len));
+    }
     return messages;
+  }
+
+  private peekLength(): number {
+    const first = this.chunks[0]!;
+    if (first.length >= 4) return first.readUInt32LE(0);
+    return Buffer.concat(this.chunks, 4).readUInt32LE(0);
+  }
+
+  /** The next `n` bytes, as one buffer (a view when one chunk holds them). */
+  private take(n: number): Buffer {
+    this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0]!;
+      const part = Math.min(chunk.length, n - filled);
+      chunk.copy(out, filled, 0, part);
+      filled += part;
+      if (part === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(part);
+    }
+    return out;
   }
 }
