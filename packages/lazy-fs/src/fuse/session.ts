@@ -140,11 +140,26 @@ export class FuseSession {
       }
       case Opcode.READ:
         return this.read(unique, nodeid, Number(msg.readBigUInt64LE(b + 8)), msg.readUInt32LE(b + 16));
-      case Opcode.READDIR: {
+      case Opcode.READDIR:
+      case Opcode.READDIRPLUS: {
         const list = ops.readdir(nodeid);
         if (typeof list === 'number') return this.reply(unique, list);
         const start = Number(msg.readBigUInt64LE(b + 8));
-        return this.reply(unique, encodeDirents(list, start, msg.readUInt32LE(b + 16)));
+        const size = msg.readUInt32LE(b + 16);
+        if (opcode === Opcode.READDIR) return this.reply(unique, encodeDirents(list, start, size));
+        // With each entry's attributes: a directory listed once needs no LOOKUP per name after.
+        return this.reply(
+          unique,
+          encodeDirents(list, start, size, {
+            entryValidS: options.entryTimeout,
+            attrValidS: options.attrTimeout,
+            attrOf: (e) => {
+              if (e.name === '.' || e.name === '..') return undefined;
+              const attr = ops.getattr(e.ino);
+              return typeof attr === 'number' ? undefined : attr;
+            },
+          }),
+        );
       }
       case Opcode.STATFS:
         return this.reply(unique, encodeStatfs(ops.statfs()));
@@ -178,7 +193,12 @@ export class FuseSession {
       return encodeInit({ ...INIT_DEFAULTS, minor: FUSE_OUR_MINOR, flags: 0 });
     if (init.minor < FUSE_MIN_KERNEL_MINOR) return EPROTO;
     const wanted =
-      InitFlag.ASYNC_READ | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS;
+      InitFlag.ASYNC_READ |
+      InitFlag.PARALLEL_DIROPS |
+      InitFlag.MAX_PAGES |
+      InitFlag.CACHE_SYMLINKS |
+      InitFlag.DO_READDIRPLUS |
+      InitFlag.READDIRPLUS_AUTO;
     return encodeInit({
       ...INIT_DEFAULTS,
       minor: Math.min(init.minor, FUSE_OUR_MINOR),

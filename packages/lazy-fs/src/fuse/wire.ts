@@ -56,6 +56,7 @@ export const Opcode = {
   INTERRUPT: 36,
   DESTROY: 38,
   BATCH_FORGET: 42,
+  READDIRPLUS: 44,
   FALLOCATE: 43,
   RENAME2: 45,
   LSEEK: 46,
@@ -89,6 +90,8 @@ export const WRITE_OPCODES: ReadonlySet<number> = new Set([
 /** fuse_init_in / fuse_init_out flags we use. */
 export const InitFlag = {
   ASYNC_READ: 1 << 0,
+  DO_READDIRPLUS: 1 << 13,
+  READDIRPLUS_AUTO: 1 << 14,
   PARALLEL_DIROPS: 1 << 18,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
@@ -286,28 +289,47 @@ export function readName(msg: Buffer, offset: number): string {
   return msg.toString('utf8', offset, end < 0 ? msg.length : end);
 }
 
+/** One directory entry to encode. */
+export interface WireDirEntry {
+  name: string;
+  ino: number;
+  mode: number;
+}
+
+/** fuse_dirent at `offset`: inode, the offset that continues after it, name length, type, name. */
+function writeDirent(b: Buffer, offset: number, e: WireDirEntry, next: number, name: Buffer): void {
+  b.writeBigUInt64LE(BigInt(e.ino), offset);
+  b.writeBigUInt64LE(BigInt(next), offset + 8);
+  b.writeUInt32LE(name.length, offset + 16);
+  b.writeUInt32LE((e.mode >>> 12) & 0o17, offset + 20);
+  name.copy(b, offset + 24);
+}
+
 /**
- * fuse_dirent records, from entry `start` on, as many as fit in `size` bytes. Each record's
- * `off` is the index of the next entry, which is what the kernel sends back to continue.
+ * READDIR or READDIRPLUS records, from entry `start` on, as many as fit in `size` bytes. Each
+ * record's `off` is the index of the next entry, which is what the kernel sends back to
+ * continue. With `plus` (READDIRPLUS), each record starts with a fuse_entry_out from `attrOf`,
+ * asked only for the entries that fit; one it has none for ('.', '..') gets node id 0, which
+ * the kernel takes as "no attributes given".
  */
 export function encodeDirents(
-  entries: readonly { name: string; ino: number; mode: number }[],
+  entries: readonly WireDirEntry[],
   start: number,
   size: number,
+  plus?: { entryValidS: number; attrValidS: number; attrOf: (e: WireDirEntry) => WireAttr | undefined },
 ): Buffer {
+  const entrySize = plus ? 40 + ATTR_SIZE : 0;
   const parts: Buffer[] = [];
   let used = 0;
   for (let i = start; i < entries.length; i++) {
-    const { name, ino, mode } = entries[i]!;
-    const nameBytes = Buffer.from(name);
-    const recLen = (24 + nameBytes.length + 7) & ~7;
+    const e = entries[i]!;
+    const name = Buffer.from(e.name);
+    const recLen = entrySize + ((24 + name.length + 7) & ~7);
     if (used + recLen > size) break;
     const rec = Buffer.alloc(recLen);
-    rec.writeBigUInt64LE(BigInt(ino), 0);
-    rec.writeBigUInt64LE(BigInt(i + 1), 8);
-    rec.writeUInt32LE(nameBytes.length, 16);
-    rec.writeUInt32LE((mode >>> 12) & 0o17, 20);
-    nameBytes.copy(rec, 24);
+    const attr = plus?.attrOf(e);
+    if (plus && attr) encodeEntry(attr, plus.entryValidS, plus.attrValidS).copy(rec, 0);
+    writeDirent(rec, entrySize, e, i + 1, name);
     parts.push(rec);
     used += recLen;
   }
