@@ -36,8 +36,14 @@ describe('config', () => {
     expect(() => parseConfig('read_timeout = "0s"\n')).toThrow(/read_timeout: must be between 1ms and/);
     expect(() => parseConfig('read_timeout = "600h"\n')).toThrow(/read_timeout: must be between/);
     expect(c.spanCache.dir).toBe('/var/lib/soci-ts/cache');
-    expect(c.fuseKeeper).toEqual({ socket: '/run/soci-ts/fuse-keeper.sock', start: true, waitForDaemonMs: 60_000 });
-    expect(() => parseConfig('[fuse_keeper]\nsocket = "keeper.sock"\n')).toThrow(/fuse_keeper.socket: must be an absolute path/);
+    expect(c.fuseKeeper).toEqual({
+      socket: '/run/soci-ts/fuse-keeper.sock',
+      start: true,
+      waitForDaemonMs: 60_000,
+    });
+    expect(() => parseConfig('[fuse_keeper]\nsocket = "keeper.sock"\n')).toThrow(
+      /fuse_keeper.socket: must be an absolute path/,
+    );
   });
 
   it('reads every section', () => {

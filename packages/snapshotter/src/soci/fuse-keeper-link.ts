@@ -18,7 +18,10 @@ export function keeperLauncher(): string {
     if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }
-  throw new LazyFsError('KEEPER_UNAVAILABLE', 'bin/soci-fuse-keeper.cjs is missing from the installed package');
+  throw new LazyFsError(
+    'KEEPER_UNAVAILABLE',
+    'bin/soci-fuse-keeper.cjs is missing from the installed package',
+  );
 }
 /** A keeper this daemon started stops this long after its last mount went (a systemd unit's never does). */
 const STARTED_KEEPER_IDLE_EXIT = '60s';
