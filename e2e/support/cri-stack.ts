@@ -9,7 +9,6 @@ import { ContainerdClient, type SnapshotInfo } from '@soci-ts/containerd-client'
 import {
   type ChildDaemon,
   startContainerd,
-  startSocketDaemon,
   type TestContainerd,
   unmountAllBelow,
 } from '@soci-ts/testing/containerd';

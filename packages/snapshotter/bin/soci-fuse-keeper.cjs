@@ -5,7 +5,7 @@ process.env.UV_THREADPOOL_SIZE = process.env.UV_THREADPOOL_SIZE || '256';
 import('../dist/fuse-keeper-main.js').then(
   (m) => m.main(process.argv.slice(2)).then((code) => process.exit(code)),
   (err) => {
-    process.stderr.write(`soci-fuse-keeper: ${err && err.stack ? err.stack : err}\n`);
+    process.stderr.write(`soci-fuse-keeper: ${err?.stack ?? err}\n`);
     process.exit(1);
   },
 );
