@@ -97,19 +97,34 @@ async function serveLayer(
   }
   const fuseMount = mount;
   layer.startBackground();
-  let ended: Promise<void> | undefined;
-  const end = (how: 'unmount' | 'detach') => {
-    ended ??= (async () => {
-      await layer.close();
-      await fuseMount[how]();
+  let layerClosed: Promise<void> | undefined;
+  const closeLayer = () => {
+    layerClosed ??= layer.close();
+    return layerClosed;
+  };
+  let unmounted: Promise<void> | undefined;
+  let detached: Promise<void> | undefined;
+  const unmount = () => {
+    unmounted ??= (async () => {
+      await closeLayer();
+      await fuseMount.unmount();
     })();
-    return ended;
+    return unmounted;
+  };
+  // Serving stops first: requests taken but not answered go back to the keeper for the next
+  // daemon, instead of meeting a closed layer (an error the reader would see).
+  const detach = () => {
+    detached ??= (async () => {
+      await fuseMount.detach();
+      await closeLayer();
+    })();
+    return detached;
   };
   return {
     mountpoint: fuseMount.mountpoint,
     layer,
     stats: () => layer.stats(),
-    unmount: () => end('unmount'),
-    detach: () => end('detach'),
+    unmount,
+    detach,
   };
 }

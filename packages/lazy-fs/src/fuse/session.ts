@@ -83,6 +83,7 @@ export class FuseSession {
 
   /** Stops answering (the mount stays with the keeper). */
   close(): Promise<void> {
+    this.closed = true;
     this.transport.destroy();
     return this.ended;
   }
