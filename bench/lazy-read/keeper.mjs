@@ -12,9 +12,6 @@ if (Number(process.env.UV_THREADPOOL_SIZE ?? 4) < 16) {
   throw new Error('keeper.mjs: start it with UV_THREADPOOL_SIZE=64 (one blocked thread per mount)');
 }
 const keeper = await startFuseKeeper({
-  readAheadKb: process.env.SOCI_BENCH_READ_AHEAD_KB
-    ? Number(process.env.SOCI_BENCH_READ_AHEAD_KB)
-    : undefined,
   socketPath,
   log: (level, msg, fields) => process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`),
 });

@@ -23,12 +23,6 @@ export interface FuseKeeperOptions {
   waitForDaemonMs?: number;
   /** Stop after this long with no session and no client; 0 (default) runs until closed. */
   idleExitMs?: number;
-  /**
-   * Kernel read-ahead of each mount, KiB (its bdi's read_ahead_kb). FUSE mounts start at
-   * 128 KiB; requests can be up to 1 MiB (FUSE_MAX_PAGES), so a bigger window means fewer,
-   * larger requests for sequential readers. 0 leaves the kernel's default. Default 1024.
-   */
-  readAheadKb?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -290,15 +284,6 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
     };
     sessions.set(mountpoint, s);
     open.add(s);
-    const readAheadKb = options.readAheadKb ?? 1024;
-    if (readAheadKb > 0 && s.connection !== undefined) {
-      try {
-        // Before any file is opened: a file takes its read-ahead window from the bdi at open.
-        writeFileSync(`/sys/class/bdi/0:${s.connection}/read_ahead_kb`, String(readAheadKb));
-      } catch (err) {
-        log('warn', 'cannot set the read-ahead of a FUSE mount', { mountpoint, err: String(err) });
-      }
-    }
     log('info', 'FUSE session mounted', { mountpoint });
     readLoop(s, Buffer.allocUnsafe(KEEPER_READ_BUFFER), () => {
       closeSync(fd);
