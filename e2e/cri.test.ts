@@ -16,6 +16,7 @@ import { type BuiltImage, pushLayout } from '@soci-ts/testing/images';
 import { waitUntil } from '@soci-ts/testing/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRI_NAMESPACE, type CriStack, startCriStack } from './support/cri-stack.js';
+import { NEXT_BUILD_STARTED, nextDaemonBuild } from './support/stack.js';
 
 const SPAN = 64 * 1024;
 const MIN_LAYER = 256 * 1024;
@@ -35,8 +36,8 @@ interface IndexedImage {
   image: BuiltImage;
   layers: Descriptor[];
   diffIds: string[];
-  /** `later` is read by nobody until the daemon restarted under the running container. */
-  files: { big: Uint8Array; notes: string; motd: string; later: Uint8Array };
+  /** `later` files are read by nobody until the daemon restarted under the running container. */
+  files: { big: Uint8Array; notes: string; motd: string; later: Uint8Array[] };
 }
 
 let stack: CriStack;
@@ -49,13 +50,17 @@ async function pushIndexedImage(repository: string, seed: number): Promise<Index
     big: noiseBytes(3 * 1024 * 1024, seed),
     notes: `image ${repository}, read through CRI\n`.repeat(40),
     motd: `hello from ${repository}\n`,
-    later: noiseBytes(512 * 1024, seed + 1),
+    later: [1, 2, 3, 4].map((i) => noiseBytes(256 * 1024, seed + i)),
   };
   const image = await buildBusyboxImage([
     // A file naming the image keeps its first layer its own (umoci makes identical busybox layers
     // within one second, and a layer already present is not prepared again).
     { '/bin/busybox': { busybox: true }, '/etc/image-name': `${repository}\n` },
-    { '/data/big.bin': files.big, '/data/notes.txt': files.notes, '/data/later.bin': files.later },
+    {
+      '/data/big.bin': files.big,
+      '/data/notes.txt': files.notes,
+      ...Object.fromEntries(files.later.map((bytes, i) => [`/data/later-${i}.bin`, bytes])),
+    },
     { '/etc/motd': files.motd },
   ]);
   built.push(image);
@@ -243,30 +248,56 @@ describe(`Kubernetes path: containerd ${release.version} CRI (${pullMode} pull) 
     for (const layer of app.layers) expect(content).not.toContain(layer.digest);
   });
 
-  it("the running pod container keeps reading while the daemon's cgroup is killed (systemctl restart) and it starts again", async () => {
-    const exec = () =>
-      stack.crictl(['exec', '--sync', appContainer, '/bin/busybox', 'md5sum', '/data/later.bin']);
-    let read: Promise<string> | undefined;
-    let settled = false;
-    await stack.restartDaemon('cgroup', async () => {
-      read = exec().then((r) => r.stdout);
-      void read
-        .finally(() => {
-          settled = true;
-        })
-        .catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 1500));
-      // No daemon: the read of a file nobody read yet waits in the FUSE keeper.
-      expect(settled).toBe(false);
-    });
-    expect((await read)?.split(' ')[0]).toBe(md5(app.files.later));
-    await waitUntil(
-      'the lazy layers taken over',
-      async () => (await stack.metric('soci_fuse_session_restores_total', { result: 'taken_over' })) >= 2,
-      60_000,
-    );
-    expect(await stack.metric('soci_fuse_session_restores_total', { result: 'remounted' })).toBe(0);
-    // And again after it is running: a read that never waited.
+  // (a) SIGTERM, (b) SIGKILL, what `systemctl restart` does (the daemon's whole cgroup), (c) another build.
+  const restarts = [
+    ['SIGTERM', 'stopped with SIGTERM'],
+    ['SIGKILL', 'killed with SIGKILL'],
+    ['cgroup', 'killed with its whole cgroup (systemctl restart)'],
+    ['next-build', 'replaced by another build'],
+  ] as const;
+  it.each(
+    restarts.map(([how, what], i) => ({ how, what, i })),
+  )('the running pod container keeps reading while the daemon is $what and starts again', async ({
+    how,
+    i,
+  }) => {
+    const next = how === 'next-build' ? await nextDaemonBuild() : undefined;
+    try {
+      const file = `/data/later-${i}.bin`;
+      let read: Promise<string> | undefined;
+      let settled = false;
+      await stack.restartDaemon(
+        how === 'next-build' ? 'SIGTERM' : how,
+        async () => {
+          read = stack
+            .crictl(['exec', '--sync', appContainer, '/bin/busybox', 'md5sum', file])
+            .then((r) => r.stdout);
+          void read
+            .finally(() => {
+              settled = true;
+            })
+            .catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 1500));
+          // No daemon: the read of a file nobody read yet waits in the FUSE keeper.
+          expect(settled).toBe(false);
+        },
+        next?.bin,
+      );
+      expect((await read)?.split(' ')[0]).toBe(md5(app.files.later[i]!));
+      if (next) expect(stack.daemon.output()).toContain(NEXT_BUILD_STARTED);
+      await waitUntil(
+        'the lazy layers taken over',
+        async () => (await stack.metric('soci_fuse_session_restores_total', { result: 'taken_over' })) >= 2,
+        60_000,
+      );
+      expect(await stack.metric('soci_fuse_session_restores_total', { result: 'remounted' })).toBe(0);
+    } finally {
+      if (next) {
+        await stack.restartDaemon('SIGTERM');
+        await next.remove();
+      }
+    }
+    // And after it is running again: a read that never waited.
     const { stdout } = await stack.crictl([
       'exec',
       '--sync',

@@ -3,8 +3,7 @@
 // whole cgroup (what `systemctl restart` does) or replaced by another build, and started again.
 // The FUSE sessions live in the keeper process; each new daemon takes them over.
 import { createHash } from 'node:crypto';
-import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { noiseBytes } from '@soci-ts/testing/bytes';
 import { containerdUnderTest } from '@soci-ts/testing/containerd-release';
@@ -12,7 +11,14 @@ import type { BuiltImage } from '@soci-ts/testing/images';
 import { pushLayout } from '@soci-ts/testing/images';
 import { waitUntil } from '@soci-ts/testing/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DaemonStop, REPO_ROOT, SNAPSHOTTER_BIN, type Stack, startStack } from './support/stack.js';
+import {
+  type DaemonStop,
+  NEXT_BUILD_STARTED,
+  nextDaemonBuild,
+  SNAPSHOTTER_BIN,
+  type Stack,
+  startStack,
+} from './support/stack.js';
 
 const SPAN = 64 * 1024;
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
@@ -157,26 +163,13 @@ describe(`running containers outlive the daemon (containerd ${containerdUnderTes
   }, 180_000);
 
   it('(c) replaced by another build of the daemon', async () => {
-    // An upgrade puts other files in place and starts them: a copy of the bundle, marked, at
-    // another path (bare imports still resolve through the package's node_modules).
-    const next = join(REPO_ROOT, 'packages/snapshotter/.next-build');
-    await rm(next, { recursive: true, force: true });
-    await cp(join(REPO_ROOT, 'packages/snapshotter/dist'), next, { recursive: true });
-    for (const file of ['bin.js', ...(await chunkFiles(next))]) {
-      const text = await readFile(join(next, file), 'utf8');
-      await writeFile(
-        join(next, file),
-        text
-          .replaceAll("'soci-snapshotter started'", "'soci-snapshotter started (next build)'")
-          .replaceAll('"soci-snapshotter started"', '"soci-snapshotter started (next build)"'),
-      );
-    }
+    const next = await nextDaemonBuild();
     try {
-      await restartWhileReading('SIGTERM', { bin: join(next, 'bin.js') });
-      expect(stack.daemon.output()).toContain('soci-snapshotter started (next build)');
+      await restartWhileReading('SIGTERM', { bin: next.bin });
+      expect(stack.daemon.output()).toContain(NEXT_BUILD_STARTED);
     } finally {
       await stack.restartDaemon(undefined, 'SIGTERM', SNAPSHOTTER_BIN);
-      await rm(next, { recursive: true, force: true });
+      await next.remove();
     }
   }, 240_000);
 
@@ -195,7 +188,3 @@ describe(`running containers outlive the daemon (containerd ${containerdUnderTes
     expect(await md5InContainer(path(after))).toBe(md5(files[after]!));
   }, 180_000);
 });
-
-async function chunkFiles(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((f) => f.startsWith('chunk-') && f.endsWith('.js'));
-}

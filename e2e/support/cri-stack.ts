@@ -49,7 +49,7 @@ export interface CriStack {
    * Ends the daemon as `how` says (see SnapshotterProcess), runs `whileDown`, starts it again
    * and waits until containerd reaches it.
    */
-  restartDaemon(how: DaemonStop, whileDown?: () => Promise<void>): Promise<void>;
+  restartDaemon(how: DaemonStop, whileDown?: () => Promise<void>, bin?: string): Promise<void>;
   /** Removes every pod (and so its containers), then stops everything and deletes the temp dirs. */
   stop(): Promise<void>;
 }
@@ -127,8 +127,8 @@ export async function startCriStack(): Promise<CriStack> {
         sumSamples(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), name, labels),
       // The daemon serves containerd's Snapshots API itself; it ignores the snapshotter field.
       daemonSnapshots: () => daemonClient.snapshots('soci').list(),
-      async restartDaemon(how, whileDown) {
-        await daemonProcess.restart(how, whileDown);
+      async restartDaemon(how, whileDown, bin) {
+        await daemonProcess.restart(how, whileDown, bin);
         await waitForContainerd(containerd);
       },
       stop: unwind,

@@ -2,7 +2,7 @@
 // bin, in its own process: a FUSE server must never be read from its own process), containerd
 // with the daemon as its `soci` proxy plugin, and the built `soci` CLI.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,6 +113,29 @@ export async function waitForContainerd(containerd: TestContainerd): Promise<voi
     },
     150_000,
   );
+}
+
+/** The start line of the daemon build `nextDaemonBuild` makes. */
+export const NEXT_BUILD_STARTED = 'soci-snapshotter started (next build)';
+let nextBuildSeq = 0;
+
+/**
+ * Another build of the daemon, as an upgrade brings: a copy of the bundle at another path whose
+ * start line says "(next build)" (bare imports still resolve through the package's node_modules).
+ */
+export async function nextDaemonBuild(): Promise<{ bin: string; remove(): Promise<void> }> {
+  const dir = join(REPO_ROOT, 'packages/snapshotter', `.next-build-${process.pid}-${++nextBuildSeq}`);
+  await rm(dir, { recursive: true, force: true });
+  await cp(dirname(SNAPSHOTTER_BIN), dir, { recursive: true });
+  for (const file of await readdir(dir)) {
+    if (!file.endsWith('.js')) continue;
+    const text = await readFile(join(dir, file), 'utf8');
+    const marked = text
+      .replaceAll("'soci-snapshotter started'", `'${NEXT_BUILD_STARTED}'`)
+      .replaceAll('"soci-snapshotter started"', `"${NEXT_BUILD_STARTED}"`);
+    if (marked !== text) await writeFile(join(dir, file), marked);
+  }
+  return { bin: join(dir, 'bin.js'), remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /** The stack's own FUSE keeper socket (a short path: unix sockets allow 107 bytes). */
