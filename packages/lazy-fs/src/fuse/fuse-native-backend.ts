@@ -11,6 +11,7 @@ import {
   type FuseStat,
 } from './backend.js';
 import { forceUnmount, forceUnmountSync, isMounted } from './mount-table.js';
+import { FUSE_ROOT_ID } from './wire.js';
 
 // fuse-native is CommonJS without types; these are the parts we use.
 type NodeCallback = (...args: unknown[]) => void;
@@ -153,7 +154,7 @@ const READ_ONLY_OPS = [
 
 /** The node a path names, found one lookup per component from the root. */
 function resolvePath(ops: FuseNodeOps, path: string): FuseStat | number {
-  let st = ops.getattr(1);
+  let st = ops.getattr(FUSE_ROOT_ID);
   for (const part of path.split('/')) {
     if (!part) continue;
     if (typeof st === 'number') return st;

@@ -53,6 +53,8 @@ export class KeeperFuseBackend implements FuseBackend {
     const fsName = (options.fsName ?? 'soci-ts').replace(/[,\s]/g, '_');
     const { socket, rest } = await this.open({ op: 'mount', mountpoint: mnt, fsName, mountOptions }).catch(
       (err: unknown) => {
+        // No keeper is its own failure: the caller may start one and try again.
+        if (err instanceof LazyFsError && err.code === 'KEEPER_UNAVAILABLE') throw err;
         throw new LazyFsError(
           'MOUNT_FAILED',
           `could not mount a FUSE file system at ${mnt}: ${messageOf(err)}`,

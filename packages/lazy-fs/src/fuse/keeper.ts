@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { chmod, closeSync, existsSync, openSync, read, writeFileSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -6,7 +5,7 @@ import { dirname } from 'node:path';
 import { LazyFsError } from '../errors.js';
 import { removeStaleSocket, socketPathState } from '../unix-socket.js';
 import { type KeeperRequest, type KeeperResponse, readLine, sendLine } from './keeper-protocol.js';
-import { mountDevice } from './mount-table.js';
+import { mountDevice, runTool } from './mount-table.js';
 import { encodeReply, expectsReply, KEEPER_READ_BUFFER, MessageFramer, Opcode } from './wire.js';
 
 const EIO = 5;
@@ -265,7 +264,7 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
     const fd = openSync('/dev/fuse', 'r+');
     try {
       const data = ['fd=3', 'rootmode=40000', 'user_id=0', 'group_id=0', ...mountOptions].join(',');
-      await run('mount', ['-i', '-t', 'fuse.soci', '-o', data, fsName, mountpoint], fd);
+      await runTool('mount', ['-i', '-t', 'fuse.soci', '-o', data, fsName, mountpoint], { fd });
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -328,7 +327,7 @@ export async function startFuseKeeper(options: FuseKeeperOptions): Promise<FuseK
       s.ending = true;
       sessions.delete(s.mountpoint);
       // Never stat our own mount here: the kernel would ask this very process, which waits.
-      await run('umount', ['-l', s.mountpoint]).catch(() => undefined);
+      await runTool('umount', ['-l', s.mountpoint]).catch(() => undefined);
       // A busy mount outlives a lazy unmount; aborting its connection ends it for good.
       if (s.connection !== undefined) {
         try {
@@ -375,7 +374,7 @@ function within(promise: Promise<unknown>, ms: number): Promise<unknown> {
 async function ensureFusectl(log: NonNullable<FuseKeeperOptions['log']>): Promise<void> {
   const dir = '/sys/fs/fuse/connections';
   if (!existsSync(dir) || (await mountDevice(dir)) !== undefined) return;
-  await run('mount', ['-t', 'fusectl', 'fusectl', dir]).then(
+  await runTool('mount', ['-t', 'fusectl', 'fusectl', dir]).then(
     () => log('info', 'mounted fusectl, to end busy unmounted sessions', { dir }),
     () => undefined,
   );
@@ -394,21 +393,4 @@ async function claimSocket(path: string): Promise<void> {
     throw new LazyFsError('KEEPER_REFUSED', `${path} exists and is not a socket; choose another socket path`);
   }
   await removeStaleSocket(path);
-}
-
-/** Runs a system tool; `fd` becomes its fd 3. Rejects with its stderr. */
-function run(command: string, args: readonly string[], fd?: number): Promise<void> {
-  return new Promise((ok, fail) => {
-    const child = spawn(command, args, {
-      stdio: fd === undefined ? ['ignore', 'ignore', 'pipe'] : ['ignore', 'ignore', 'pipe', fd],
-    });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.once('error', fail);
-    child.once('close', (code) =>
-      code === 0 ? ok() : fail(new Error(`${command} ${args.join(' ')} failed (${code}): ${stderr.trim()}`)),
-    );
-  });
 }

@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 
@@ -30,9 +30,39 @@ function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
 }
 
-function run(cmd: string, args: string[]): Promise<boolean> {
-  return new Promise((done) => execFile(cmd, args, { timeout: 30_000 }, (err) => done(!err)));
+/**
+ * Runs a system tool (mount, umount, fusermount); `fd`, when given, becomes its fd 3. Rejects
+ * with its stderr, or when it takes longer than `timeoutMs`.
+ */
+export function runTool(
+  command: string,
+  args: readonly string[],
+  options: { fd?: number; timeoutMs?: number } = {},
+): Promise<void> {
+  return new Promise((ok, fail) => {
+    const { fd, timeoutMs = 30_000 } = options;
+    const child = spawn(command, args, {
+      stdio: fd === undefined ? ['ignore', 'ignore', 'pipe'] : ['ignore', 'ignore', 'pipe', fd],
+      timeout: timeoutMs,
+    });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.once('error', fail);
+    child.once('close', (code, signal) =>
+      code === 0
+        ? ok()
+        : fail(new Error(`${command} ${args.join(' ')} failed (${code ?? signal}): ${stderr.trim()}`)),
+    );
+  });
 }
+
+const succeeds = (command: string, args: readonly string[]) =>
+  runTool(command, args).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * Detaches a FUSE mount: `fusermount -u -z` (lazy, works while files are open), then
@@ -41,9 +71,9 @@ function run(cmd: string, args: string[]): Promise<boolean> {
  */
 export async function forceUnmount(mountpoint: string): Promise<boolean> {
   if (!(await isMounted(mountpoint))) return true;
-  await run('fusermount', ['-u', '-z', mountpoint]);
+  await succeeds('fusermount', ['-u', '-z', mountpoint]);
   if (!(await isMounted(mountpoint))) return true;
-  await run('umount', ['-l', mountpoint]);
+  await succeeds('umount', ['-l', mountpoint]);
   return !(await isMounted(mountpoint));
 }
 

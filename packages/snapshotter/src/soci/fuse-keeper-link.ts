@@ -116,11 +116,7 @@ export class FuseKeeperLink {
 }
 
 function isUnavailable(err: unknown): boolean {
-  return (
-    err instanceof LazyFsError &&
-    (err.code === 'KEEPER_UNAVAILABLE' ||
-      (err.cause instanceof LazyFsError && err.cause.code === 'KEEPER_UNAVAILABLE'))
-  );
+  return err instanceof LazyFsError && err.code === 'KEEPER_UNAVAILABLE';
 }
 
 /** The systemd service this process runs in, if any (cgroup v2 path ending in `.service`). */
