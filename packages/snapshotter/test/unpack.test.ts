@@ -25,8 +25,34 @@ import { type UnpackLayerOptions, unpackLayer } from '../src/unpack/unpack-layer
 const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const DOCKER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 const TAR = 'application/vnd.oci.image.layer.v1.tar';
+const ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 const TAR_CREATE = ['--xattrs', '--xattrs-include=*', '--format=posix', '--numeric-owner'];
 const TAR_EXTRACT = ['-x', '--xattrs', '--xattrs-include=*', '--same-owner', '-p', '--numeric-owner'];
+
+/**
+ * The same tests run against the sources (extraction on this thread) and the built bundle (on
+ * the worker thread, as the daemon runs it). scripts/test builds before it tests.
+ */
+const BUNDLE = '../dist/index.js';
+const built = (await import(BUNDLE).catch(() => undefined)) as
+  | { unpackLayer: typeof unpackLayer }
+  | undefined;
+const IMPLEMENTATIONS: Array<[string, typeof unpackLayer | undefined]> = [
+  ['extracting on this thread (sources)', unpackLayer],
+  ['extracting on a worker thread (built bundle)', built?.unpackLayer],
+];
+let unpack: typeof unpackLayer = unpackLayer;
+
+function useImplementation(impl: typeof unpackLayer | undefined): void {
+  beforeAll(() => {
+    if (!impl)
+      throw new Error('packages/snapshotter/dist is missing: build first (pnpm exec turbo run build)');
+    unpack = impl;
+  });
+  afterAll(() => {
+    unpack = unpackLayer;
+  });
+}
 
 let scratch: string;
 let counter = 0;
@@ -55,7 +81,7 @@ async function* chunked(bytes: Uint8Array, size = 7919): AsyncGenerator<Uint8Arr
 }
 
 function unpackBlob(blob: Uint8Array, dest: string, extra: Partial<UnpackLayerOptions> = {}) {
-  return unpackLayer({
+  return unpack({
     blob: chunked(blob),
     digest: sha256(blob),
     size: blob.length,
@@ -70,7 +96,8 @@ async function expectUnpackError(promise: Promise<unknown>, code: UnpackErrorCod
     () => undefined,
     (e: unknown) => e,
   );
-  expect(err, `expected UnpackError ${code}`).toBeInstanceOf(UnpackError);
+  // By name: the bundle has its own copy of the class.
+  expect((err as Error | undefined)?.name, `expected UnpackError ${code}`).toBe(UnpackError.name);
   expect((err as UnpackError).code, (err as Error).message).toBe(code);
   return err as UnpackError;
 }
@@ -289,7 +316,8 @@ async function buildRichTree(): Promise<string> {
   return src;
 }
 
-describe('unpackLayer against GNU tar', () => {
+describe.each(IMPLEMENTATIONS)('unpackLayer against GNU tar, %s', (_label, impl) => {
+  useImplementation(impl);
   let src: string;
   let tarBytes: Uint8Array;
   let gnu: Tree;
@@ -350,6 +378,36 @@ describe('unpackLayer against GNU tar', () => {
     await expectOverlayLayer(dest);
   });
 
+  it('unpacks a zstd layer (zstd -3, two frames) with the zstd tool and with fzstd alike', async () => {
+    const file = join(scratch, 'rich-zstd.tar');
+    await writeFile(file, tarBytes);
+    // Two frames, as a zstd writer that flushes makes them: the decoders must read on.
+    const half = Math.floor(tarBytes.length / 2);
+    await writeFile(`${file}.1`, tarBytes.subarray(0, half));
+    await writeFile(`${file}.2`, tarBytes.subarray(half));
+    await run('sh', [
+      '-c',
+      `zstd -q -3 -c ${file}.1 > ${file}.zst && zstd -q -3 -c ${file}.2 >> ${file}.zst`,
+    ]);
+    const blob = await readFile(`${file}.zst`);
+    for (const zstd of ['zstd', 'fzstd'] as const) {
+      const dest = await freshDir(`dest-${zstd}`);
+      const result = await unpackBlob(blob, dest, { mediaType: ZSTD, decoders: { gzip: 'auto', zstd } });
+      expect(result.decoder).toBe(zstd);
+      await expectOverlayLayer(dest);
+    }
+  });
+
+  it('unpacks gzip with igzip and with zlib alike, and names the one that ran', async () => {
+    const gz = gzipSync(tarBytes);
+    for (const gzip of ['igzip', 'zlib'] as const) {
+      const dest = await freshDir(`dest-${gzip}`);
+      const result = await unpackBlob(gz, dest, { decoders: { gzip, zstd: 'auto' } });
+      expect(result.decoder).toBe(gzip);
+      await expectOverlayLayer(dest);
+    }
+  });
+
   it('unpacks a multi-member gzip (pigz members concatenated) with the Docker media type', async () => {
     const half = Math.floor(tarBytes.length / 2);
     const parts = await Promise.all(
@@ -361,9 +419,11 @@ describe('unpackLayer against GNU tar', () => {
       }),
     );
     const blob = Buffer.concat(parts);
-    const dest = await freshDir('dest');
-    await unpackBlob(blob, dest, { mediaType: DOCKER_GZIP });
-    await expectOverlayLayer(dest);
+    for (const gzip of ['igzip', 'zlib'] as const) {
+      const dest = await freshDir('dest');
+      await unpackBlob(blob, dest, { mediaType: DOCKER_GZIP, decoders: { gzip, zstd: 'auto' } });
+      await expectOverlayLayer(dest);
+    }
   });
 
   it('unpacks an uncompressed tar layer, with user.overlay.opaque when asked', async () => {
@@ -387,7 +447,7 @@ describe('unpackLayer against GNU tar', () => {
     for (const [what, options] of cases) {
       const dest = await freshDir('dest');
       const err = await expectUnpackError(
-        unpackLayer({ digest: sha256(gz), mediaType: GZIP, dest, ...options }),
+        unpack({ digest: sha256(gz), mediaType: GZIP, dest, ...options }),
         'DIGEST_MISMATCH',
       );
       expect(err.message, what).toMatch(/fetch it again/);
@@ -399,10 +459,25 @@ describe('unpackLayer against GNU tar', () => {
 
   it('calls a blob that matches its digest but is a truncated gzip BAD_LAYER', async () => {
     const gz = gzipSync(tarBytes);
-    for (const cut of [gz.length - 8, Math.floor(gz.length * 0.7), 5]) {
-      const dest = await freshDir('dest');
-      await expectUnpackError(unpackBlob(gz.subarray(0, cut), dest), 'BAD_LAYER');
-      await expectEmpty(dest);
+    for (const gzip of ['igzip', 'zlib'] as const) {
+      for (const cut of [gz.length - 8, Math.floor(gz.length * 0.7), 5]) {
+        const dest = await freshDir('dest');
+        const decoders = { gzip, zstd: 'auto' } as const;
+        await expectUnpackError(unpackBlob(gz.subarray(0, cut), dest, { decoders }), 'BAD_LAYER');
+        await expectEmpty(dest);
+      }
+    }
+    const tarFile = join(scratch, 'cut.tar');
+    await writeFile(tarFile, tarBytes);
+    await run('zstd', ['-q', '-f', '-3', tarFile, '-o', `${tarFile}.zst`]);
+    const zst = await readFile(`${tarFile}.zst`);
+    for (const zstd of ['zstd', 'fzstd'] as const) {
+      for (const cut of [zst.length - 3, Math.floor(zst.length * 0.7), 5]) {
+        const dest = await freshDir('dest');
+        const options = { mediaType: ZSTD, decoders: { gzip: 'auto', zstd } } as const;
+        await expectUnpackError(unpackBlob(zst.subarray(0, cut), dest, options), 'BAD_LAYER');
+        await expectEmpty(dest);
+      }
     }
     // A complete gzip of a tar cut short is a truncated tar: also BAD_LAYER.
     const dest = await freshDir('dest');
@@ -411,13 +486,14 @@ describe('unpackLayer against GNU tar', () => {
   });
 });
 
-describe('unpackLayer arguments and abort', () => {
+describe.each(IMPLEMENTATIONS)('unpackLayer arguments and abort, %s', (_label, impl) => {
+  useImplementation(impl);
   const tiny = gzipSync(Buffer.alloc(1024));
 
-  it('refuses zstd and unknown media types before reading anything', async () => {
+  it('refuses unknown media types before reading anything', async () => {
     const dest = await freshDir('dest');
     for (const mediaType of [
-      'application/vnd.oci.image.layer.v1.tar+zstd',
+      'application/vnd.oci.image.layer.v1.tar+zstd+gzip',
       'application/json',
       '__proto__',
     ]) {
@@ -447,13 +523,61 @@ describe('unpackLayer arguments and abort', () => {
     }
     const dest = await freshDir('dest');
     const err = await expectUnpackError(
-      unpackLayer({ blob: stalling(), digest: sha256(gz), mediaType: GZIP, dest, signal: controller.signal }),
+      unpack({ blob: stalling(), digest: sha256(gz), mediaType: GZIP, dest, signal: controller.signal }),
       'ABORTED',
     );
     expect((err.cause as Error).message).toBe('snapshot removed');
     await expectEmpty(dest);
     // An already aborted signal stops before anything happens.
     await expectUnpackError(unpackBlob(gz, dest, { signal: AbortSignal.abort() }), 'ABORTED');
+  });
+
+  it('stops writing when aborted in the middle of a large file, and nothing lands later', async () => {
+    const src = await freshDir('src');
+    await writeFile(join(src, 'big'), randomBytes(24 << 20));
+    await writeFile(join(src, 'after'), 'after');
+    const tar = await tarOf(src);
+    const controller = new AbortController();
+    async function* halfThenAbort(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < tar.length / 2; i += 1 << 20) yield tar.subarray(i, i + (1 << 20));
+      controller.abort(new Error('pull cancelled'));
+      yield tar.subarray(tar.length / 2);
+    }
+    const dest = await freshDir('dest');
+    const options = {
+      blob: halfThenAbort(),
+      digest: sha256(tar),
+      mediaType: TAR,
+      dest,
+      signal: controller.signal,
+    };
+    await expectUnpackError(unpack(options), 'ABORTED');
+    await expectEmpty(dest);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await expectEmpty(dest);
+  });
+
+  it('keeps layers apart when several unpack at once and one after another', async () => {
+    const layers = await Promise.all(
+      [0, 1, 2, 3, 4, 5].map(async (i) => {
+        const src = await freshDir(`many-${i}`);
+        for (let f = 0; f < 30; f++)
+          await writeFile(join(src, `f${f}`), `layer ${i} file ${f}\n`.repeat(50 * (f + 1)));
+        return { src, gz: gzipSync(await tarOf(src)) };
+      }),
+    );
+    const check = async ({ src, gz }: (typeof layers)[number]) => {
+      const dest = await freshDir('dest');
+      await unpackBlob(gz, dest);
+      for (let f = 0; f < 30; f++) {
+        expect(await readFile(join(dest, `f${f}`), 'utf8')).toBe(await readFile(join(src, `f${f}`), 'utf8'));
+      }
+    };
+    await Promise.all(layers.map(check));
+    for (const layer of layers) await check(layer);
+    // A failed layer between good ones does not leave its worker unusable.
+    await expectUnpackError(unpackBlob(gzipSync(Buffer.alloc(5000, 1)), await freshDir('dest')), 'BAD_LAYER');
+    await check(layers[0]!);
   });
 });
 

@@ -9,4 +9,4 @@ export type { CompressionAlgorithm, CompressionInfo, FileMetadata, FileType, Zto
 export { formatModTime, parseModTime } from './modtime.js';
 export { fileSpans, findFile, type SpanPlan, spansForRange, type ZtocInfo, ztocInfo } from './queries.js';
 export { type SpanLayout, spanLayout } from './span-layout.js';
-export { TarIndexer } from './tar/indexer.js';
+export { type TarEntryListener, TarIndexer } from './tar/indexer.js';

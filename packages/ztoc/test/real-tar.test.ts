@@ -9,6 +9,7 @@ import {
   extractFileBytes,
   type FileMetadata,
   parseModTime,
+  TarIndexer,
   type Ztoc,
   ZtocReader,
 } from '../src/index.js';
@@ -196,4 +197,86 @@ async function matchesExtractedTree(
 
 function stripSlash(name: string): string {
   return name.length > 1 ? name.replace(/\/+$/, '') : name;
+}
+
+describe('TarIndexer onEntry (the streaming unpacker)', () => {
+  it('hands over every entry in stream order before its data, equal to the list finish() gives, for any cuts', async () => {
+    const fc = await import('fast-check');
+    const tar = readFileSync(join(work, 'posix.tar'));
+    const whole = new TarIndexer();
+    whole.push(tar);
+    const expected = whole.finish();
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: tar.length - 1 }), { maxLength: 40 }), (cuts) => {
+        const seen: FileMetadata[] = [];
+        let position = 0;
+        const indexer = new TarIndexer({
+          onEntry: (entry) => {
+            // The header is parsed, its data not yet pushed past.
+            expect(entry.uncompressedOffset).toBeGreaterThanOrEqual(0);
+            expect(position).toBeLessThanOrEqual(entry.uncompressedOffset + 512);
+            seen.push(entry);
+          },
+        });
+        const points = [0, ...new Set(cuts)].sort((a, b) => a - b).concat(tar.length);
+        for (let i = 0; i + 1 < points.length; i++) {
+          indexer.push(tar.subarray(points[i], points[i + 1]));
+          position = points[i + 1]!;
+        }
+        expect(indexer.finish()).toEqual([]);
+        expect(seen).toEqual(expected);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('hands over the raw PAX payloads, so binary values survive', () => {
+    const binary = Buffer.from([0x80, 0xff, 0x00, 0xc3, 0x28]);
+    const record = (key: string, value: Buffer) => {
+      const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
+      let length = body.length + 1;
+      while (String(length).length + body.length !== length) length++;
+      return Buffer.concat([Buffer.from(String(length)), body]);
+    };
+    const pax = record('SCHILY.xattr.user.bin', binary);
+    const tar = paxTar(pax);
+    let got: { entry: FileMetadata; pax: readonly Uint8Array[] } | undefined;
+    const indexer = new TarIndexer({
+      onEntry: (entry, raw) => {
+        got = { entry, pax: [...raw] };
+      },
+    });
+    indexer.push(tar);
+    indexer.finish();
+    expect(got?.entry.name).toBe('f');
+    expect(got?.entry.xattrs['SCHILY.xattr.user.bin']).toContain('\uFFFD');
+    expect(Buffer.concat(got!.pax.map((p) => Buffer.from(p)))).toEqual(pax);
+  });
+});
+
+/** A ustar archive of one empty file `f` behind a PAX header holding `records`. */
+function paxTar(records: Buffer): Buffer {
+  const header = (name: string, type: string, size: number) => {
+    const h = Buffer.alloc(512);
+    h.write(name, 0);
+    h.write('0000644\0', 100);
+    h.write('0000000\0', 108);
+    h.write('0000000\0', 116);
+    h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+    h.write('00000000000\0', 136);
+    h.write(type, 156);
+    h.write('ustar\0' + '00', 257);
+    h.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+    return h;
+  };
+  const padded = Buffer.concat([records, Buffer.alloc((512 - (records.length % 512)) % 512)]);
+  return Buffer.concat([
+    header('PaxHeader/f', 'x', records.length),
+    padded,
+    header('f', '0', 0),
+    Buffer.alloc(1024),
+  ]);
 }

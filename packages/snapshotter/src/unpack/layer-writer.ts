@@ -1,37 +1,48 @@
-import * as fs from 'node:fs';
-import { chmod, lchown, link, lutimes, mkdir, rm, symlink } from 'node:fs/promises';
+import {
+  chmodSync,
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { type FileMetadata, parseModTime } from '@soci-ts/ztoc';
 import { layerPath, overlayRole, parentOf, unsafePath } from './entry-path.js';
 import { UnpackError } from './errors.js';
 import { type Attributes, LayerTree, type PendingSpecial, type TreeNode } from './layer-tree.js';
 import { rawPaxValue } from './raw-pax-value.js';
 import { createSpecialFiles } from './special-files.js';
-import type { TarReader } from './tar-reader.js';
 import { entryXattrs, PAX_XATTR_PREFIX, restoreXattrs, type Xattrs } from './xattrs.js';
 
 export interface LayerWriterOptions {
   /** The layer root (real path of an existing empty directory). */
   root: string;
-  /** The uncompressed tar the entries' data offsets point into. */
-  tar: TarReader;
   opaqueXattr: string;
-  signal?: AbortSignal;
 }
 
-/** Contents up to this size are read in stream order and handed to a write task whole. */
-const SMALL_FILE = 1 << 20;
-/** Files whose content and metadata are being written at once (the fs thread pool does the work). */
-const MAX_IN_FLIGHT = 16;
+/** The regular file whose content is arriving. */
+interface OpenFile {
+  fd: number;
+  entry: FileMetadata;
+  left: number;
+}
 
 /**
- * Writes tar entries below `root`, in stream order, the way `tar -x` would, without ever following
+ * Writes tar entries below `root` as they stream, the way `tar -x` would, without ever following
  * a symlink: every parent of an entry must be a real directory of this layer (a LayerTree lookup:
  * the root started empty, so the tree knows what is on disk), and files are created with O_EXCL
- * after whatever held their path was removed. Once a file is created its content, owner, mode and
- * times are written through its descriptor by a bounded pool of tasks, so later entries do not
- * wait for them.
+ * after whatever held their path was removed.
+ *
+ * Synchronous on purpose: it runs on the unpack worker thread, where blocking system calls in a
+ * row (as GNU tar makes them) cost far less than a round trip through libuv's pool per call.
  *
  * Work that must wait for the whole layer is kept in the tree and done by {@link finish}: device
  * nodes and fifos (one spawn for all), xattrs (one setfattr spawn), directory modes and times
@@ -49,34 +60,53 @@ export class LayerWriter {
 
   private readonly tree = new LayerTree();
   private pendingSpecials: Array<[string, TreeNode]> = [];
-  private readonly inFlight = new Set<Promise<void>>();
-  private failure: unknown;
+  private file: OpenFile | undefined;
+  private readonly ownUid = process.geteuid?.();
+  private readonly ownGid = process.getegid?.();
 
   constructor(private readonly options: LayerWriterOptions) {}
 
-  async apply(entry: FileMetadata): Promise<void> {
+  /**
+   * A new entry, in stream order; a regular file's content follows through {@link content}.
+   * `pax`: the raw PAX payloads that apply to it (binary xattr values are read from them).
+   */
+  begin(entry: FileMetadata, pax: readonly Uint8Array[]): void {
     this.entries++;
-    if (this.failure !== undefined) throw this.failure;
+    if (this.file) throw new Error(`internal: ${this.file.entry.name} is still being written`);
     const path = layerPath(entry.name, 'tar entry');
     // The root is the snapshot directory itself: its owner and mode are not the layer's to set.
     if (path === '') return;
     try {
-      await this.applyAt(path, entry);
+      this.applyAt(path, entry, pax);
     } catch (err) {
       throw writeFailed(entry, err);
     }
   }
 
-  /** Waits for the write tasks still running (before a cleanup, or at the end). */
-  async settle(): Promise<void> {
-    await Promise.all(this.inFlight);
+  /** The next bytes of the current regular file's content. */
+  content(bytes: Uint8Array): void {
+    const file = this.file;
+    if (!file || bytes.length > file.left) throw new Error('internal: file content without its entry');
+    try {
+      let written = 0;
+      while (written < bytes.length) written += writeSync(file.fd, bytes, written, bytes.length - written);
+      file.left -= bytes.length;
+      if (file.left === 0) this.closeFile(file);
+    } catch (err) {
+      throw writeFailed(file.entry, err);
+    }
+  }
+
+  /** Closes a file left open by a failure (before a cleanup). */
+  abandon(): void {
+    if (this.file) closeSync(this.file.fd);
+    this.file = undefined;
   }
 
   /** Finishes the queued work: special files, xattrs, directory attributes. */
-  async finish(workDir: string): Promise<void> {
-    await this.settle();
-    if (this.failure !== undefined) throw this.failure;
-    await this.flushSpecials();
+  finish(workDir: string): void {
+    if (this.file) throw new Error(`internal: the content of ${this.file.entry.name} never ended`);
+    this.flushSpecials();
     const layerXattrs = new Map<string, Xattrs>();
     const overlayXattrs = new Map<string, Xattrs>();
     const opaque: Xattrs = new Map([[this.options.opaqueXattr, Buffer.from('y')]]);
@@ -86,67 +116,64 @@ export class LayerWriter {
       if (node.opaque) overlayXattrs.set(this.abs(path), opaque);
       if (node.attributes) directories.push([path, node.attributes]);
     }
-    const { signal } = this.options;
-    this.warnings.push(
-      ...(await restoreXattrs(layerXattrs, join(workDir, 'layer.xattrs'), 'lenient', signal)),
-    );
+    this.warnings.push(...restoreXattrs(layerXattrs, join(workDir, 'layer.xattrs'), 'lenient'));
     if (this.tree.root.opaque) this.rootXattrs.push(this.options.opaqueXattr);
-    await restoreXattrs(overlayXattrs, join(workDir, 'overlay.xattrs'), 'strict', signal);
+    restoreXattrs(overlayXattrs, join(workDir, 'overlay.xattrs'), 'strict');
     for (const [path, a] of directories) {
       const abs = this.abs(path);
-      await lchown(abs, a.uid, a.gid);
-      await chmod(abs, a.mode); // a directory of the tree: never a symlink
-      await lutimes(abs, a.atime, a.mtime);
+      lchownSync(abs, a.uid, a.gid);
+      chmodSync(abs, a.mode); // a directory of the tree: never a symlink
+      lutimesSync(abs, a.atime, a.mtime);
     }
   }
 
-  private async applyAt(path: string, entry: FileMetadata): Promise<void> {
+  private applyAt(path: string, entry: FileMetadata, pax: readonly Uint8Array[]): void {
     const role = overlayRole(path, entry.name);
     if (role.kind === 'aufs-meta') return;
     if (role.kind === 'opaque') {
-      (await this.ensureDirectory(role.dir, entry.name)).opaque = true;
+      this.ensureDirectory(role.dir, entry.name).opaque = true;
       return;
     }
     if (role.kind === 'whiteout') {
-      await this.ensureDirectory(parentOf(role.target), entry.name);
-      await this.clear(role.target, false);
+      this.ensureDirectory(parentOf(role.target), entry.name);
+      this.clear(role.target, false);
       // overlayfs: a 0/0 character device hides the lower file; owner as containerd gives it.
       this.addSpecial(role.target, { ...attributes(entry), mode: 0, type: 'char', major: 0, minor: 0 });
       return;
     }
 
-    await this.ensureDirectory(parentOf(path), entry.name);
+    this.ensureDirectory(parentOf(path), entry.name);
     const abs = this.abs(path);
     let node: TreeNode;
     switch (entry.type) {
       case 'dir': {
-        const existing = await this.clear(path, true);
+        const existing = this.clear(path, true);
         node = existing ?? this.tree.set(path, { kind: 'dir', children: new Map() });
-        if (!existing) await mkdir(abs, { mode: 0o700 });
+        if (!existing) mkdirSync(abs, { mode: 0o700 });
         node.attributes = attributes(entry);
         break;
       }
       case 'reg':
-        await this.clear(path, false);
+        this.clear(path, false);
         node = this.tree.set(path, { kind: 'file' });
-        await this.writeRegular(abs, entry);
+        this.openRegular(abs, entry);
         break;
       case 'symlink': {
-        await this.clear(path, false);
-        await symlink(entry.linkname, abs);
+        this.clear(path, false);
+        symlinkSync(entry.linkname, abs);
         node = this.tree.set(path, { kind: 'symlink' });
         const a = attributes(entry);
-        await lchown(abs, a.uid, a.gid);
-        await lutimes(abs, a.atime, a.mtime);
+        lchownSync(abs, a.uid, a.gid);
+        lutimesSync(abs, a.atime, a.mtime);
         break;
       }
       case 'hardlink':
-        await this.hardlink(path, entry);
+        this.hardlink(path, entry);
         return; // a hardlink shares its target's inode: owner, mode and xattrs are the target's
       case 'char':
       case 'block':
       case 'fifo':
-        await this.clear(path, false);
+        this.clear(path, false);
         node = this.addSpecial(path, {
           ...attributes(entry),
           type: entry.type,
@@ -156,7 +183,7 @@ export class LayerWriter {
         break;
     }
     const { xattrs, dropped, damaged } = entryXattrs(entry);
-    for (const name of damaged) xattrs.set(name, await this.rawXattr(entry, name));
+    for (const name of damaged) xattrs.set(name, rawXattr(entry, name, pax));
     for (const name of dropped) {
       this.warnings.push(`ignored xattr ${name} of ${JSON.stringify(entry.name)}: overlayfs metadata`);
     }
@@ -171,14 +198,14 @@ export class LayerWriter {
    * Makes `dir` and its parents exist as real directories. A component that is not a directory
    * (a symlink above all) is UNSAFE_PATH: writing through it could leave the root.
    */
-  private async ensureDirectory(dir: string, name: string): Promise<TreeNode> {
+  private ensureDirectory(dir: string, name: string): TreeNode {
     let node = this.tree.root;
     let path = '';
     for (const part of dir ? dir.split('/') : []) {
       path = path ? `${path}/${part}` : part;
       let child = node.children!.get(part);
       if (!child) {
-        await mkdir(this.abs(path), { mode: 0o755 });
+        mkdirSync(this.abs(path), { mode: 0o755 });
         child = { kind: 'dir', children: new Map() };
         node.children!.set(part, child);
       } else if (child.kind !== 'dir') {
@@ -194,12 +221,12 @@ export class LayerWriter {
    * An existing directory is kept (and returned) when `keepDirectory`: a directory entry over a
    * directory merges.
    */
-  private async clear(path: string, keepDirectory: boolean): Promise<TreeNode | undefined> {
+  private clear(path: string, keepDirectory: boolean): TreeNode | undefined {
     const node = this.tree.get(path);
     if (!node) return undefined;
     if (node.kind === 'dir' && keepDirectory) return node;
     // rm never follows symlinks: a symlink is removed, not what it points to.
-    if (!node.pending) await rm(this.abs(path), { recursive: true, force: true });
+    if (!node.pending) rmSync(this.abs(path), { recursive: true, force: true });
     this.tree.delete(path);
     return undefined;
   }
@@ -210,54 +237,29 @@ export class LayerWriter {
     return node;
   }
 
-  private async writeRegular(abs: string, entry: FileMetadata): Promise<void> {
-    const size = entry.uncompressedSize;
-    // Small contents are read now, in stream order, from the reader's read-ahead window.
-    const content =
-      size <= SMALL_FILE ? await this.options.tar.bytes(entry.uncompressedOffset, size) : undefined;
+  private openRegular(abs: string, entry: FileMetadata): void {
     // O_EXCL: never opens through a symlink, never writes into a file this entry did not create.
-    const fd = await fdOpen(abs, 'wx', 0o600);
-    this.bytes += size;
-    await this.run(entry, async () => {
-      try {
-        if (content) await writeAll(fd, content, content.length);
-        else await this.copyLarge(fd, entry);
-        const a = attributes(entry);
-        // chown before chmod: chown clears set-user-ID and set-group-ID bits.
-        if (a.uid !== process.geteuid?.() || a.gid !== process.getegid?.()) await fdChown(fd, a.uid, a.gid);
-        await fdChmod(fd, a.mode);
-        await fdUtimes(fd, a.atime, a.mtime);
-      } finally {
-        await fdClose(fd);
-      }
-    });
+    const file: OpenFile = { fd: openSync(abs, 'wx', 0o600), entry, left: entry.uncompressedSize };
+    this.file = file;
+    this.bytes += entry.uncompressedSize;
+    if (file.left === 0) this.closeFile(file);
   }
 
-  private async copyLarge(fd: number, entry: FileMetadata): Promise<void> {
-    const buffer = Buffer.allocUnsafe(SMALL_FILE);
-    let position = entry.uncompressedOffset;
-    let left = entry.uncompressedSize;
-    while (left > 0) {
-      const n = await this.options.tar.readInto(buffer, Math.min(left, buffer.length), position);
-      await writeAll(fd, buffer, n);
-      position += n;
-      left -= n;
+  /** Owner, mode and times through the descriptor, once the content is complete. */
+  private closeFile(file: OpenFile): void {
+    this.file = undefined;
+    try {
+      const a = attributes(file.entry);
+      // chown before chmod: chown clears set-user-ID and set-group-ID bits.
+      if (a.uid !== this.ownUid || a.gid !== this.ownGid) fchownSync(file.fd, a.uid, a.gid);
+      fchmodSync(file.fd, a.mode);
+      futimesSync(file.fd, a.atime, a.mtime);
+    } finally {
+      closeSync(file.fd);
     }
   }
 
-  /** Runs `task` in the pool; waits while the pool is full; rethrows the first failure of any task. */
-  private async run(entry: FileMetadata, task: () => Promise<void>): Promise<void> {
-    const running: Promise<void> = task()
-      .catch((err: unknown) => {
-        this.failure ??= writeFailed(entry, err);
-      })
-      .finally(() => this.inFlight.delete(running));
-    this.inFlight.add(running);
-    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
-    if (this.failure !== undefined) throw this.failure;
-  }
-
-  private async hardlink(path: string, entry: FileMetadata): Promise<void> {
+  private hardlink(path: string, entry: FileMetadata): void {
     const target = layerPath(entry.linkname, `hardlink target of ${JSON.stringify(entry.name)}:`);
     if (target === path) return; // a link to itself leaves the file as it is
     if (target === '') throw unsafePath('hardlink', entry.name, 'points at the layer root');
@@ -278,51 +280,45 @@ export class LayerWriter {
       }
     }
     if (node.kind === 'dir') throw unsafePath('hardlink', entry.name, 'points at a directory');
-    if (node.pending) await this.flushSpecials();
-    await this.clear(path, false);
+    if (node.pending) this.flushSpecials();
+    this.clear(path, false);
     // link(2) does not follow a symlink target: linking to a symlink makes another symlink.
-    await link(this.abs(target), this.abs(path));
+    linkSync(this.abs(target), this.abs(path));
     this.tree.set(path, { kind: node.kind });
   }
 
   /** Creates the queued device nodes and fifos that are still part of the tree. */
-  private async flushSpecials(): Promise<void> {
+  private flushSpecials(): void {
     const live = this.pendingSpecials.filter(([path, node]) => this.tree.get(path) === node);
     this.pendingSpecials = [];
     if (!live.length) return;
-    await createSpecialFiles(
+    createSpecialFiles(
       live.map(([path, { pending: p }]) => ({
         path: this.abs(path),
         type: p!.type,
         major: p!.major,
         minor: p!.minor,
       })),
-      this.options.signal,
     );
     for (const [path, node] of live) {
       const p = node.pending!;
       node.pending = undefined;
       const abs = this.abs(path);
-      await lchown(abs, p.uid, p.gid);
-      await chmod(abs, p.mode); // just made by mknod: not a symlink
-      await lutimes(abs, p.atime, p.mtime);
+      lchownSync(abs, p.uid, p.gid);
+      chmodSync(abs, p.mode); // just made by mknod: not a symlink
+      lutimesSync(abs, p.atime, p.mtime);
     }
   }
+}
 
-  private async rawXattr(entry: FileMetadata, name: string): Promise<Uint8Array> {
-    const key = `${PAX_XATTR_PREFIX}${name}`;
-    const raw = await rawPaxValue(
-      this.options.tar.file,
-      entry.uncompressedOffset - 512,
-      key,
-      entry.xattrs[key]!,
-    );
-    if (raw) return raw;
-    throw new UnpackError(
-      'BAD_LAYER',
-      `xattr ${name} of tar entry ${JSON.stringify(entry.name)} is binary and its bytes could not be read back`,
-    );
-  }
+function rawXattr(entry: FileMetadata, name: string, pax: readonly Uint8Array[]): Uint8Array {
+  const key = `${PAX_XATTR_PREFIX}${name}`;
+  const raw = rawPaxValue(pax, key, entry.xattrs[key]!);
+  if (raw) return raw;
+  throw new UnpackError(
+    'BAD_LAYER',
+    `xattr ${name} of tar entry ${JSON.stringify(entry.name)} is binary and its bytes could not be read back`,
+  );
 }
 
 function describe(node: TreeNode): string {
@@ -338,21 +334,6 @@ function writeFailed(entry: FileMetadata, err: unknown): unknown {
       cause: err,
     },
   );
-}
-
-// The callback API on plain descriptors: FileHandle's promises cost several times more per call,
-// which shows when a layer holds tens of thousands of small files.
-const fdOpen = promisify(fs.open);
-const fdWrite = promisify(fs.write);
-const fdChown = promisify(fs.fchown);
-const fdChmod = promisify(fs.fchmod);
-const fdUtimes = promisify(fs.futimes);
-const fdClose = promisify(fs.close);
-
-async function writeAll(fd: number, buffer: Buffer, length: number): Promise<void> {
-  let written = 0;
-  while (written < length)
-    written += (await fdWrite(fd, buffer, written, length - written, null)).bytesWritten;
 }
 
 function attributes(entry: FileMetadata): Attributes {

@@ -1,25 +1,24 @@
 import { UnpackError } from './errors.js';
 
-export type LayerCompression = 'gzip' | 'none';
+export type LayerCompression = 'gzip' | 'zstd' | 'none';
 
 const COMPRESSION = new Map<string, LayerCompression>([
   ['application/vnd.oci.image.layer.v1.tar+gzip', 'gzip'],
   ['application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'gzip'],
   ['application/vnd.docker.image.rootfs.diff.tar.gzip', 'gzip'],
   ['application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', 'gzip'],
+  ['application/vnd.oci.image.layer.v1.tar+zstd', 'zstd'],
+  ['application/vnd.oci.image.layer.nondistributable.v1.tar+zstd', 'zstd'],
   ['application/vnd.oci.image.layer.v1.tar', 'none'],
   ['application/vnd.oci.image.layer.nondistributable.v1.tar', 'none'],
 ]);
 
-/** How a layer blob of this media type is compressed; throws UNSUPPORTED_MEDIA_TYPE for zstd and unknown types. */
+/** How a layer blob of this media type is compressed; throws UNSUPPORTED_MEDIA_TYPE for unknown types. */
 export function layerCompression(mediaType: string): LayerCompression {
   const compression = COMPRESSION.get(mediaType);
   if (compression) return compression;
-  const hint = mediaType.endsWith('zstd')
-    ? 'zstd layers are not supported by the local unpacker'
-    : 'expected a tar or tar+gzip layer media type';
   throw new UnpackError(
     'UNSUPPORTED_MEDIA_TYPE',
-    `layer media type "${mediaType}" cannot be unpacked: ${hint}`,
+    `layer media type "${mediaType}" cannot be unpacked: expected a tar, tar+gzip or tar+zstd layer media type`,
   );
 }

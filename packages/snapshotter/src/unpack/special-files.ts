@@ -1,4 +1,4 @@
-import { runTool } from './run-tool.js';
+import { runToolSync } from './run-tool.js';
 
 /** A device node or fifo to create (Node cannot: mknod(2) has no binding). */
 export interface SpecialFile {
@@ -14,7 +14,7 @@ export interface SpecialFile {
  * NUL-separated through stdin, so any byte in a name is safe. Modes and owners are set by the
  * caller afterwards.
  */
-export async function createSpecialFiles(files: readonly SpecialFile[], signal?: AbortSignal): Promise<void> {
+export function createSpecialFiles(files: readonly SpecialFile[]): void {
   const devices = files.filter((f) => f.type !== 'fifo');
   const fifos = files.filter((f) => f.type === 'fifo');
   if (devices.length) {
@@ -24,10 +24,10 @@ export async function createSpecialFiles(files: readonly SpecialFile[], signal?:
       String(d.major),
       String(d.minor),
     ]);
-    await runTool('xargs', ['-0', '-n', '4', 'mknod', '--'], nulList(args), signal);
+    runToolSync('xargs', ['-0', '-n', '4', 'mknod', '--'], nulList(args));
   }
   if (fifos.length) {
-    await runTool('xargs', ['-0', 'mkfifo', '--'], nulList(fifos.map((f) => f.path)), signal);
+    runToolSync('xargs', ['-0', 'mkfifo', '--'], nulList(fifos.map((f) => f.path)));
   }
 }
 

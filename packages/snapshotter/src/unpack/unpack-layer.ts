@@ -1,12 +1,13 @@
-import { lstat, mkdtemp, open, readdir, realpath, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstat, mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { throwIfAborted } from './abort.js';
+import { abortable, abortedError, throwIfAborted } from './abort.js';
+import { type DecoderChoice, type LayerDecoder, openDecoder } from './decoder.js';
 import { UnpackError } from './errors.js';
-import { LayerWriter } from './layer-writer.js';
+import { type ExtractionHandle, startExtraction } from './extraction-thread.js';
+import { classify } from './layer-extraction.js';
 import { layerCompression } from './media-type.js';
 import { runTool } from './run-tool.js';
-import { spoolLayer } from './spool.js';
-import { TarReader } from './tar-reader.js';
 
 export type OpaqueXattr = 'trusted.overlay.opaque' | 'user.overlay.opaque';
 
@@ -24,6 +25,8 @@ export interface UnpackLayerOptions {
   whiteouts?: 'overlay';
   /** `user.overlay.opaque` for overlay mounts with the `userxattr` option (rootless). */
   opaqueXattr?: OpaqueXattr;
+  /** Which decompressors to use (default: the fastest this host has). */
+  decoders?: DecoderChoice;
   signal?: AbortSignal;
 }
 
@@ -34,18 +37,20 @@ export interface UnpackResult {
   bytes: number;
   /** xattrs of the layer that were not set (overlay-internal names, file system refusals). */
   warnings: string[];
+  /** The decompressor that ran: `igzip`, `zlib`, `zstd`, `fzstd` or `none`. */
+  decoder: string;
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /**
- * Unpacks a tar or tar+gzip layer blob into `dest` as an overlayfs lower directory.
- *
- * The blob is read once: its compressed bytes are checked against `digest` (and `size`) while
- * they are decompressed into a temporary tar next to `dest` (removed afterwards), then the
- * entries are written from it. Nothing is written outside `dest` (the temporary tar aside), no
- * symlink is ever followed, and on any failure everything created inside `dest` is removed before
- * the UnpackError is thrown, so the caller may simply retry.
+ * Unpacks a tar, tar+gzip or tar+zstd layer blob into `dest` as an overlayfs lower directory,
+ * while it streams: the compressed bytes are hashed here and decoded, parsed and written on a
+ * worker thread as they arrive (no spool). The layer counts as unpacked only once the blob
+ * matched `digest` (and `size`) and every entry is written; nothing is written outside `dest` (a
+ * small work directory beside it aside), no symlink is ever followed, and on any failure
+ * everything created inside `dest` is removed before the UnpackError is thrown, so the caller
+ * may simply retry.
  */
 export async function unpackLayer(options: UnpackLayerOptions): Promise<UnpackResult> {
   const compression = layerCompression(options.mediaType);
@@ -62,35 +67,88 @@ export async function unpackLayer(options: UnpackLayerOptions): Promise<UnpackRe
   if (opaqueXattr !== 'trusted.overlay.opaque' && opaqueXattr !== 'user.overlay.opaque') {
     throw new UnpackError('BAD_ARGUMENT', `opaqueXattr "${opaqueXattr}" is not an overlayfs opaque xattr`);
   }
-  const { signal } = options;
+  const { signal, size } = options;
   throwIfAborted(signal);
   const root = await emptyDirectory(options.dest);
   const work = await mkdtemp(join(dirname(root), `.${basename(root)}.unpack-`));
-  let writer: LayerWriter | undefined;
+  let extraction: ExtractionHandle | undefined;
+  let decoder: LayerDecoder | undefined;
   try {
-    const tarPath = join(work, 'layer.tar');
-    const entries = await spoolLayer({ ...options, compression, tarPath });
-    const tar = await open(tarPath, 'r');
-    try {
-      writer = new LayerWriter({ root, tar: new TarReader(tar), opaqueXattr, signal });
-      for (const entry of entries) {
-        throwIfAborted(signal);
-        await writer.apply(entry);
-      }
-      await writer.finish(work);
-      throwIfAborted(signal);
-    } finally {
-      await writer?.settle();
-      await tar.close();
+    decoder = openDecoder(compression, options.decoders);
+    extraction = startExtraction({ root, workDir: work, opaqueXattr });
+    const pumped = pump(decoder, extraction);
+    const hash = createHash('sha256');
+    let received = 0;
+    for await (const chunk of abortable(options.blob, signal)) {
+      hash.update(chunk);
+      received += chunk.length;
+      if (size !== undefined && received > size) throw mismatch(`the blob has more than its ${size} bytes`);
+      await feed(decoder, chunk);
     }
-    return { entries: writer.entries, bytes: writer.bytes, warnings: writer.warnings };
+    throwIfAborted(signal);
+    if (size !== undefined && received !== size) {
+      throw mismatch(`the blob ended after ${received} of its ${size} bytes`);
+    }
+    const actual = `sha256:${hash.digest('hex')}`;
+    if (actual !== options.digest)
+      throw mismatch(`its ${received} bytes hash to ${actual}, not ${options.digest}`);
+    // The blob is the one the descriptor names: from here on a failure is the layer's own.
+    decoder.input.end();
+    await pumped;
+    try {
+      await decoder.done;
+    } catch (err) {
+      throw classify(err);
+    }
+    const result = await extraction.end();
+    throwIfAborted(signal);
+    return { ...result, decoder: decoder.name };
   } catch (err) {
-    await removeContents(root, writer?.rootXattrs ?? []);
-    if (signal?.aborted && !(err instanceof UnpackError && err.code === 'ABORTED')) throwIfAborted(signal);
+    decoder?.destroy();
+    await extraction?.abort();
+    await removeContents(root, opaqueXattr);
+    if (signal?.aborted && !(err instanceof UnpackError && err.code === 'ABORTED'))
+      throw abortedError(signal);
     throw err;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Compressed bytes into the decoder, waiting while it is busy; dropped once it has failed (the hash goes on). */
+async function feed(decoder: LayerDecoder, chunk: Uint8Array): Promise<void> {
+  const input = decoder.input;
+  if (input.destroyed || input.writableEnded) return;
+  if (input.write(chunk)) return;
+  await new Promise<void>((resolve) => {
+    const settle = () => {
+      input.off('drain', settle);
+      input.off('close', settle);
+      resolve();
+    };
+    input.on('drain', settle);
+    input.on('close', settle);
+  });
+}
+
+/**
+ * Decoded tar bytes to the extraction as they come. Read here, not on the worker: this thread's
+ * event loop is free, so the decoder never waits for the writes of the chunk before.
+ */
+async function pump(decoder: LayerDecoder, extraction: ExtractionHandle): Promise<void> {
+  try {
+    for await (const chunk of decoder.output as AsyncIterable<Uint8Array>) await extraction.write(chunk);
+  } catch {
+    // Only the decoder's stream throws here: its `done` says why.
+  }
+}
+
+/** The blob is not what its descriptor says. */
+function mismatch(what: string): UnpackError {
+  return new UnpackError(
+    'DIGEST_MISMATCH',
+    `layer blob does not match its descriptor: ${what}; fetch it again`,
+  );
 }
 
 /** The real path of `dest`, which must be an existing empty directory. */
@@ -110,10 +168,9 @@ async function emptyDirectory(dest: string): Promise<string> {
   return root;
 }
 
-/** Takes `root` back to empty: removes every entry in it (never following symlinks) and the xattrs set on it. */
-async function removeContents(root: string, rootXattrs: readonly string[]): Promise<void> {
+/** Takes `root` back to empty: removes every entry in it (never following symlinks) and the opaque xattr. */
+async function removeContents(root: string, opaqueXattr: string): Promise<void> {
   for (const name of await readdir(root)) await rm(join(root, name), { recursive: true, force: true });
-  for (const name of rootXattrs) {
-    await runTool('setfattr', ['-h', '-x', name, root], '', undefined).catch(() => {});
-  }
+  // Set on the root only when the layer makes it opaque; removing a missing one fails harmlessly.
+  await runTool('setfattr', ['-h', '-x', opaqueXattr, root], '', undefined).catch(() => {});
 }

@@ -1,6 +1,6 @@
-import { writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
 import type { FileMetadata } from '@soci-ts/ztoc';
-import { runTool } from './run-tool.js';
+import { runToolSync } from './run-tool.js';
 
 export const PAX_XATTR_PREFIX = 'SCHILY.xattr.';
 /** Overlayfs reads these as its own metadata (opaque dirs, redirects, metacopy): only whiteout conversion may set them. */
@@ -36,16 +36,15 @@ export function entryXattrs(entry: FileMetadata): { xattrs: Xattrs; dropped: str
  * Strict: any failure throws TOOL_FAILED. Lenient: failures come back as messages, as GNU tar
  * and containerd only warn when a file system refuses an xattr from a layer.
  */
-export async function restoreXattrs(
+export function restoreXattrs(
   files: ReadonlyMap<string, Xattrs>,
   dumpPath: string,
   mode: 'strict' | 'lenient',
-  signal?: AbortSignal,
-): Promise<string[]> {
+): string[] {
   if (files.size === 0) return [];
-  await writeFile(dumpPath, xattrDump(files), { mode: 0o600 });
+  writeFileSync(dumpPath, xattrDump(files), { mode: 0o600 });
   try {
-    await runTool('setfattr', ['-h', `--restore=${dumpPath}`], '', signal);
+    runToolSync('setfattr', ['-h', `--restore=${dumpPath}`], '');
     return [];
   } catch (err) {
     if (mode === 'strict' || (err as { code?: string }).code !== 'TOOL_FAILED') throw err;

@@ -25,6 +25,12 @@ const HEADER_ONLY: Record<string, FileType> = {
   '6': 'fifo',
 };
 
+/**
+ * Called with each entry as its header is parsed. `pax` holds the raw payloads of the PAX headers
+ * that apply to it (global ones first), for values that are not UTF-8 text (binary xattrs).
+ */
+export type TarEntryListener = (entry: FileMetadata, pax: readonly Uint8Array[]) => void;
+
 type State =
   | { kind: 'header' }
   /** `padding`: how many of the `remaining` bytes are block padding after an entry's data. */
@@ -54,9 +60,19 @@ export class TarIndexer {
   private localRecords: Map<string, string> | undefined;
   private longName: string | undefined;
   private longLink: string | undefined;
+  /** Raw payloads of the PAX headers in force (global ones, then the entry's local one), for onEntry. */
+  private globalPax: Uint8Array[] = [];
+  private localPax: Uint8Array | undefined;
+  private count = 0;
+  private readonly onEntry: TarEntryListener | undefined;
 
-  constructor(options: { limits?: Partial<ZtocLimits> } = {}) {
+  /**
+   * With `onEntry`, each entry is handed over as soon as its header is parsed (its data follows
+   * in the stream) and not kept: finish() then returns an empty list.
+   */
+  constructor(options: { limits?: Partial<ZtocLimits>; onEntry?: TarEntryListener } = {}) {
     this.limits = resolveZtocLimits(options.limits);
+    this.onEntry = options.onEntry;
   }
 
   /** Bytes consumed so far: after finish(), the size of the tar stream. */
@@ -185,8 +201,10 @@ export class TarIndexer {
       const records = parsePaxRecords(data, at);
       if (flag === 'g') {
         for (const [k, v] of records) this.globalRecords.set(k, v);
+        if (this.onEntry) this.keepGlobalPax(data);
       } else {
         this.localRecords = records;
+        this.localPax = data;
       }
       return;
     }
@@ -196,6 +214,13 @@ export class TarIndexer {
     const text = new TextDecoder('utf-8').decode(data.subarray(0, end));
     if (flag === 'L') this.longName = text;
     else this.longLink = text;
+  }
+
+  /** Later global headers override earlier ones: keep the newest, within a bound a hostile stream cannot grow. */
+  private keepGlobalPax(data: Uint8Array): void {
+    this.globalPax.push(data);
+    let kept = this.globalPax.reduce((sum, d) => sum + d.length, 0);
+    while (kept > 2 * MAX_SPECIAL_SIZE && this.globalPax.length > 1) kept -= this.globalPax.shift()!.length;
   }
 
   private addEntry(h: RawHeader, at: number): void {
@@ -211,7 +236,7 @@ export class TarIndexer {
     const what = `tar entry at offset ${at}`;
     checkEntryName(this.limits, name, what);
     checkLinkTarget(this.limits, linkname, what);
-    checkLimit(this.limits, 'maxEntries', this.entries.length + 1, 'the number of tar entries');
+    checkLimit(this.limits, 'maxEntries', ++this.count, 'the number of tar entries');
 
     const type = entryType(h.typeflag, name);
     if (!type) {
@@ -230,7 +255,7 @@ export class TarIndexer {
     // fromEntries defines own properties, so a hostile key like "__proto__" stays a plain key.
     const xattrs = Object.fromEntries([...records].sort((a, b) => compareUtf8(a[0], b[0])));
 
-    this.entries.push({
+    const entry: FileMetadata = {
       name,
       type,
       uncompressedOffset: at + BLOCK,
@@ -245,7 +270,14 @@ export class TarIndexer {
       devmajor: h.devmajor,
       devminor: h.devminor,
       xattrs,
-    });
+    };
+    if (this.onEntry) {
+      const pax = this.localPax ? [...this.globalPax, this.localPax] : this.globalPax;
+      this.localPax = undefined;
+      this.onEntry(entry, pax);
+    } else {
+      this.entries.push(entry);
+    }
     if (dataSize > 0) {
       const remaining = paddedSize(dataSize);
       this.state = { kind: 'skip', remaining, padding: remaining - dataSize };
