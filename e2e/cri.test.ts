@@ -230,8 +230,9 @@ describe(`Kubernetes path: containerd ${release.version} CRI (${pullMode} pull) 
 
   it('runs a pod container whose files come through the lazy layers (crictl runp/create/start/logs/exec)', async () => {
     pod = await runPod();
-    // CRI pulled the sandbox image into the soci snapshotter too; without an index, containerd unpacked it.
-    expect(await stack.metric('soci_fallbacks_total', { reason: 'no-soci-index' })).toBe(1);
+    // CRI pulled the sandbox image into the soci snapshotter too; without an index, the daemon unpacked it.
+    expect(await stack.metric('soci_fallbacks_total', { reason: 'no-soci-index' })).toBe(0);
+    expect(await stack.metric('soci_layer_mounts_total', { kind: 'unpacked' })).toBeGreaterThanOrEqual(2);
     const id = await startContainer(pod, app.ref, 'app', PRINT_AND_WAIT);
     appContainer = id;
     expect(await logLines(id, 2)).toEqual([app.files.motd.trim(), `${md5(app.files.big)}  /data/big.bin`]);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
+import type { DecoderChoice } from './unpack/decoder.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -60,6 +61,28 @@ export interface SnapshotterConfig {
     /** For a keeper this daemon starts: how long kernel requests wait for a daemon before EIO. */
     waitForDaemonMs: number;
   };
+  /**
+   * How layers that are not loaded lazily get here: fetched with concurrent range requests and
+   * unpacked by the daemon while they arrive (AWS SOCI's pull_modes.parallel_pull_unpack).
+   */
+  parallelPullUnpack: {
+    /** For images without a SOCI index and layers without a zTOC; false: containerd pulls them. */
+    enable: boolean;
+    /** For every image, even one with a SOCI index (no lazy loading at all). */
+    primary: boolean;
+    /** Range requests in flight for all layers together; 0 = no limit. */
+    maxConcurrentDownloads: number;
+    /** Range requests in flight for one image's layers; 0 = no limit. */
+    maxConcurrentDownloadsPerImage: number;
+    /** Bytes per range request; 0 = one request per layer. */
+    concurrentDownloadChunkSize: number;
+    /** Layers unpacking at once, all images together; 0 = no limit. */
+    maxConcurrentUnpacks: number;
+    /** Layers of one image unpacking at once; 0 = no limit. */
+    maxConcurrentUnpacksPerImage: number;
+    gzipDecoder: DecoderChoice['gzip'];
+    zstdDecoder: DecoderChoice['zstd'];
+  };
   prefetch: {
     /** Fetch the spans the SOCI index's prefetch blobs list as soon as a layer is mounted. */
     enabled: boolean;
@@ -92,6 +115,17 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
     backgroundFetch: { enabled: true, bytesPerSecond: 0, silencePeriodMs: 30_000, maxConcurrency: 2 },
     discovery: { sociV2: true, sociV1Referrers: true, referrersTagFallback: true },
     fuseKeeper: { socket: '/run/soci-ts/fuse-keeper.sock', start: true, waitForDaemonMs: 60_000 },
+    parallelPullUnpack: {
+      enable: true,
+      primary: false,
+      maxConcurrentDownloads: 16,
+      maxConcurrentDownloadsPerImage: 8,
+      concurrentDownloadChunkSize: 8 * 1024 ** 2,
+      maxConcurrentUnpacks: 4,
+      maxConcurrentUnpacksPerImage: 2,
+      gzipDecoder: 'auto',
+      zstdDecoder: 'auto',
+    },
     prefetch: { enabled: true, recordDir: '' },
   };
 }
@@ -231,6 +265,8 @@ const hostPortOrEmpty = (v: string) =>
   v === '' || /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(v)
     ? undefined
     : 'must be host:port (or "" to disable)';
+const oneOf = (values: readonly string[]) => (v: string) =>
+  values.includes(v) ? undefined : `must be one of ${values.map((x) => `"${x}"`).join(', ')}`;
 const url = (v: string) => (/^https?:\/\/[^\s/]+/.test(v) ? undefined : 'must be an http:// or https:// URL');
 
 /** Validates a parsed TOML document into a full config (defaults for what is missing). */
@@ -254,6 +290,7 @@ export function configFromToml(doc: Table): SnapshotterConfig {
     backgroundFetch: d.backgroundFetch,
     discovery: d.discovery,
     fuseKeeper: d.fuseKeeper,
+    parallelPullUnpack: d.parallelPullUnpack,
     prefetch: d.prefetch,
   };
 
@@ -312,6 +349,41 @@ export function configFromToml(doc: Table): SnapshotterConfig {
     }),
   };
   keeper.done();
+
+  const ppu = top.table_('parallel_pull_unpack');
+  const p = d.parallelPullUnpack;
+  config.parallelPullUnpack = {
+    enable: ppu.boolean('enable', p.enable),
+    primary: ppu.boolean('primary', p.primary),
+    maxConcurrentDownloads: ppu.integer('max_concurrent_downloads', p.maxConcurrentDownloads, 0),
+    maxConcurrentDownloadsPerImage: ppu.integer(
+      'max_concurrent_downloads_per_image',
+      p.maxConcurrentDownloadsPerImage,
+      0,
+    ),
+    concurrentDownloadChunkSize: ppu.integer(
+      'concurrent_download_chunk_size',
+      p.concurrentDownloadChunkSize,
+      0,
+    ),
+    maxConcurrentUnpacks: ppu.integer('max_concurrent_unpacks', p.maxConcurrentUnpacks, 0),
+    maxConcurrentUnpacksPerImage: ppu.integer(
+      'max_concurrent_unpacks_per_image',
+      p.maxConcurrentUnpacksPerImage,
+      0,
+    ),
+    gzipDecoder: ppu.string(
+      'gzip_decoder',
+      p.gzipDecoder,
+      oneOf(['auto', 'igzip', 'zlib']),
+    ) as DecoderChoice['gzip'],
+    zstdDecoder: ppu.string(
+      'zstd_decoder',
+      p.zstdDecoder,
+      oneOf(['auto', 'zstd', 'fzstd']),
+    ) as DecoderChoice['zstd'],
+  };
+  ppu.done();
 
   const prefetch = top.table_('prefetch');
   config.prefetch = {
@@ -404,6 +476,17 @@ export function formatConfig(c: SnapshotterConfig): string {
       socket: c.fuseKeeper.socket,
       start: c.fuseKeeper.start,
       wait_for_daemon: formatDuration(c.fuseKeeper.waitForDaemonMs),
+    },
+    parallel_pull_unpack: {
+      enable: c.parallelPullUnpack.enable,
+      primary: c.parallelPullUnpack.primary,
+      max_concurrent_downloads: c.parallelPullUnpack.maxConcurrentDownloads,
+      max_concurrent_downloads_per_image: c.parallelPullUnpack.maxConcurrentDownloadsPerImage,
+      concurrent_download_chunk_size: c.parallelPullUnpack.concurrentDownloadChunkSize,
+      max_concurrent_unpacks: c.parallelPullUnpack.maxConcurrentUnpacks,
+      max_concurrent_unpacks_per_image: c.parallelPullUnpack.maxConcurrentUnpacksPerImage,
+      gzip_decoder: c.parallelPullUnpack.gzipDecoder,
+      zstd_decoder: c.parallelPullUnpack.zstdDecoder,
     },
     prefetch: { enabled: c.prefetch.enabled, record_dir: c.prefetch.recordDir },
   })}\n`;

@@ -17,6 +17,11 @@ export interface RemotePrepareRequest {
   mountpoint: string;
   /** Aborted when the mount timeout passes or the daemon shuts down: give up and do not mount. */
   signal: AbortSignal;
+  /**
+   * The source fetches and unpacks the layer whole instead of mounting it: the mount timeout no
+   * longer applies (the download's own deadlines bound it; `signal` still aborts at shutdown).
+   */
+  unpacking(): void;
 }
 
 /** 'mounted': the layer is mounted on the mountpoint; fallback: containerd should fetch and unpack it. */

@@ -452,6 +452,11 @@ export class Snapshotter {
     const onClose = () => attempt.abort();
     this.closing.signal.addEventListener('abort', onClose);
     const timeoutMs = this.mountTimeoutMs;
+    let stopTimer = () => {};
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs, 'timeout');
+      stopTimer = () => clearTimeout(timer);
+    });
     const pending = this.remote
       .prepareRemote({
         key: record.name,
@@ -460,11 +465,12 @@ export class Snapshotter {
         labels,
         mountpoint,
         signal: attempt.signal,
+        unpacking: () => stopTimer(),
       })
       .catch((err: unknown) => ({ error: err }));
     const log = this.log.child({ key: record.name, target });
     try {
-      const result = await raceTimeout(pending, timeoutMs);
+      const result = await Promise.race([pending, timedOut]);
       if (result === 'timeout') {
         attempt.abort();
         log.warn({ timeoutMs }, 'remote mount timed out; falling back to local unpack');
@@ -486,6 +492,7 @@ export class Snapshotter {
         return false;
       }
     } finally {
+      stopTimer();
       this.closing.signal.removeEventListener('abort', onClose);
     }
     try {

@@ -28,10 +28,10 @@ import type {
   RemoteRestoreRequest,
   UnmountReason,
 } from '../remote.js';
-import { unpackLayer } from '../unpack/unpack-layer.js';
 import { FuseKeeperLink } from './fuse-keeper-link.js';
 import { type BlobKeeper, ImageIndexCache, type ImageLayers } from './image-index-cache.js';
 import { LocalArtifacts, type RestoreRecord } from './local-artifacts.js';
+import { ParallelPullUnpack } from './parallel-pull-unpack.js';
 import { PrometheusLayerMetrics } from './prometheus-layer-metrics.js';
 import { type MountReads, ReadRecorder } from './read-recorder.js';
 
@@ -49,12 +49,13 @@ export interface SociRemoteSourceOptions {
 }
 
 /** Why a layer went back to containerd; each is a metrics label, so keep the set small. */
-type FallbackReason = 'no-labels' | 'no-soci-index' | 'discovery-error' | 'no-ztoc-unpack-failed';
+type FallbackReason = 'no-labels' | 'no-soci-index' | 'discovery-error' | 'unpack-disabled' | 'unpack-failed';
 
 /**
  * The run path of design.md: find the image's SOCI index (once per manifest), then mount a
- * layer that has a zTOC lazily over FUSE, or fetch, verify and unpack a layer that has none.
- * An image without an index goes back to containerd's normal pull.
+ * layer that has a zTOC lazily over FUSE; a layer without one, and every layer of an image
+ * without an index, is fetched, verified and unpacked by the daemon (ParallelPullUnpack), or
+ * left to containerd when that mode is off.
  */
 export class SociRemoteSource implements RemoteLayerSource {
   private readonly images: ImageIndexCache;
@@ -74,9 +75,15 @@ export class SociRemoteSource implements RemoteLayerSource {
   private readonly recordings = new Map<string, MountReads>();
   /** The FUSE sessions live in the keeper process, so they outlive this one. */
   private readonly keeper: FuseKeeperLink;
+  private readonly pull: ParallelPullUnpack;
 
   constructor(private readonly options: SociRemoteSourceOptions) {
     this.keeper = new FuseKeeperLink(options.config, options.logger);
+    this.pull = new ParallelPullUnpack(
+      options.config.parallelPullUnpack,
+      join(options.config.root, 'staging'),
+      options.logger,
+    );
     this.artifacts = LocalArtifacts.open(join(options.config.root, 'soci'));
     this.artifacts.catch((err: unknown) =>
       options.logger.warn({ err }, 'cannot keep zTOCs on disk; restarts will need the registry'),
@@ -161,12 +168,14 @@ export class SociRemoteSource implements RemoteLayerSource {
   async close(): Promise<void> {
     await Promise.allSettled([...this.mounted.keys()].map((m) => this.unmount(m, 'shutdown')));
     await this.recorder?.close();
+    await this.pull.close();
     await this.options.registry.close();
   }
 
   /** `restore` is set when the daemon restarts: `takeOver` when the keeper still holds the mount. */
   private async serve(
-    request: Pick<RemotePrepareRequest, 'labels' | 'mountpoint' | 'signal'>,
+    request: Pick<RemotePrepareRequest, 'labels' | 'mountpoint' | 'signal'> &
+      Partial<Pick<RemotePrepareRequest, 'unpacking'>>,
     restore: { takeOver: boolean } | undefined,
   ): Promise<RemotePrepareResult | { fallback: FallbackReason }> {
     const restoring = restore !== undefined;
@@ -190,15 +199,17 @@ export class SociRemoteSource implements RemoteLayerSource {
       log.warn({ err }, 'SOCI index discovery failed; containerd pulls the layer');
       return { fallback: 'discovery-error' };
     }
-    if (!image.soci) return { fallback: 'no-soci-index' };
     const layer = image.manifest.layers.find((l) => l.digest === layerDigest);
     if (!layer) {
       log.warn({ manifest: image.manifestDigest }, 'layer is not in the image manifest');
       return { fallback: 'no-labels' };
     }
+    const { enable, primary } = this.options.config.parallelPullUnpack;
+    const soci = primary ? undefined : image.soci;
+    if (!soci && !enable) return { fallback: 'no-soci-index' };
 
-    const ztocRef = ztocForLayer(image.soci.index, layerDigest);
-    if (ztocRef) {
+    const ztocRef = soci && ztocForLayer(soci.index, layerDigest);
+    if (soci && ztocRef) {
       // Errors here (zTOC fetch, FUSE mount) propagate: the snapshotter logs them and falls back.
       const discovered = performance.now();
       const [ztoc, prefetch] = await Promise.all([
@@ -229,7 +240,7 @@ export class SociRemoteSource implements RemoteLayerSource {
       const ms = (from: number, to: number) => Math.round(to - from);
       log.info(
         {
-          via: image.soci.via,
+          via: soci.via,
           restoring,
           prefetchRanges: prefetch.length,
           discoveryMs: ms(started, discovered),
@@ -240,22 +251,28 @@ export class SociRemoteSource implements RemoteLayerSource {
       );
       return 'mounted';
     }
+    if (!enable) return { fallback: 'unpack-disabled' };
+    // The layers this mode serves: all of the image's, or those its index has no zTOC for.
+    const layers = soci
+      ? image.manifest.layers.filter((l) => !ztocForLayer(soci.index, l.digest))
+      : image.manifest.layers;
+    request.unpacking?.();
     try {
-      const started = Date.now();
-      const { bytes } = await unpackLayer({
-        blob: await repo.fetchBlob(layer),
-        digest: layer.digest,
-        size: layer.size,
-        mediaType: layer.mediaType,
-        dest: mountpoint,
+      const unpacked = await this.pull.unpackInto({
+        repo,
+        image: image.manifestDigest,
+        layers,
+        index: layers.indexOf(layer),
+        mountpoint,
         signal,
       });
       this.metrics.mounts.inc({ kind: 'unpacked' });
-      log.info({ bytes, ms: Date.now() - started }, 'layer without zTOC fetched and unpacked');
+      const { bytes, entries, decoder, ms, waitedMs } = unpacked;
+      log.info({ bytes, entries, decoder, ms, waitedMs, soci: !!soci }, 'layer fetched and unpacked');
       return 'mounted';
     } catch (err) {
-      log.warn({ err }, 'unpacking a layer without zTOC failed; containerd pulls it');
-      return { fallback: 'no-ztoc-unpack-failed' };
+      log.warn({ err }, 'fetching and unpacking the layer failed; containerd pulls it');
+      return { fallback: 'unpack-failed' };
     }
   }
 
