@@ -24,6 +24,7 @@ export {
   type RegistryErrorCode,
 } from './errors.js';
 export { type HostOptions, type HostsConfig, registryOrigin } from './hosts.js';
+export { fetchBlobParallel, type ParallelFetchOptions, RequestLimit } from './parallel-fetch.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform } from './platform.js';
 export { redactUrl } from './redact.js';
 export { DOCKER_HUB, formatReference, isDigest, parseReference, type Reference } from './reference.js';
