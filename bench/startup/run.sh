@@ -2,15 +2,18 @@
 # Startup benchmark: time until a container is ready, full pull vs lazy loading, side by side.
 # Usage: bench/startup/run.sh [--runs N] [--rate 100mbit] [--rtt 20ms] [--workloads python,node,large,small]
 #                             [--unshaped] [--span-size BYTES] [--prefetch record|none|DIR] [--out DIR] [--no-build]
+#                             [--modes full,lazy,lazy-nobg,lazy-prefetch,noindex]
 # --prefetch: the static prefetch list of mode lazy-prefetch: `record` (default) records it from one
 # lazy start per workload (the daemon's prefetch.record_dir), DIR takes DIR/<workload>.paths, `none`
-# skips the mode. Needs root (network namespace, tc, mounts, drop_caches). See bench/README.md.
+# skips the mode. `noindex` pulls a copy of the image that has no SOCI index (the daemon's parallel
+# pull and unpack). Needs root (network namespace, tc, mounts, drop_caches). See bench/README.md.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 REPO_ROOT="$(cd "$here/../.." && pwd)"
 
 runs=5 rate=100mbit rtt=20ms workloads=python,node,large,small unshaped=0 prefetch=record out="" build=1
 span_size="" # soci create's own default (4 MiB) unless given
+modes=""     # all but noindex unless given
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -22,7 +25,8 @@ while [ $# -gt 0 ]; do
     --prefetch) prefetch="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+    --modes) modes="$2"; shift 2 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -88,12 +92,20 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- modes --------------------------------------------------------------------------------------
-MODES=(full lazy lazy-nobg)
 notes=()
-if [ "$prefetch" = none ]; then
-  notes+=("lazy-prefetch not run (--prefetch none)")
+if [ -n "$modes" ]; then
+  IFS=, read -r -a MODES <<<"$modes"
+  for m in "${MODES[@]}"; do
+    case "$m" in full | lazy | lazy-nobg | lazy-prefetch | noindex) ;; *) echo "run.sh: unknown mode $m" >&2; exit 2 ;; esac
+  done
+  [[ " ${MODES[*]} " == *" lazy-prefetch "* ]] || prefetch=none
 else
-  MODES+=(lazy-prefetch)
+  MODES=(full lazy lazy-nobg)
+  if [ "$prefetch" = none ]; then
+    notes+=("lazy-prefetch not run (--prefetch none)")
+  else
+    MODES+=(lazy-prefetch)
+  fi
 fi
 
 net_up
@@ -107,6 +119,8 @@ for w in "${WORKLOADS[@]}"; do
   log "pushing $w and its SOCI index ..."
   direct="$REGISTRY_DIRECT/bench/$w:1"
   skopeo copy --quiet --dest-tls-verify=false "$LAYOUT" "docker://$direct"
+  # The same image without an index (another repository: a referrers lookup finds nothing there).
+  skopeo copy --quiet --dest-tls-verify=false "$LAYOUT" "docker://$REGISTRY_DIRECT/bench/$w-noindex:1"
   "${SOCI[@]}" create "$direct" --plain-http --root "$STACK_DIR/soci-store" --quiet ${span_size:+--span-size "$span_size"}
   "${SOCI[@]}" push "$direct" --plain-http --root "$STACK_DIR/soci-store" --quiet
   IMAGE_BYTES[$w]="$(skopeo inspect --tls-verify=false --raw "docker://$direct" |
@@ -164,6 +178,7 @@ measure() {
   case "$mode" in
     lazy-nobg) bg=false ;;
     lazy-prefetch) ref="$REGISTRY/bench/$w-prefetch:1" ;;
+    noindex) ref="$REGISTRY/bench/$w-noindex:1" ;;
     record) record="$STACK_DIR/recorded-$w" jsonl="$out/record.jsonl" ;;
   esac
   [ "$mode" = full ] || snap=soci
