@@ -61,7 +61,11 @@ export class ParallelPullUnpack {
   private readonly downloads: RequestLimit;
   private readonly unpacks: RequestLimit;
   private readonly images = new Map<string, ImageLimits>();
+  /** Jobs no Prepare has claimed yet, by layer digest. */
   private readonly jobs = new Map<string, Job>();
+  /** Every job whose staging directory is not cleaned up yet, claimed or not: close() stops them all. */
+  private readonly live = new Set<Job>();
+  private closed = false;
   private readonly ready: Promise<void>;
 
   constructor(
@@ -93,9 +97,11 @@ export class ParallelPullUnpack {
     try {
       done = await untilAborted(job.result, request.signal);
     } catch (err) {
-      // A Prepare that gave up leaves its layer to the next one (containerd retries the pull).
-      if (request.signal.aborted && !this.jobs.has(job.digest)) this.jobs.set(job.digest, job);
-      else clearTimeout(job.expiry);
+      // A Prepare that gave up leaves its layer to the next one (containerd retries the pull),
+      // unless another job of the layer is waiting already.
+      const handOn = request.signal.aborted && !this.closed && !this.jobs.has(job.digest);
+      if (handOn) this.jobs.set(job.digest, job);
+      else await this.drop(job);
       throw err;
     }
     clearTimeout(job.expiry);
@@ -105,15 +111,15 @@ export class ParallelPullUnpack {
       return { ...done.unpacked, ms: done.ms, waitedMs: Math.round(performance.now() - started) };
     } finally {
       await rm(done.staged, { recursive: true, force: true });
+      this.live.delete(job);
     }
   }
 
-  /** Stops every job and removes what they staged. */
+  /** Stops every job, claimed or not, and resolves once what they staged is removed. */
   async close(): Promise<void> {
-    const jobs = [...this.jobs.values()];
+    this.closed = true;
     this.jobs.clear();
-    for (const job of jobs) this.drop(job);
-    await Promise.allSettled(jobs.map((job) => job.result));
+    await Promise.allSettled([...this.live].map((job) => this.drop(job)));
   }
 
   /** The job of `layer`, taken out of the map: a started one if there is one, else a new one. */
@@ -136,9 +142,11 @@ export class ParallelPullUnpack {
       expiry: setTimeout(() => this.expire(job), UNCLAIMED_MS),
     };
     job.expiry.unref();
+    this.live.add(job);
     job.result.catch((err: unknown) => {
       // A failed job is forgotten at once, so the next Prepare of the layer tries again.
       if (this.jobs.get(layer.digest) === job) this.jobs.delete(layer.digest);
+      this.live.delete(job); // run() removed its staging directory
       if (!stop.signal.aborted) this.logger.debug({ err, layer: layer.digest }, 'layer pull failed');
     });
     return job;
@@ -227,13 +235,20 @@ export class ParallelPullUnpack {
     if (this.jobs.get(job.digest) !== job) return;
     this.jobs.delete(job.digest);
     this.logger.info({ layer: job.digest }, 'no Prepare asked for a layer fetched ahead; dropped it');
-    this.drop(job);
+    void this.drop(job);
   }
 
-  private drop(job: Job): void {
+  /** Stops the job; resolves once its staging directory is gone. */
+  private async drop(job: Job): Promise<void> {
     clearTimeout(job.expiry);
     job.stop.abort(new Error('layer no longer wanted'));
-    void job.result.then(({ staged }) => rm(staged, { recursive: true, force: true })).catch(() => {});
+    try {
+      const { staged } = await job.result;
+      await rm(staged, { recursive: true, force: true });
+    } catch {
+      // A failed job removed its staging directory itself.
+    }
+    this.live.delete(job);
   }
 }
 
