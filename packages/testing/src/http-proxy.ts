@@ -121,13 +121,18 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
   res.end(JSON.stringify({ errors: [{ code, message }] }));
 }
 
-/** One injected failure, used once, by the next request that `match`es (default: any request). */
+/**
+ * One injected failure, used once, by the next request that `match`es (default: any request).
+ * `corrupt-body` forwards the response with one byte of its body flipped: the byte at `offset`,
+ * default the middle of the body (by Content-Length), as a bad disk or proxy would serve it.
+ */
 export type Fault = { match?: (method: string, path: string) => boolean } & (
   | { kind: 'status'; status: number; retryAfter?: string }
   | { kind: 'reset' }
   | { kind: 'stall-headers' }
   | { kind: 'stall-body'; afterBytes: number }
   | { kind: 'ignore-range' }
+  | { kind: 'corrupt-body'; offset?: number }
 );
 
 /** A proxy that forwards to a registry and injects queued faults. */
@@ -139,8 +144,8 @@ export interface FaultProxy extends TestRegistry {
 
 /**
  * Starts a fault-injecting proxy in front of `upstream`: status answers (503/429 with Retry-After),
- * connection resets, responses that never send headers, bodies that stall after N bytes, and
- * servers that ignore Range (answer 200 with the whole blob).
+ * connection resets, responses that never send headers, bodies that stall after N bytes,
+ * servers that ignore Range (answer 200 with the whole blob) and bodies with a flipped byte.
  */
 export async function startFaultProxy(upstream: { url: string }): Promise<FaultProxy> {
   const queue: Fault[] = [];
@@ -181,6 +186,22 @@ export async function startFaultProxy(upstream: { url: string }): Promise<FaultP
               res.write(part);
               if (sent >= fault.afterBytes) up.pause();
             });
+            return true;
+          },
+        });
+      case 'corrupt-body':
+        return forward(req, res, upstream.url, {
+          onResponse(up) {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            const at = fault.offset ?? Math.floor(Number(up.headers['content-length'] ?? 0) / 2);
+            let seen = 0;
+            up.on('data', (chunk: Buffer) => {
+              const out = at >= seen && at < seen + chunk.length ? Buffer.from(chunk) : chunk;
+              if (out !== chunk) out[at - seen]! ^= 0xff;
+              seen += chunk.length;
+              res.write(out);
+            });
+            up.on('end', () => res.end());
             return true;
           },
         });
