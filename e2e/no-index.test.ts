@@ -53,12 +53,13 @@ let zstdApp: { image: BuiltImage; files: AppFiles };
 // ---- images ----
 
 /**
- * A layer made with GNU tar from what `populate` puts in a directory (whiteout files, symlinks and
- * hardlinks as they are: umoci makes none of these), appended to the image's layout.
+ * Layers appended to the image's layout: tars given as bytes, or made with GNU tar from what a
+ * function puts in a directory (whiteout files, symlinks and hardlinks as they are: umoci makes
+ * none of these).
  */
 async function appendLayers(
   image: BuiltImage,
-  layers: ((dir: string) => Promise<void>)[],
+  layers: (((dir: string) => Promise<void>) | Uint8Array)[],
 ): Promise<BuiltImage> {
   const indexFile = join(image.layout, 'index.json');
   const index = JSON.parse(await readFile(indexFile, 'utf8')) as {
@@ -80,24 +81,8 @@ async function appendLayers(
     await writeFile(image.blobPath(digest), bytes);
     return { digest, size: bytes.length };
   };
-  for (const populate of layers) {
-    const src = await mkdtemp(join(dirname(image.layout), 'tar-layer-'));
-    await populate(src);
-    const tarFile = `${src}.tar`;
-    await run('tar', [
-      '--create',
-      '--file',
-      tarFile,
-      '--format=posix',
-      '--sort=name',
-      '--numeric-owner',
-      '--owner=0',
-      '--group=0',
-      '--directory',
-      src,
-      ...(await readdir(src)).sort(),
-    ]);
-    const tar = await readFile(tarFile);
+  for (const layer of layers) {
+    const tar = layer instanceof Uint8Array ? layer : await tarOf(dirname(image.layout), layer);
     config.rootfs.diff_ids.push(sha256(tar));
     config.history?.push({ created: new Date().toISOString(), created_by: 'no-index.test.ts: GNU tar' });
     manifest.layers.push({
@@ -110,6 +95,27 @@ async function appendLayers(
   Object.assign(entry, written);
   await writeFile(indexFile, JSON.stringify(index));
   return { ...image, manifestDigest: written.digest };
+}
+
+/** A tar (GNU tar, posix format, sorted, owner 0) of what `populate` puts in a new directory. */
+async function tarOf(scratch: string, populate: (dir: string) => Promise<void>): Promise<Buffer> {
+  const src = await mkdtemp(join(scratch, 'tar-layer-'));
+  await populate(src);
+  const tarFile = `${src}.tar`;
+  await run('tar', [
+    '--create',
+    '--file',
+    tarFile,
+    '--format=posix',
+    '--sort=name',
+    '--numeric-owner',
+    '--owner=0',
+    '--group=0',
+    '--directory',
+    src,
+    ...(await readdir(src)).sort(),
+  ]);
+  return readFile(tarFile);
 }
 
 async function put(dir: string, path: string, content: string | Uint8Array): Promise<void> {
@@ -364,6 +370,34 @@ describe(`images without a SOCI index: the daemon pulls and unpacks them (contai
 
     expect(await stack.runContainer(ref, [BB, 'sh', '-c', VIEW_SCRIPT])).toBe(expectedView(app.files));
   }, 120_000);
+
+  it('an empty layer it unpacked stays usable across a restart while the registry is down', async () => {
+    const base = await buildBusyboxImage([
+      { '/bin/busybox': { busybox: true }, '/etc/motd': 'empty on top\n' },
+    ]);
+    // BuildKit's empty layer: a tar of nothing but its end-of-archive blocks.
+    const image = await appendLayers(base, [Buffer.alloc(1024)]);
+    built.push(image);
+    const ref = await pushLayout(image, { host: proxy.host, repository: 'noindex/empty', tag: 'v1' });
+    const report = await stack.pull(ref);
+    expect(report.layers.map((l) => l.mode)).toEqual(['remote', 'remote']);
+    let down = true;
+    const isEmptyImage = (_method: string, path: string) => down && path.startsWith('/v2/noindex/empty/');
+    proxy.inject(
+      ...Array.from({ length: 500 }, () => ({ kind: 'status' as const, status: 503, match: isEmptyImage })),
+    );
+    const seenBefore = proxy.requests.length;
+    try {
+      await stack.restartDaemon();
+      expect(await stack.runContainer(ref, [BB, 'cat', '/etc/motd'])).toBe('empty on top\n');
+      // Nothing was asked of the registry for it: the layer was kept as it is.
+      expect(proxy.requests.slice(seenBefore).filter((r) => r.path.startsWith('/v2/noindex/empty/'))).toEqual(
+        [],
+      );
+    } finally {
+      down = false;
+    }
+  }, 180_000);
 
   it('pulls zstd layers (soci pull and CRI) and the container reads them right', async () => {
     const repoRef = (host: string) => `${host}/noindex/zstd:zstd`;

@@ -68,8 +68,25 @@ export class LocalArtifacts {
     }
   }
 
+  /**
+   * Marks the layer on `mountpoint` as unpacked whole: a restart then keeps it as it is, even
+   * when it holds no file at all (an empty layer looks like a lazy mount that is not mounted).
+   */
+  async putUnpacked(mountpoint: string): Promise<void> {
+    await writeAtomically(this.unpackedPath(mountpoint), new Uint8Array(0));
+  }
+
+  async isUnpacked(mountpoint: string): Promise<boolean> {
+    return readFile(this.unpackedPath(mountpoint)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Forgets what was kept about the layer on `mountpoint` (its snapshot is gone). */
   async dropRecord(mountpoint: string): Promise<void> {
     await rm(this.recordPath(mountpoint), { force: true });
+    await rm(this.unpackedPath(mountpoint), { force: true });
   }
 
   private blobPath(digest: string): string {
@@ -77,8 +94,16 @@ export class LocalArtifacts {
   }
 
   private recordPath(mountpoint: string): string {
-    return join(this.root, 'mounts', `${createHash('sha256').update(mountpoint).digest('hex')}.json`);
+    return join(this.root, 'mounts', `${mountpointKey(mountpoint)}.json`);
   }
+
+  private unpackedPath(mountpoint: string): string {
+    return join(this.root, 'mounts', `${mountpointKey(mountpoint)}.unpacked`);
+  }
+}
+
+function mountpointKey(mountpoint: string): string {
+  return createHash('sha256').update(mountpoint).digest('hex');
 }
 
 async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {

@@ -118,6 +118,8 @@ export class SociRemoteSource implements RemoteLayerSource {
       await forceUnmount(request.mountpoint);
       // A layer unpacked here lives in its directory already; only lazy mounts need redoing.
       if (!(await isEmptyDir(request.mountpoint))) return;
+      // An unpacked layer may hold no file at all (BuildKit's empty layer): its mark tells.
+      if (await this.artifacts.then((a) => a.isUnpacked(request.mountpoint)).catch(() => false)) return;
     }
     if (await this.restoreFromRecord(request, takeOver)) return;
     const result = await this.serve(request, { takeOver });
@@ -129,6 +131,7 @@ export class SociRemoteSource implements RemoteLayerSource {
   async unmount(mountpoint: string, why: UnmountReason): Promise<void> {
     this.recordings.get(mountpoint)?.close();
     this.recordings.delete(mountpoint);
+    if (why === 'snapshot-removed') await this.artifacts.then((a) => a.dropRecord(mountpoint)).catch(() => {});
     const mount = this.mounted.get(mountpoint);
     if (!mount) return;
     this.mounted.delete(mountpoint);
@@ -136,7 +139,6 @@ export class SociRemoteSource implements RemoteLayerSource {
     if (why === 'shutdown') return mount.layer.detach();
     await mount.layer.unmount();
     if (why !== 'snapshot-removed') return;
-    await this.artifacts.then((a) => a.dropRecord(mountpoint)).catch(() => {});
     // The layer's cached spans go with its last snapshot (another image may share the layer).
     if (!this.layerInUse(mount.digest)) {
       await this.spanCache()
@@ -265,6 +267,9 @@ export class SociRemoteSource implements RemoteLayerSource {
         index: layers.indexOf(layer),
         mountpoint,
         signal,
+      });
+      await this.artifacts.then((a) => a.putUnpacked(mountpoint)).catch((err: unknown) => {
+        log.warn({ err }, 'cannot mark the layer unpacked; if it is empty, a restart asks the registry again');
       });
       this.metrics.mounts.inc({ kind: 'unpacked' });
       const { bytes, entries, decoder, ms, waitedMs } = unpacked;
