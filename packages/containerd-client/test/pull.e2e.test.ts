@@ -147,6 +147,28 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     expect(await client.leases.list()).toEqual([]);
   });
 
+  test('a layer found present is held by the pull lease until the pull ends (gc cannot take it from the layers above)', async () => {
+    // Asked when the top layer's turn comes: both layers below were found present by then.
+    let held: Promise<{ id: string; type: string }[]> | undefined;
+    const report = await pullImage({
+      client,
+      ref,
+      snapshotter: SNAPSHOTTER,
+      registry: source(ref),
+      labels: (_layer, index) => {
+        if (index === 2) {
+          held = client.leases.list().then(([lease]) => (lease ? client.leases.listResources(lease.id) : []));
+        }
+        return {};
+      },
+    });
+    expect(report.layers.map((l) => l.mode)).toEqual(['present', 'present', 'present']);
+    const chains = report.layers.map((l) => l.chainId);
+    expect(await held).toEqual(
+      expect.arrayContaining([0, 1].map((i) => ({ id: chains[i], type: `snapshots/${SNAPSHOTTER}` }))),
+    );
+  });
+
   test('what the pull wrote survives garbage collection once its lease is gone', async () => {
     // A throwaway lease deleted with sync=true makes containerd run its collector before answering.
     const lease = await client.leases.create();

@@ -163,6 +163,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
         extraLabels: options.labels?.(layer, index) ?? {},
         unpackFallback,
         sourceLabels: source,
+        leaseId: lease.id,
       });
       bytesFetched += report.bytesFetched;
       layers.push(report);
@@ -208,6 +209,8 @@ interface LayerJob {
   extraLabels: Labels;
   unpackFallback: boolean;
   sourceLabels: Labels;
+  /** The pull's lease: a layer found present is added to it, so gc cannot take it before its child is prepared. */
+  leaseId: string;
 }
 
 /** Stat, Prepare with labels, and if the snapshotter did not commit remotely: fetch, apply, commit. */
@@ -224,7 +227,16 @@ async function pullLayer(job: LayerJob): Promise<LayerReport> {
     durationMs: performance.now() - started,
   });
 
-  if (await snapshotExists(job.snapshots, job.chainId)) return report('present');
+  if (await snapshotExists(job.snapshots, job.chainId)) {
+    // Held by nothing else maybe (what a failed pull committed): keep it for the layers above.
+    await containerd(`lease snapshot ${job.chainId}`, () =>
+      job.client.leases.addResource(job.leaseId, {
+        id: job.chainId,
+        type: `snapshots/${job.snapshots.snapshotter}`,
+      }),
+    );
+    if (await snapshotExists(job.snapshots, job.chainId)) return report('present');
+  }
   const labels = snapshotLabels(
     {
       imageRef: job.imageName,

@@ -36,6 +36,14 @@ export class LeasesService {
     await unary(this.conn, this.scope, 'leases', 'Delete', { id, sync: options.sync ?? false });
   }
 
+  /**
+   * References an existing resource by the lease, so garbage collection keeps it while the lease
+   * lives (a snapshot: type `snapshots/<snapshotter>`, id its name).
+   */
+  async addResource(id: string, resource: { id: string; type: string }): Promise<void> {
+    await unary(this.conn, this.scope, 'leases', 'AddResource', { id, resource });
+  }
+
   async list(filters: string[] = []): Promise<Lease[]> {
     const res = await unary<object, { leases: WireLease[] }>(this.conn, this.scope, 'leases', 'List', {
       filters,
