@@ -21,7 +21,7 @@ try {
   // a run still in progress has no meta.json yet; report what is there
 }
 
-const MODE_ORDER = ['full', 'lazy', 'lazy-nobg', 'lazy-prefetch', 'noindex'];
+const MODE_ORDER = ['full', 'lazy', 'lazy-nobg', 'lazy-prefetch', 'noindex', 'noindex-ctr'];
 /** An image without an index, pulled by the daemon: not slower than a full pull shaped, 1.25x faster unshaped. */
 const NOINDEX_READY_TARGET = { shaped: 1, unshaped: 0.8 };
 const WORKLOAD_ORDER = ['python', 'node', 'large', 'small'];
@@ -92,7 +92,7 @@ for (const s of summary) {
   if (!full?.ready_s || !s.ready_s) continue;
   const readyRatio = s.ready_s.median / full.ready_s.median;
   const bytesFraction = s.registry_bytes_ready ? s.registry_bytes_ready.median / s.image_bytes : null;
-  const noindex = s.mode === 'noindex';
+  const noindex = s.mode.startsWith('noindex');
   const readyTarget = noindex
     ? NOINDEX_READY_TARGET[s.profile]
     : s.profile === 'shaped'

@@ -2,11 +2,13 @@
 # Startup benchmark: time until a container is ready, full pull vs lazy loading, side by side.
 # Usage: bench/startup/run.sh [--runs N] [--rate 100mbit] [--rtt 20ms] [--workloads python,node,large,small]
 #                             [--unshaped] [--span-size BYTES] [--prefetch record|none|DIR] [--out DIR] [--no-build]
-#                             [--modes full,lazy,lazy-nobg,lazy-prefetch,noindex]
+#                             [--modes full,lazy,lazy-nobg,lazy-prefetch,noindex,noindex-ctr]
 # --prefetch: the static prefetch list of mode lazy-prefetch: `record` (default) records it from one
 # lazy start per workload (the daemon's prefetch.record_dir), DIR takes DIR/<workload>.paths, `none`
 # skips the mode. `noindex` pulls a copy of the image that has no SOCI index (the daemon's parallel
-# pull and unpack). Needs root (network namespace, tc, mounts, drop_caches). See bench/README.md.
+# pull and unpack) with soci pull, `noindex-ctr` the same with `ctr image pull --snapshotter soci`
+# (containerd 2.x's transfer service, as CRI pulls). Needs root (network namespace, tc, mounts,
+# drop_caches). See bench/README.md.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 REPO_ROOT="$(cd "$here/../.." && pwd)"
@@ -26,7 +28,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --modes) modes="$2"; shift 2 ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -96,7 +98,7 @@ notes=()
 if [ -n "$modes" ]; then
   IFS=, read -r -a MODES <<<"$modes"
   for m in "${MODES[@]}"; do
-    case "$m" in full | lazy | lazy-nobg | lazy-prefetch | noindex) ;; *) echo "run.sh: unknown mode $m" >&2; exit 2 ;; esac
+    case "$m" in full | lazy | lazy-nobg | lazy-prefetch | noindex | noindex-ctr) ;; *) echo "run.sh: unknown mode $m" >&2; exit 2 ;; esac
   done
   [[ " ${MODES[*]} " == *" lazy-prefetch "* ]] || prefetch=none
 else
@@ -178,7 +180,7 @@ measure() {
   case "$mode" in
     lazy-nobg) bg=false ;;
     lazy-prefetch) ref="$REGISTRY/bench/$w-prefetch:1" ;;
-    noindex) ref="$REGISTRY/bench/$w-noindex:1" ;;
+    noindex | noindex-ctr) ref="$REGISTRY/bench/$w-noindex:1" ;;
     record) record="$STACK_DIR/recorded-$w" jsonl="$out/record.jsonl" ;;
   esac
   [ "$mode" = full ] || snap=soci
@@ -197,8 +199,8 @@ measure() {
     waiter=$!
     BENCH_WAITER=$waiter
   fi
-  if [ "$mode" = full ]; then
-    timeout 900 "${CTR[@]}" image pull --plain-http --snapshotter overlayfs "$ref" >/dev/null || err="ctr image pull failed"
+  if [ "$mode" = full ] || [ "$mode" = noindex-ctr ]; then
+    timeout 900 "${CTR[@]}" image pull --plain-http --snapshotter "$snap" "$ref" >/dev/null || err="ctr image pull failed"
   else
     timeout 900 "${SOCI[@]}" pull "$ref" --plain-http --address "$CONTAINERD_SOCK" --namespace demo \
       --snapshotter soci --quiet || err="soci pull failed"

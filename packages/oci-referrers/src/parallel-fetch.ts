@@ -80,6 +80,11 @@ export interface ParallelFetchOptions {
   chunkSize?: number;
   /** Range requests of this blob in flight at most (default 4). */
   concurrency?: number;
+  /**
+   * Size of the first request (default `chunkSize`); the ones after it double up to `chunkSize`.
+   * A small first chunk lets a streaming consumer start while the big ones are still coming.
+   */
+  firstChunkSize?: number;
   /** Further caps every request must also hold (e.g. [perImage, global]); acquired in array order, released together. */
   limits?: readonly RequestLimit[];
   signal?: AbortSignal;
@@ -87,7 +92,8 @@ export interface ParallelFetchOptions {
 
 interface Plan {
   size: number;
-  chunkSize: number;
+  /** Where each chunk starts, and the blob's size last: chunk i is [bounds[i], bounds[i + 1]). */
+  bounds: number[];
   concurrency: number;
   count: number;
   limits: readonly RequestLimit[];
@@ -120,14 +126,25 @@ function planOf(options: ParallelFetchOptions): Plan {
       );
     }
   };
+  const firstChunkSize = options.firstChunkSize ?? chunkSize;
   check('size', size, 0);
   check('chunkSize', chunkSize, 1);
   check('concurrency', concurrency, 1);
+  check('firstChunkSize', firstChunkSize, 1);
+  const bounds = [0];
+  for (
+    let at = 0, next = Math.min(firstChunkSize, chunkSize);
+    at < size;
+    next = Math.min(next * 2, chunkSize)
+  ) {
+    at = Math.min(size, at + next);
+    bounds.push(at);
+  }
   return {
     size,
-    chunkSize,
+    bounds,
     concurrency,
-    count: Math.ceil(size / chunkSize),
+    count: bounds.length - 1,
     limits: options.limits ?? [],
     signal: options.signal,
   };
@@ -213,8 +230,8 @@ class ChunkWindow {
 
   private async fetchChunk(index: number): Promise<Uint8Array> {
     const { signal } = this.controller;
-    const start = index * this.plan.chunkSize;
-    const end = Math.min(this.plan.size, start + this.plan.chunkSize);
+    const start = this.plan.bounds[index]!;
+    const end = this.plan.bounds[index + 1]!;
     const release = await acquireAll(this.plan.limits, signal);
     try {
       const bytes = await this.reader.readRange(start, end, { signal });

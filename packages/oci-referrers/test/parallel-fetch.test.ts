@@ -97,8 +97,19 @@ describe('fetchBlobParallel (property)', () => {
       chunkSize: fc.constant(chunkSize),
       size: fc.integer({ min: 0, max: chunkSize * 24 }),
       concurrency: fc.integer({ min: 1, max: 6 }),
+      firstChunkSize: fc.option(fc.integer({ min: 1, max: chunkSize * 2 }), { nil: undefined }),
     }),
   );
+
+  /** The ranges the plan asks for: the first of firstChunkSize, then doubling up to chunkSize. */
+  function expectedRanges(spec: { size: number; chunkSize: number; firstChunkSize?: number }): number[][] {
+    const ranges: number[][] = [];
+    let length = Math.min(spec.firstChunkSize ?? spec.chunkSize, spec.chunkSize);
+    for (let at = 0; at < spec.size; at += length, length = Math.min(length * 2, spec.chunkSize)) {
+      ranges.push([at, Math.min(spec.size, at + length)]);
+    }
+    return ranges;
+  }
 
   it('yields every blob in order, within its concurrency and the shared limits, and gives every slot back', async () => {
     await fc.assert(
@@ -120,9 +131,11 @@ describe('fetchBlobParallel (property)', () => {
             let inFlight = 0;
             let issued = 0;
             let received = 0;
+            const asked: number[][] = [];
             const reader: BlobRangeReader = {
               async readRange(start, end) {
                 issued++;
+                asked.push([start, end]);
                 inFlight++;
                 imageRequests[image]!++;
                 globalRequests++;
@@ -142,6 +155,7 @@ describe('fetchBlobParallel (property)', () => {
               size: spec.size,
               chunkSize: spec.chunkSize,
               concurrency: spec.concurrency,
+              firstChunkSize: spec.firstChunkSize,
               limits: [images[image]!, global],
             })) {
               received++;
@@ -149,7 +163,8 @@ describe('fetchBlobParallel (property)', () => {
               await randomDelay(next); // a consumer that is sometimes slower than the registry
             }
             expect(Buffer.concat(parts).equals(blob)).toBe(true);
-            expect(issued).toBe(Math.ceil(spec.size / spec.chunkSize));
+            // Requests start in order: the ranges asked for are the plan's, in order.
+            expect(asked).toEqual(expectedRanges(spec));
           });
           await within(10_000, Promise.all(fetches), 'the parallel fetches');
           expect([images[0]!.inFlight, images[1]!.inFlight, global.inFlight]).toEqual([0, 0, 0]);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type Descriptor, fetchBlobParallel, type Repository, RequestLimit } from '@soci-ts/oci-referrers';
 import type { Logger } from 'pino';
 import type { SnapshotterConfig } from '../config.js';
+import { prewarmExtraction } from '../unpack/extraction-thread.js';
 import { type UnpackResult, unpackLayer } from '../unpack/unpack-layer.js';
 
 export type ParallelPullUnpackConfig = SnapshotterConfig['parallelPullUnpack'];
@@ -47,6 +48,8 @@ interface ImageLimits {
 const UNCLAIMED_MS = 10 * 60_000;
 /** Range requests of one layer in flight (and chunks buffered ahead of its decoder) at most. */
 const PER_LAYER_DOWNLOADS = 4;
+/** The first range of a layer: small, so decoding starts while the big ones are on their way. */
+const FIRST_CHUNK = 1 << 20;
 
 /**
  * The daemon's own pull for layers that are not loaded lazily (AWS SOCI's parallel pull and
@@ -75,6 +78,7 @@ export class ParallelPullUnpack {
     private readonly logger: Logger,
   ) {
     this.downloads = new RequestLimit(config.maxConcurrentDownloads);
+    if (config.enable) prewarmExtraction();
     this.unpacks = new RequestLimit(config.maxConcurrentUnpacks);
     // Whatever a previous daemon staged is of no use: no Prepare waits for it any more.
     this.ready = rm(stagingDir, { recursive: true, force: true }).then(async () => {
@@ -196,6 +200,7 @@ export class ParallelPullUnpack {
       return fetchBlobParallel(repo.blobReader(layer), {
         size: layer.size,
         chunkSize,
+        firstChunkSize: FIRST_CHUNK,
         concurrency: PER_LAYER_DOWNLOADS,
         limits: [limits.downloads, this.downloads],
         signal,

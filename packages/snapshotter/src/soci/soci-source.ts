@@ -131,7 +131,8 @@ export class SociRemoteSource implements RemoteLayerSource {
   async unmount(mountpoint: string, why: UnmountReason): Promise<void> {
     this.recordings.get(mountpoint)?.close();
     this.recordings.delete(mountpoint);
-    if (why === 'snapshot-removed') await this.artifacts.then((a) => a.dropRecord(mountpoint)).catch(() => {});
+    if (why === 'snapshot-removed')
+      await this.artifacts.then((a) => a.dropRecord(mountpoint)).catch(() => {});
     const mount = this.mounted.get(mountpoint);
     if (!mount) return;
     this.mounted.delete(mountpoint);
@@ -268,9 +269,14 @@ export class SociRemoteSource implements RemoteLayerSource {
         mountpoint,
         signal,
       });
-      await this.artifacts.then((a) => a.putUnpacked(mountpoint)).catch((err: unknown) => {
-        log.warn({ err }, 'cannot mark the layer unpacked; if it is empty, a restart asks the registry again');
-      });
+      await this.artifacts
+        .then((a) => a.putUnpacked(mountpoint))
+        .catch((err: unknown) => {
+          log.warn(
+            { err },
+            'cannot mark the layer unpacked; if it is empty, a restart asks the registry again',
+          );
+        });
       this.metrics.mounts.inc({ kind: 'unpacked' });
       const { bytes, entries, decoder, ms, waitedMs } = unpacked;
       log.info({ bytes, entries, decoder, ms, waitedMs, soci: !!soci }, 'layer fetched and unpacked');

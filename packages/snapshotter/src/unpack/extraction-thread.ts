@@ -11,7 +11,7 @@ import {
 
 /** A TarExtraction seen from the thread that streams and decodes the blob. */
 export interface ExtractionHandle {
-  /** The next tar bytes; resolves when the extraction can take more. */
+  /** The next tar bytes, handed over (the caller must not use the chunk again); resolves when more may come. */
   write(chunk: Uint8Array): Promise<void>;
   end(): Promise<ExtractionResult>;
   /** Stops it; once this resolves nothing writes into the layer root any more. */
@@ -49,6 +49,20 @@ export function startExtraction(options: ExtractionOptions): ExtractionHandle {
   return existsSync(WORKER_FILE) ? onWorker(options) : inThread(options);
 }
 
+/** Starts an idle worker ahead of the first layer (the daemon, at start): its ~50 ms are not on a pull. */
+export function prewarmExtraction(): void {
+  if (idle.length > 0 || !existsSync(WORKER_FILE)) return;
+  const worker = newWorker();
+  worker.unref();
+  // A worker that dies idle is simply not used: the next layer starts a new one.
+  worker.on('error', () => {});
+  worker.on('exit', () => {
+    const at = idle.indexOf(worker);
+    if (at >= 0) idle.splice(at, 1);
+  });
+  idle.push(worker);
+}
+
 function inThread(options: ExtractionOptions): ExtractionHandle {
   const extraction = new TarExtraction(options);
   return {
@@ -59,8 +73,7 @@ function inThread(options: ExtractionOptions): ExtractionHandle {
 }
 
 function onWorker(options: ExtractionOptions): ExtractionHandle {
-  // execArgv: [] so that no loader or condition of the parent (a test runner's) applies to the bundle.
-  const worker = idle.pop() ?? new Worker(WORKER_FILE, { execArgv: [] });
+  const worker = idle.pop() ?? newWorker();
   worker.ref();
   const id = ++lastId;
   let queued = 0;
@@ -114,7 +127,10 @@ function onWorker(options: ExtractionOptions): ExtractionHandle {
   post({ type: 'start', id, options });
   return {
     async write(chunk) {
-      const data = new Uint8Array(chunk); // a copy of our own, moved to the worker without another
+      // Moved to the worker, not copied, when the chunk is all of its buffer (a pipe read's is);
+      // the caller never looks at a chunk again once written.
+      const owned = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+      const data = owned && chunk.buffer instanceof ArrayBuffer ? chunk : new Uint8Array(chunk);
       queued += data.length;
       post({ type: 'chunk', data }, [data.buffer as ArrayBuffer]);
       while (queued > MAX_QUEUED && !closed) {
@@ -133,6 +149,11 @@ function onWorker(options: ExtractionOptions): ExtractionHandle {
       await finished.catch(() => undefined);
     },
   };
+}
+
+function newWorker(): Worker {
+  // execArgv: [] so that no loader or condition of the parent (a test runner's) applies to the bundle.
+  return new Worker(WORKER_FILE, { execArgv: [] });
 }
 
 /** The worker's side: one extraction at a time, driven by messages (handled in order). */
