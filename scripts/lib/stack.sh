@@ -95,10 +95,24 @@ start_containerd() {
   major="${major%%.*}"
   mkdir -p "$d"
   # 2.x reads config version 3, where the CRI plugin is three plugins.
-  local version=2 disabled='"io.containerd.grpc.v1.cri"'
+  local version=2 disabled='"io.containerd.grpc.v1.cri"' transfer=""
   if [ "$major" -ge 2 ]; then
     version=3
     disabled='"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"'
+    # `ctr image pull --snapshotter soci` goes through the transfer service: it unpacks into the
+    # snapshotters its unpack_config lists and passes image labels to those exporting this.
+    local platform="linux/$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')" t="plugins.'io.containerd.transfer.v1.local'"
+    transfer="[proxy_plugins.soci.exports]
+  enable_remote_snapshot_annotations = \"true\"
+[$t]
+[[$t.unpack_config]]
+  platform = \"$platform\"
+  snapshotter = \"overlayfs\"
+  differ = \"walking\"
+[[$t.unpack_config]]
+  platform = \"$platform\"
+  snapshotter = \"soci\"
+  differ = \"walking\""
   fi
   cat >"$d/config.toml" <<TOML
 version = $version
@@ -112,6 +126,7 @@ disabled_plugins = [$disabled]
 [proxy_plugins.soci]
   type = "snapshot"
   address = "$SNAPSHOTTER_SOCK"
+$transfer
 TOML
   # The release's own directory first on PATH: containerd starts the runc shim it finds there.
   PATH="${bin_dir:+$bin_dir:}$PATH" "$containerd_cmd" --config "$d/config.toml" >"$d/log" 2>&1 &
