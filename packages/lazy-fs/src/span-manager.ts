@@ -1,4 +1,5 @@
 import { webcrypto } from 'node:crypto';
+import { untilAborted } from '@soci-ts/oci-referrers';
 import { type DiskSpanCache, spanCacheKey } from './disk-cache.js';
 import { LazyFsError } from './errors.js';
 import type { LayerSpans } from './layer-spans.js';
@@ -523,25 +524,6 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   // WebCrypto digests run on libuv's thread pool: hashing a span never blocks the event loop.
   const digest = await webcrypto.subtle.digest('SHA-256', bytes);
   return `sha256:${Buffer.from(digest).toString('hex')}`;
-}
-
-/** `promise`, or a rejection as soon as `signal` aborts (the promise itself is left to settle alone). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 function sleep(ms: number): Promise<void> {

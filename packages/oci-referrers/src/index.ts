@@ -16,6 +16,7 @@ export {
   dockerConfigCredentials,
   staticCredentials,
 } from './credentials.js';
+export { untilAborted } from './deadline.js';
 export { assertDigest, createVerifyingStream, digestOf, verifyBytes } from './digest.js';
 export {
   DigestMismatchError,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startRegistry, type TestRegistry } from '@soci-ts/testing';
+import { seededRandom, startRegistry, type TestRegistry } from '@soci-ts/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -72,17 +72,6 @@ function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** mulberry32: reproducible delays from the seed fast-check shrinks. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Some answers in the same turn, some on the next, some a millisecond or two later: many orders. */
 function randomDelay(next: () => number): Promise<void> {
   const r = next();
@@ -119,7 +108,7 @@ describe('fetchBlobParallel (property)', () => {
         fc.integer({ min: 1, max: 4 }),
         fc.integer(),
         async (specs, perImageMax, globalMax, seed) => {
-          const next = random(seed);
+          const next = seededRandom(seed);
           // Blobs 0 and 2 belong to image 0, blob 1 to image 1: two per-image limits under one global one.
           const images = [new RequestLimit(perImageMax), new RequestLimit(perImageMax)];
           const global = new RequestLimit(globalMax);

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Descriptor, RegistryClient, type Repository } from '@soci-ts/oci-referrers';
-import { noiseBytes, run, startRegistry, type TestRegistry, waitUntil } from '@soci-ts/testing';
+import { noiseBytes, run, seededRandom, startRegistry, type TestRegistry, waitUntil } from '@soci-ts/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
@@ -81,21 +81,10 @@ async function freshDir(label: string): Promise<string> {
   return dir;
 }
 
-/** mulberry32: a reproducible tree per seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A random tree (dirs, files of random modes, owners and times, a symlink, a hardlink, an empty dir). */
 async function randomTree(seed: number, bigFile: number): Promise<string> {
   const src = await freshDir('src');
-  const rnd = prng(seed);
+  const rnd = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)]!;
   const dirs = ['', `d${seed}`, `d${seed}/sub`, 'etc', 'usr/share/doc'];
   for (const d of dirs) await mkdir(join(src, d), { recursive: true });

@@ -1,7 +1,7 @@
 // Test support shared by every soci-ts package: real registries on loopback, images made by real tools,
 // and HTTP fronts for auth and fault injection. See README.md.
 
-export { noiseBytes } from './bytes.js';
+export { noiseBytes, seededRandom } from './bytes.js';
 export {
   type Fault,
   type FaultProxy,

@@ -1,6 +1,12 @@
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Descriptor, fetchBlobParallel, type Repository, RequestLimit } from '@soci-ts/oci-referrers';
+import {
+  type Descriptor,
+  fetchBlobParallel,
+  type Repository,
+  RequestLimit,
+  untilAborted,
+} from '@soci-ts/oci-referrers';
 import type { Logger } from 'pino';
 import type { SnapshotterConfig } from '../config.js';
 import { prewarmExtraction } from '../unpack/extraction-thread.js';
@@ -255,23 +261,4 @@ export class ParallelPullUnpack {
     }
     this.live.delete(job);
   }
-}
-
-/** `promise`, or the signal's reason as soon as it aborts (the job itself goes on for a later Prepare). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
