@@ -32,6 +32,8 @@ export interface DaemonOptions {
   readTimeout?: string;
   /** `[prefetch] record_dir`: where the daemon records the paths containers read. */
   recordDir?: string;
+  /** `[parallel_pull_unpack]` `enable` and `primary` (the daemon's defaults: true, false). */
+  parallelPullUnpack?: { enable?: boolean; primary?: boolean };
 }
 
 export interface Stack {
@@ -97,7 +99,13 @@ silence_period = "${options.silencePeriod ?? '30s'}"
 socket = "${keeperSocket(dir)}"
 start = false
 wait_for_daemon = "120s"
-${options.recordDir ? `\n[prefetch]\nrecord_dir = "${options.recordDir}"\n` : ''}`;
+${options.recordDir ? `\n[prefetch]\nrecord_dir = "${options.recordDir}"\n` : ''}${parallelPullUnpack(options)}`;
+}
+
+function parallelPullUnpack({ parallelPullUnpack: p }: DaemonOptions): string {
+  if (!p) return '';
+  const lines = Object.entries(p).map(([key, value]) => `${key} = ${value}`);
+  return `\n[parallel_pull_unpack]\n${lines.join('\n')}\n`;
 }
 
 /**

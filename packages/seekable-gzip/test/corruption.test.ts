@@ -100,8 +100,11 @@ test("a flip in the final deflate byte's padding bits changes nothing; in its us
     gz[pos]! ^= 1 << bit;
     verdicts.push(await bothVerdicts(gz, 65_536));
   }
-  // Used bits are the low ones (deflate fills bytes from the least significant bit up).
-  const firstPadding = verdicts.findIndex((v) => v.ok);
+  // Used bits are the low ones (deflate fills bytes from the least significant bit up). The input
+  // is made from files in /usr, so whether the byte has padding at all depends on the host: with
+  // none, every flip must be caught.
+  const harmless = verdicts.findIndex((v) => v.ok);
+  const firstPadding = harmless === -1 ? 8 : harmless;
   expect(firstPadding).toBeGreaterThan(0);
   for (const [bit, v] of verdicts.entries()) {
     expect(v.ok).toBe(bit >= firstPadding);
