@@ -109,14 +109,19 @@ function parallelPullUnpack({ parallelPullUnpack: p }: DaemonOptions): string {
 }
 
 /**
- * Waits until containerd reaches a restarted daemon: it redials a proxy plugin with exponential
- * backoff (grpc-go: up to 2 minutes), so the daemon is reachable only after its next attempt.
+ * Waits until containerd reaches the daemon: it redials a proxy plugin with exponential backoff
+ * (grpc-go: up to 2 minutes), and until then calls fail fast ("Error while dialing"). Listing
+ * snapshots is no probe (containerd answers it from its own metadata): a Prepare is.
  */
 export async function waitForContainerd(containerd: TestContainerd): Promise<void> {
+  let attempt = 0;
   await waitUntil(
-    'containerd to reconnect to the restarted snapshotter',
+    'containerd to reach the snapshotter daemon',
     async () => {
-      await containerd.ctr(['snapshots', '--snapshotter', 'soci', 'ls']);
+      // A key of its own each time: a try whose rm failed must not make the next one collide.
+      const probe = `stack-probe-${process.pid}-${++attempt}`;
+      await containerd.ctr(['snapshots', '--snapshotter', 'soci', 'prepare', probe]);
+      await containerd.ctr(['snapshots', '--snapshotter', 'soci', 'rm', probe]);
       return true;
     },
     150_000,
@@ -184,6 +189,8 @@ export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
   );
   const keeper = await startKeeper(dir);
   const daemonProcess = await SnapshotterProcess.start(dir, configFile, socket);
+  // containerd 1.6 dials at start too: until its backoff runs out, calls fail fast.
+  await waitForContainerd(containerd);
   const client = new ContainerdClient({ address: containerd.address, namespace: containerd.namespace });
   const registryClient = new RegistryClient({ hosts: { [registry.host]: { plainHttp: true } } });
 
