@@ -157,6 +157,31 @@ describe('hostile tars', () => {
     }
   });
 
+  it('never writes through a symlink that replaced the directory the entries before went into', async () => {
+    // The writer remembers the directory of the last entry: the entries after a symlink replaced
+    // that directory must be checked against the symlink, not the remembered directory.
+    for (const target of ['../outside', '/tmp/outside-target']) {
+      await expectRejected(
+        [
+          ...before,
+          { name: 'ok/other', type: 'file', data: 'same directory as the entry before' },
+          { name: 'ok', type: 'symlink', linkname: target },
+          { name: 'ok/file2', type: 'file', data: 'x' },
+        ],
+        'UNSAFE_PATH',
+        'ok/file2',
+      );
+      await expectRejected(
+        [
+          ...before,
+          { name: 'ok', type: 'symlink', linkname: target },
+          { name: 'ok/.wh.secret', type: 'file' },
+        ],
+        'UNSAFE_PATH',
+      );
+    }
+  });
+
   it('keeps hardlinks inside dest', async () => {
     await expectRejected(
       [...before, { name: 'passwd', type: 'hardlink', linkname: '../../etc/passwd' }],

@@ -11,6 +11,9 @@ const AUFS_META_PREFIX = '.wh..wh.';
  * (or a NUL byte) is UNSAFE_PATH: a layer may only write below its own root.
  */
 export function layerPath(name: string, what: string): string {
+  // Nearly every name is already plain (`usr/lib/x`, `etc/` for a directory): no split and join.
+  const plain = name.length > 1 && name.endsWith('/') ? name.slice(0, -1) : name;
+  if (!NEEDS_CLEANING.test(plain)) return plain;
   if (name.includes('\0')) throw unsafePath(what, name, 'contains a NUL byte');
   const parts: string[] = [];
   for (const part of name.split('/')) {
@@ -20,6 +23,9 @@ export function layerPath(name: string, what: string): string {
   }
   return parts.join('/');
 }
+
+/** An empty, `.` or `..` component (a leading, doubled or trailing `/` makes an empty one), or a NUL. */
+const NEEDS_CLEANING = /(?:^|\/)(?:\.\.?)?(?:\/|$)|\0/;
 
 export function unsafePath(what: string, name: string, why: string): UnpackError {
   return new UnpackError(

@@ -1,7 +1,7 @@
 import { type FileMetadata, TarIndexer, ZtocError } from '@soci-ts/ztoc';
 import { DecodeError } from './decoder.js';
 import { UnpackError } from './errors.js';
-import { LayerWriter } from './layer-writer.js';
+import { type EntryTime, LayerWriter } from './layer-writer.js';
 
 export interface ExtractionOptions {
   /** The layer root: real path of an existing empty directory. */
@@ -17,6 +17,8 @@ export interface ExtractionResult {
   warnings: string[];
 }
 
+const NO_PAX: readonly Uint8Array[] = [];
+
 /**
  * A layer's tar stream in, files out, chunk by chunk as it is decoded: tar parser -> writer. No
  * spool: each chunk is parsed and its files' contents written before the next one is taken, so
@@ -28,14 +30,17 @@ export class TarExtraction {
   private readonly writer: LayerWriter;
   private readonly indexer: TarIndexer;
   /** Entries whose header was parsed and whose content is not all written yet, in stream order. */
-  private readonly queue: Array<{ entry: FileMetadata; pax: Uint8Array[] }> = [];
+  private readonly queue: Array<{ entry: FileMetadata; pax: readonly Uint8Array[]; mtime: EntryTime }> = [];
   private headBegun = false;
   private position = 0;
   private failure: UnpackError | undefined;
 
   constructor(private readonly options: ExtractionOptions) {
     this.writer = new LayerWriter({ root: options.root, opaqueXattr: options.opaqueXattr });
-    this.indexer = new TarIndexer({ onEntry: (entry, pax) => this.queue.push({ entry, pax: [...pax] }) });
+    this.indexer = new TarIndexer({
+      // The indexer reuses its list of PAX payloads: a copy, unless there is nothing to copy.
+      onEntry: (entry, pax, mtime) => this.queue.push({ entry, pax: pax.length ? [...pax] : NO_PAX, mtime }),
+    });
   }
 
   /** Parses one chunk and hands each entry, then its content bytes, to the writer. */
@@ -46,9 +51,9 @@ export class TarExtraction {
       this.indexer.push(chunk);
       this.position += chunk.length;
       while (this.queue.length) {
-        const { entry, pax } = this.queue[0]!;
+        const { entry, pax, mtime } = this.queue[0]!;
         if (!this.headBegun) {
-          this.writer.begin(entry, pax);
+          this.writer.begin(entry, pax, mtime);
           this.headBegun = true;
         }
         const dataEnd = entry.uncompressedOffset + entry.uncompressedSize;

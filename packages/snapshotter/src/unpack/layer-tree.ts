@@ -65,9 +65,23 @@ export class LayerTree {
     this.get(slash < 0 ? '' : path.slice(0, slash))?.children?.delete(path.slice(slash + 1));
   }
 
-  /** Every node with its path, parents before children. */
-  *walk(node: TreeNode = this.root, path = ''): Generator<[string, TreeNode]> {
-    yield [path, node];
-    for (const [name, child] of node.children ?? []) yield* this.walk(child, path ? `${path}/${name}` : name);
+  /**
+   * Every node that has work queued (attributes, xattrs, the opaque mark) with its path, parents
+   * before children. Plain files are not visited: a layer has far more of them than of anything
+   * else, and building their paths would be most of the walk's cost.
+   */
+  withWork(): Array<[string, TreeNode]> {
+    const found: Array<[string, TreeNode]> = [];
+    const visit = (node: TreeNode, path: string) => {
+      if (node.attributes || node.xattrs || node.opaque) found.push([path, node]);
+      if (!node.children) return;
+      for (const [name, child] of node.children) {
+        if (child.children || child.attributes || child.xattrs || child.opaque) {
+          visit(child, path ? `${path}/${name}` : name);
+        }
+      }
+    };
+    visit(this.root, '');
+    return found;
   }
 }

@@ -1,6 +1,7 @@
 import {
   chmodSync,
   closeSync,
+  constants,
   fchmodSync,
   fchownSync,
   futimesSync,
@@ -14,7 +15,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { type FileMetadata, parseModTime } from '@soci-ts/ztoc';
+import type { FileMetadata } from '@soci-ts/ztoc';
 import { layerPath, overlayRole, parentOf, unsafePath } from './entry-path.js';
 import { UnpackError } from './errors.js';
 import { type Attributes, LayerTree, type PendingSpecial, type TreeNode } from './layer-tree.js';
@@ -28,12 +29,25 @@ export interface LayerWriterOptions {
   opaqueXattr: string;
 }
 
+/** An entry's modification time as the tar parser read it. */
+export interface EntryTime {
+  seconds: number;
+  nanos: number;
+}
+
 /** The regular file whose content is arriving. */
 interface OpenFile {
   fd: number;
   entry: FileMetadata;
+  attributes: Attributes;
+  /** The mode it was created with already is its final one. */
+  modeSet: boolean;
   left: number;
 }
+
+const CREATE_EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+/** Read once: the mode a file is created with loses these bits. */
+const UMASK = process.umask();
 
 /**
  * Writes tar entries below `root` as they stream, the way `tar -x` would, without ever following
@@ -63,21 +77,27 @@ export class LayerWriter {
   private file: OpenFile | undefined;
   private readonly ownUid = process.geteuid?.();
   private readonly ownGid = process.getegid?.();
+  /**
+   * The directory the last entry went into: tars list a directory's entries together, so most
+   * entries skip the walk from the root. Dropped whenever a subtree is removed.
+   */
+  private lastDirectory: { path: string; node: TreeNode } | undefined;
 
   constructor(private readonly options: LayerWriterOptions) {}
 
   /**
    * A new entry, in stream order; a regular file's content follows through {@link content}.
-   * `pax`: the raw PAX payloads that apply to it (binary xattr values are read from them).
+   * `pax`: the raw PAX payloads that apply to it (binary xattr values are read from them);
+   * `mtime`: its modification time as numbers.
    */
-  begin(entry: FileMetadata, pax: readonly Uint8Array[]): void {
+  begin(entry: FileMetadata, pax: readonly Uint8Array[], mtime: EntryTime): void {
     this.entries++;
     if (this.file) throw new Error(`internal: ${this.file.entry.name} is still being written`);
     const path = layerPath(entry.name, 'tar entry');
     // The root is the snapshot directory itself: its owner and mode are not the layer's to set.
     if (path === '') return;
     try {
-      this.applyAt(path, entry, pax);
+      this.applyAt(path, entry, pax, attributes(entry, mtime));
     } catch (err) {
       throw writeFailed(entry, err);
     }
@@ -111,7 +131,7 @@ export class LayerWriter {
     const overlayXattrs = new Map<string, Xattrs>();
     const opaque: Xattrs = new Map([[this.options.opaqueXattr, Buffer.from('y')]]);
     const directories: Array<[string, Attributes]> = [];
-    for (const [path, node] of this.tree.walk()) {
+    for (const [path, node] of this.tree.withWork()) {
       if (node.xattrs?.size) layerXattrs.set(this.abs(path), node.xattrs);
       if (node.opaque) overlayXattrs.set(this.abs(path), opaque);
       if (node.attributes) directories.push([path, node.attributes]);
@@ -127,7 +147,7 @@ export class LayerWriter {
     }
   }
 
-  private applyAt(path: string, entry: FileMetadata, pax: readonly Uint8Array[]): void {
+  private applyAt(path: string, entry: FileMetadata, pax: readonly Uint8Array[], a: Attributes): void {
     const role = overlayRole(path, entry.name);
     if (role.kind === 'aufs-meta') return;
     if (role.kind === 'opaque') {
@@ -138,31 +158,32 @@ export class LayerWriter {
       this.ensureDirectory(parentOf(role.target), entry.name);
       this.clear(role.target, false);
       // overlayfs: a 0/0 character device hides the lower file; owner as containerd gives it.
-      this.addSpecial(role.target, { ...attributes(entry), mode: 0, type: 'char', major: 0, minor: 0 });
+      this.addSpecial(role.target, { ...a, mode: 0, type: 'char', major: 0, minor: 0 });
       return;
     }
 
-    this.ensureDirectory(parentOf(path), entry.name);
+    const slash = path.lastIndexOf('/');
+    const parent = this.ensureDirectory(slash < 0 ? '' : path.slice(0, slash), entry.name);
+    const name = path.slice(slash + 1);
     const abs = this.abs(path);
     let node: TreeNode;
     switch (entry.type) {
       case 'dir': {
-        const existing = this.clear(path, true);
-        node = existing ?? this.tree.set(path, { kind: 'dir', children: new Map() });
+        const existing = this.clear(path, true, parent, name);
+        node = existing ?? setChild(parent, name, { kind: 'dir', children: new Map() });
         if (!existing) mkdirSync(abs, { mode: 0o700 });
-        node.attributes = attributes(entry);
+        node.attributes = a;
         break;
       }
       case 'reg':
-        this.clear(path, false);
-        node = this.tree.set(path, { kind: 'file' });
-        this.openRegular(abs, entry);
+        this.clear(path, false, parent, name);
+        node = setChild(parent, name, { kind: 'file' });
+        this.openRegular(abs, entry, a);
         break;
       case 'symlink': {
-        this.clear(path, false);
+        this.clear(path, false, parent, name);
         symlinkSync(entry.linkname, abs);
-        node = this.tree.set(path, { kind: 'symlink' });
-        const a = attributes(entry);
+        node = setChild(parent, name, { kind: 'symlink' });
         lchownSync(abs, a.uid, a.gid);
         lutimesSync(abs, a.atime, a.mtime);
         break;
@@ -173,15 +194,16 @@ export class LayerWriter {
       case 'char':
       case 'block':
       case 'fifo':
-        this.clear(path, false);
+        this.clear(path, false, parent, name);
         node = this.addSpecial(path, {
-          ...attributes(entry),
+          ...a,
           type: entry.type,
           major: entry.devmajor,
           minor: entry.devminor,
         });
         break;
     }
+    if (isEmpty(entry.xattrs)) return;
     const { xattrs, dropped, damaged } = entryXattrs(entry);
     for (const name of damaged) xattrs.set(name, rawXattr(entry, name, pax));
     for (const name of dropped) {
@@ -190,8 +212,9 @@ export class LayerWriter {
     if (xattrs.size) node.xattrs = new Map([...(node.xattrs ?? []), ...xattrs]);
   }
 
+  /** `path` is a layerPath (no empty, `.` or `..` component): a plain join is exact. */
   private abs(path: string): string {
-    return path ? join(this.options.root, path) : this.options.root;
+    return path ? `${this.options.root}/${path}` : this.options.root;
   }
 
   /**
@@ -199,6 +222,8 @@ export class LayerWriter {
    * (a symlink above all) is UNSAFE_PATH: writing through it could leave the root.
    */
   private ensureDirectory(dir: string, name: string): TreeNode {
+    const last = this.lastDirectory;
+    if (last && last.path === dir) return last.node;
     let node = this.tree.root;
     let path = '';
     for (const part of dir ? dir.split('/') : []) {
@@ -213,6 +238,7 @@ export class LayerWriter {
       }
       node = child;
     }
+    this.lastDirectory = { path: dir, node };
     return node;
   }
 
@@ -221,13 +247,19 @@ export class LayerWriter {
    * An existing directory is kept (and returned) when `keepDirectory`: a directory entry over a
    * directory merges.
    */
-  private clear(path: string, keepDirectory: boolean): TreeNode | undefined {
-    const node = this.tree.get(path);
+  private clear(
+    path: string,
+    keepDirectory: boolean,
+    parent?: TreeNode,
+    name?: string,
+  ): TreeNode | undefined {
+    const node = parent && name !== undefined ? parent.children!.get(name) : this.tree.get(path);
     if (!node) return undefined;
     if (node.kind === 'dir' && keepDirectory) return node;
     // rm never follows symlinks: a symlink is removed, not what it points to.
     if (!node.pending) rmSync(this.abs(path), { recursive: true, force: true });
     this.tree.delete(path);
+    this.lastDirectory = undefined;
     return undefined;
   }
 
@@ -237,9 +269,14 @@ export class LayerWriter {
     return node;
   }
 
-  private openRegular(abs: string, entry: FileMetadata): void {
+  private openRegular(abs: string, entry: FileMetadata, attributes: Attributes): void {
+    // Created with its final mode when the umask leaves it whole and no set-ID bit is in it
+    // (chown would clear those): one fchmod fewer per file. The descriptor is writable whatever
+    // the mode says.
+    const modeSet = (attributes.mode & (0o7000 | UMASK)) === 0;
     // O_EXCL: never opens through a symlink, never writes into a file this entry did not create.
-    const file: OpenFile = { fd: openSync(abs, 'wx', 0o600), entry, left: entry.uncompressedSize };
+    const fd = openSync(abs, CREATE_EXCLUSIVE, modeSet ? attributes.mode : 0o600);
+    const file: OpenFile = { fd, entry, attributes, modeSet, left: entry.uncompressedSize };
     this.file = file;
     this.bytes += entry.uncompressedSize;
     if (file.left === 0) this.closeFile(file);
@@ -249,10 +286,10 @@ export class LayerWriter {
   private closeFile(file: OpenFile): void {
     this.file = undefined;
     try {
-      const a = attributes(file.entry);
+      const a = file.attributes;
       // chown before chmod: chown clears set-user-ID and set-group-ID bits.
       if (a.uid !== this.ownUid || a.gid !== this.ownGid) fchownSync(file.fd, a.uid, a.gid);
-      fchmodSync(file.fd, a.mode);
+      if (!file.modeSet) fchmodSync(file.fd, a.mode);
       futimesSync(file.fd, a.atime, a.mtime);
     } finally {
       closeSync(file.fd);
@@ -336,14 +373,24 @@ function writeFailed(entry: FileMetadata, err: unknown): unknown {
   );
 }
 
-function attributes(entry: FileMetadata): Attributes {
-  const t = parseModTime(entry.modTime);
-  const mtime = t ? utimeSeconds(t.seconds, t.nanos) : 0;
-  const atimeRecord = /^(\d+)(?:\.(\d{1,9}))?$/.exec(entry.xattrs.atime ?? '');
+function attributes(entry: FileMetadata, t: EntryTime): Attributes {
+  const mtime = utimeSeconds(t.seconds, t.nanos);
+  const atimeText = entry.xattrs.atime;
+  const atimeRecord = atimeText === undefined ? null : /^(\d+)(?:\.(\d{1,9}))?$/.exec(atimeText);
   const atime = atimeRecord
     ? utimeSeconds(Number(atimeRecord[1]), Number((atimeRecord[2] ?? '').padEnd(9, '0')))
     : mtime;
   return { uid: entry.uid, gid: entry.gid, mode: entry.mode & 0o7777, atime, mtime };
+}
+
+function setChild(parent: TreeNode, name: string, node: TreeNode): TreeNode {
+  parent.children!.set(name, node);
+  return node;
+}
+
+function isEmpty(record: Record<string, string>): boolean {
+  for (const _ in record) return false;
+  return true;
 }
 
 /**

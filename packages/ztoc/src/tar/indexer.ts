@@ -27,9 +27,17 @@ const HEADER_ONLY: Record<string, FileType> = {
 
 /**
  * Called with each entry as its header is parsed. `pax` holds the raw payloads of the PAX headers
- * that apply to it (global ones first), for values that are not UTF-8 text (binary xattrs).
+ * that apply to it (global ones first), for values that are not UTF-8 text (binary xattrs);
+ * `mtime` is `entry.modTime` as numbers, so that a writer need not parse the text back.
  */
-export type TarEntryListener = (entry: FileMetadata, pax: readonly Uint8Array[]) => void;
+export type TarEntryListener = (
+  entry: FileMetadata,
+  pax: readonly Uint8Array[],
+  mtime: { seconds: number; nanos: number },
+) => void;
+
+/** The records of an entry without PAX headers: shared, never written to. */
+const NO_RECORDS: ReadonlyMap<string, string> = new Map();
 
 type State =
   | { kind: 'header' }
@@ -224,8 +232,12 @@ export class TarIndexer {
   }
 
   private addEntry(h: RawHeader, at: number): void {
-    const records = new Map(this.globalRecords);
-    if (this.localRecords) for (const [k, v] of this.localRecords) records.set(k, v);
+    let records = NO_RECORDS;
+    if (this.globalRecords.size || this.localRecords) {
+      const merged = new Map(this.globalRecords);
+      if (this.localRecords) for (const [k, v] of this.localRecords) merged.set(k, v);
+      records = merged;
+    }
     this.localRecords = undefined;
 
     const name = this.longName ?? records.get('path') ?? h.name;
@@ -253,7 +265,9 @@ export class TarIndexer {
     const uid = records.get('uid');
     const gid = records.get('gid');
     // fromEntries defines own properties, so a hostile key like "__proto__" stays a plain key.
-    const xattrs = Object.fromEntries([...records].sort((a, b) => compareUtf8(a[0], b[0])));
+    const xattrs = records.size
+      ? Object.fromEntries([...records].sort((a, b) => compareUtf8(a[0], b[0])))
+      : {};
 
     const entry: FileMetadata = {
       name,
@@ -274,7 +288,7 @@ export class TarIndexer {
     if (this.onEntry) {
       const pax = this.localPax ? [...this.globalPax, this.localPax] : this.globalPax;
       this.localPax = undefined;
-      this.onEntry(entry, pax);
+      this.onEntry(entry, pax, mtime);
     } else {
       this.entries.push(entry);
     }
