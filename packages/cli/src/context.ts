@@ -14,6 +14,7 @@ export interface SharedOptions {
   plainHttp?: boolean;
   insecure?: boolean;
   user?: string;
+  passwordStdin?: boolean;
   debug?: boolean;
   quiet?: boolean;
   json?: boolean;
@@ -25,12 +26,16 @@ export function defaultRoot(): string {
   return process.env.SOCI_ROOT ?? join(homedir(), '.soci');
 }
 
-/** Adds the registry flags: --plain-http, --insecure, -u (docker config.json otherwise). */
+/** Adds the registry flags: --plain-http, --insecure, -u and --password-stdin (docker config.json otherwise). */
 export function withRegistryOptions(cmd: Command): Command {
   return cmd
     .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'accept any TLS certificate from the registry')
-    .option('-u, --user <user:password>', 'registry credentials (default: docker config.json)');
+    .option(
+      '-u, --user <user[:password]>',
+      'registry credentials (default: docker config.json); the password may come from --password-stdin',
+    )
+    .option('--password-stdin', 'read the password for -u <user> from standard input');
 }
 
 /** Adds -q/--quiet and --debug. */
@@ -40,12 +45,17 @@ export function withOutputOptions(cmd: Command): Command {
     .option('--debug', 'print stack traces and details on errors');
 }
 
-/** Adds the flags every index command understands. */
-export function withSharedOptions(cmd: Command): Command {
+/** Adds --root and the output flags: for commands that only read or change the local store. */
+export function withStoreOptions(cmd: Command): Command {
   return withOutputOptions(
-    withRegistryOptions(
-      cmd.option('--root <dir>', 'local store (an OCI layout) for indexes and zTOCs', defaultRoot()),
-    )
+    cmd.option('--root <dir>', 'local store (an OCI layout) for indexes and zTOCs', defaultRoot()),
+  );
+}
+
+/** Adds the flags of commands that read images: the store's, the registry's and containerd's. */
+export function withSharedOptions(cmd: Command): Command {
+  return withStoreOptions(
+    withRegistryOptions(cmd)
       .option(
         '--containerd-address <socket>',
         "read images from containerd's content store instead of the registry",
@@ -56,6 +66,8 @@ export function withSharedOptions(cmd: Command): Command {
 
 export class Context {
   private storePromise?: Promise<LocalStore>;
+  /** The password read by --password-stdin, before the command runs. */
+  password: string | undefined;
   private readonly closers: (() => Promise<void>)[] = [];
 
   constructor(

@@ -52,6 +52,11 @@ export function describeError(err: unknown): string {
   return message.replace(/\s*\n\s*/g, ' ');
 }
 
+/** 2 for a usage error (a flag or argument the user must change), 1 for any other failure. */
+export function exitCodeOf(err: unknown): number {
+  return err instanceof CliError && err.code === 'USAGE' ? 2 : 1;
+}
+
 /** Stack and cause chain, for --debug. */
 export function debugDetail(err: unknown): string {
   const lines: string[] = [];

@@ -5,6 +5,8 @@ export interface Io {
   err(text: string): void;
   /** Whether stderr is a terminal (progress is drawn only then). */
   isTTY: boolean;
+  /** All of standard input, as text (--password-stdin). */
+  readStdin(): Promise<string>;
 }
 
 export function processIo(): Io {
@@ -12,6 +14,11 @@ export function processIo(): Io {
     out: (data) => process.stdout.write(data),
     err: (text) => process.stderr.write(text),
     isTTY: Boolean(process.stderr.isTTY),
+    readStdin: async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    },
   };
 }
 
@@ -22,11 +29,12 @@ export interface BufferIo extends Io {
   readonly stderr: string;
 }
 
-export function bufferIo(options: { isTTY?: boolean } = {}): BufferIo {
+export function bufferIo(options: { isTTY?: boolean; stdin?: string } = {}): BufferIo {
   const out: Buffer[] = [];
   let stderr = '';
   return {
     isTTY: options.isTTY ?? false,
+    readStdin: async () => options.stdin ?? '',
     out: (data) => out.push(Buffer.from(data)),
     err: (text) => {
       stderr += text;

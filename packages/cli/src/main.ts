@@ -11,8 +11,9 @@ import { registerPull } from './commands/pull.js';
 import { registerPush } from './commands/push.js';
 import { registerZtoc } from './commands/ztoc.js';
 import { Context, type SharedOptions } from './context.js';
-import { debugDetail, describeError } from './errors.js';
+import { CliError, debugDetail, describeError, exitCodeOf } from './errors.js';
 import { type Io, processIo } from './io.js';
+import { readPasswordFromStdin } from './registry.js';
 
 export const VERSION = '0.1.0';
 
@@ -26,6 +27,7 @@ export function action<O = Record<string, any>>(io: Io, fn: Action<O>) {
     const options = cmd.optsWithGlobals() as O & SharedOptions;
     const ctx = new Context(io, options);
     try {
+      await readPasswordFromStdin(ctx);
       await fn(ctx, cmd.args, options);
     } finally {
       await ctx.close();
@@ -33,13 +35,21 @@ export function action<O = Record<string, any>>(io: Io, fn: Action<O>) {
   };
 }
 
-export function buildProgram(io: Io): Command {
+/**
+ * `onUsageError`: where commander's own messages about the command line go (unknown options,
+ * missing arguments); by default, standard error.
+ */
+export function buildProgram(io: Io, onUsageError: (message: string) => void = (m) => io.err(m)): Command {
   const program = new Command('soci')
     .description('Build, push and inspect SOCI indexes; pull images lazily into containerd')
     .version(VERSION)
     .showHelpAfterError(false)
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+    .configureOutput({
+      writeOut: (s) => io.out(s),
+      writeErr: (s) => io.err(s),
+      outputError: (s) => onUsageError(s),
+    });
   registerCreate(program, io);
   registerPush(program, io);
   registerConvert(program, io);
@@ -51,19 +61,41 @@ export function buildProgram(io: Io): Command {
   return program;
 }
 
-/** Runs `soci <argv...>`; never throws, returns the process exit code. */
+/**
+ * Runs `soci <argv...>`; never throws, returns the process exit code: 0, 1 when the command
+ * failed, 2 for a usage error (as the daemon). With --json a failure is one JSON object on
+ * standard error, `{"error": {"code", "message"}}`, so that a script reads it the same way as
+ * the output.
+ */
 export async function main(argv: readonly string[], io: Io = processIo()): Promise<number> {
-  const program = buildProgram(io);
+  const json = argv.includes('--json');
+  let usage: string | undefined;
+  const program = buildProgram(io, (message) => {
+    usage = message.trim().replace(/^error: /, '');
+    if (!json) io.err(message);
+  });
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (err) {
+    let failure = err;
     if (err instanceof CommanderError) {
-      // Commander already printed usage problems; help and --version end with code 0.
-      return err.exitCode;
+      // Help and --version end with code 0; everything else commander stops on is a usage error.
+      if (err.exitCode === 0) return 0;
+      // A command group without its subcommand prints its help (to standard error) and stops.
+      const what =
+        err.code === 'commander.help' ? 'a subcommand is missing (see the help above)' : err.message;
+      failure = new CliError('USAGE', usage ?? what.replace(/^error: /, ''));
+      if (!json) return exitCodeOf(failure);
     }
-    io.err(`soci: ${describeError(err)}\n`);
-    if (argv.includes('--debug')) io.err(`${debugDetail(err)}\n`);
-    return 1;
+    const message = describeError(failure);
+    if (json) {
+      const code = (failure as { code?: unknown }).code;
+      io.err(`${JSON.stringify({ error: { code: typeof code === 'string' ? code : 'ERROR', message } })}\n`);
+    } else {
+      io.err(`soci: ${message}\n`);
+    }
+    if (argv.includes('--debug')) io.err(`${debugDetail(failure)}\n`);
+    return exitCodeOf(failure);
   }
 }

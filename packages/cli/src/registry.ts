@@ -17,14 +17,40 @@ const clients = new WeakMap<Context, RegistryClient>();
 
 function credentialsFor(ctx: Context, registry: string): CredentialsProvider {
   const docker = dockerConfigCredentials();
+  const login = userAndPassword(ctx);
+  if (!login) return docker;
+  return chainCredentials(staticCredentials({ [registry]: login }), docker);
+}
+
+/** -u user:password, or -u user with the password from --password-stdin (read by the action). */
+function userAndPassword(ctx: Context): { username: string; password: string } | undefined {
   const user = ctx.options.user;
-  if (!user) return docker;
+  if (!user) return undefined;
+  if (ctx.password !== undefined) return { username: user, password: ctx.password };
   const colon = user.indexOf(':');
-  if (colon < 0) throw new CliError('USAGE', '-u takes user:password');
-  return chainCredentials(
-    staticCredentials({ [registry]: { username: user.slice(0, colon), password: user.slice(colon + 1) } }),
-    docker,
-  );
+  if (colon < 0) {
+    throw new CliError(
+      'USAGE',
+      '-u takes user:password, or -u user with --password-stdin (the password on standard input)',
+    );
+  }
+  return { username: user.slice(0, colon), password: user.slice(colon + 1) };
+}
+
+/**
+ * --password-stdin: the password is all of standard input but its line ending, as `docker login
+ * --password-stdin` takes it. Read before the command starts, so a bad combination fails first.
+ */
+export async function readPasswordFromStdin(ctx: Context): Promise<void> {
+  if (!ctx.options.passwordStdin) return;
+  const user = ctx.options.user;
+  if (!user) throw new CliError('USAGE', '--password-stdin needs -u <user>');
+  if (user.includes(':')) {
+    throw new CliError('USAGE', '-u holds a password already; with --password-stdin give -u <user> alone');
+  }
+  const password = (await ctx.io.readStdin()).replace(/\r?\n$/, '');
+  if (!password) throw new CliError('USAGE', '--password-stdin read an empty password from standard input');
+  ctx.password = password;
 }
 
 /** The client for a registry, with this command's flags (one per command run). */

@@ -11,17 +11,17 @@ import { formatRow, Progress } from '../src/progress.js';
 import { soci, tempRoot } from './helpers.js';
 
 describe('soci program', () => {
-  it('--help lists the commands and exits 0; an unknown command exits 1', async () => {
+  it('--help lists the commands and exits 0; an unknown command is a usage error (exit 2)', async () => {
     const io = bufferIo();
     expect(await main(['--help'], io)).toBe(0);
     for (const cmd of ['create', 'push', 'convert', 'index', 'ztoc', 'cat', 'pull'])
       expect(io.stdout).toContain(cmd);
     const bad = await soci('frobnicate');
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/unknown command/);
   });
 
-  it('rejects bad flag values with one line that names the flag', async () => {
+  it('rejects bad flag values with one line that names the flag, exit 2', async () => {
     const root = await tempRoot();
     for (const [args, flag] of [
       [['create', 'oci:/nonexistent', '--span-size', 'big'], '--span-size'],
@@ -29,7 +29,7 @@ describe('soci program', () => {
       [['index', 'rm'], 'soci index rm'],
     ] as const) {
       const r = await soci(...args, '--root', root);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toContain(flag);
     }
@@ -51,6 +51,56 @@ describe('soci program', () => {
     } finally {
       await image.cleanup();
     }
+  });
+
+  it('with --json a failure is one JSON object on stderr, stdout stays empty', async () => {
+    const root = await tempRoot();
+    const usage = await soci('create', 'oci:/nonexistent', '--bogus', '--json', '--root', root);
+    expect(usage.code).toBe(2);
+    expect(usage.stdout).toBe('');
+    expect(JSON.parse(usage.stderr)).toEqual({
+      error: { code: 'USAGE', message: "unknown option '--bogus'" },
+    });
+    const failed = await soci('create', 'oci:/nonexistent/layout:tag', '--json', '--root', root);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toBe('');
+    const { error } = JSON.parse(failed.stderr);
+    expect(error.message).toMatch(/nonexistent/);
+    expect(typeof error.code).toBe('string');
+    expect(failed.stderr.trim().split('\n')).toHaveLength(1);
+    // Without --json the same failure is the one text line.
+    expect((await soci('create', 'oci:/nonexistent/layout:tag', '--root', root)).stderr).toMatch(
+      /^soci: .*nonexistent/,
+    );
+  });
+
+  it('store-only commands show and take only the flags they use', async () => {
+    for (const cmd of [
+      ['index', 'list'],
+      ['index', 'info'],
+      ['index', 'rm'],
+      ['ztoc', 'list'],
+      ['ztoc', 'info'],
+    ]) {
+      const help = await soci(...cmd, '--help');
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain('--root');
+      for (const flag of [
+        '--plain-http',
+        '--insecure',
+        '--user',
+        '--password-stdin',
+        '--containerd-address',
+        '--namespace',
+      ])
+        expect(help.stdout, `${cmd.join(' ')} ${flag}`).not.toContain(flag);
+    }
+    const r = await soci('index', 'list', '--plain-http', '--root', await tempRoot());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown option '--plain-http'/);
+    // Commands that read images keep them.
+    for (const cmd of [['create'], ['push'], ['cat'], ['ztoc', 'get-file'], ['convert']])
+      expect((await soci(...cmd, '--help')).stdout).toContain('--password-stdin');
   });
 
   it('index list on an empty store prints only the header; --json prints []', async () => {

@@ -13,7 +13,7 @@ import { run } from '@soci-ts/testing/process';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bufferIo, main } from '../src/index.js';
-import { soci } from './helpers.js';
+import { soci, tempRoot } from './helpers.js';
 
 const NS = 'soci-cli-pull';
 const HELLO = 'hi from the image\n';
@@ -103,8 +103,12 @@ describe('soci pull --snapshotter overlayfs', () => {
 });
 
 describe('soci pull errors: one line that says what to fix', () => {
-  const expectOneLineError = (r: { code: number; stdout: string; stderr: string }, pattern: RegExp) => {
-    expect(r.code).toBe(1);
+  const expectOneLineError = (
+    r: { code: number; stdout: string; stderr: string },
+    pattern: RegExp,
+    exitCode = 1,
+  ) => {
+    expect(r.code).toBe(exitCode);
     expect(r.stdout).toBe('');
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(pattern);
@@ -114,6 +118,25 @@ describe('soci pull errors: one line that says what to fix', () => {
     const socket = join(tmpdir(), `no-containerd-${randomBytes(4).toString('hex')}.sock`);
     const r = await soci('pull', '--address', socket, '--plain-http', ref, '--snapshotter', 'overlayfs');
     expectOneLineError(r, new RegExp(`cannot reach containerd at ${socket}; containerd must be running`));
+  });
+
+  it('containerd not running, from a command that reads images from it: plain words, no gRPC text', async () => {
+    const socket = join(tmpdir(), `no-containerd-${randomBytes(4).toString('hex')}.sock`);
+    const r = await soci(
+      'create',
+      'example.com/app:v1',
+      '--containerd-address',
+      socket,
+      '--root',
+      await tempRoot(),
+    );
+    expectOneLineError(
+      r,
+      new RegExp(
+        `^soci: cannot reach containerd at ${socket} \\(no socket at that path\\); is containerd running`,
+      ),
+    );
+    expect(r.stderr).not.toMatch(/No connection established|Resolution note|images\.Get/);
   });
 
   it('image not in the registry', async () => {
@@ -151,7 +174,7 @@ describe('soci pull errors: one line that says what to fix', () => {
 
   it('bad --soci-index-digest is a usage error before anything is contacted', async () => {
     const r = await soci('pull', ref, '--address', '/nonexistent.sock', '--soci-index-digest', 'abc');
-    expectOneLineError(r, /--soci-index-digest takes a digest/);
+    expectOneLineError(r, /--soci-index-digest takes a digest/, 2);
   });
 });
 

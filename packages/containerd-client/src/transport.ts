@@ -100,7 +100,7 @@ export function unary<Req, Res>(
   if (typeof fn !== 'function') throw new Error(`no method ${method} on ${SERVICES[service]}`);
   return new Promise<Res>((resolve, reject) => {
     fn.call(stub, request, scopeMetadata(scope), ((err, res) => {
-      if (err) reject(fromGrpcError(`${service}.${method}`, err));
+      if (err) reject(fromGrpcError(`${service}.${method}`, err, conn.address));
       else resolve(res);
     }) as Callback<Res>);
   });
@@ -123,7 +123,7 @@ export async function* serverStream<Req, Res>(
   try {
     for await (const message of call) yield message as Res;
   } catch (err) {
-    throw fromGrpcError(`${service}.${method}`, err);
+    throw fromGrpcError(`${service}.${method}`, err, conn.address);
   } finally {
     call.cancel();
   }
@@ -147,7 +147,7 @@ export class DuplexExchange<Req, Res> {
       scopeMetadata(scope),
     );
     this.call.on('data', (res: Res) => this.waiting.shift()?.resolve(res));
-    this.call.on('error', (err) => this.fail(fromGrpcError(this.name, err)));
+    this.call.on('error', (err) => this.fail(fromGrpcError(this.name, err, conn.address)));
     this.call.on('end', () =>
       this.fail(fromGrpcError(this.name, new Error('stream ended before an answer'))),
     );

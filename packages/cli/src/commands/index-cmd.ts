@@ -1,7 +1,7 @@
 /** `soci index list|info|rm`: the SOCI indexes in the local store. */
 import type { StoredIndex } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
-import { withSharedOptions } from '../context.js';
+import { withStoreOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
 import { action } from '../main.js';
@@ -21,7 +21,7 @@ function matches(
 export function registerIndex(program: Command, io: Io): void {
   const index = program.command('index').description('manage SOCI indexes in the local store');
 
-  withSharedOptions(index.command('list').alias('ls'))
+  withStoreOptions(index.command('list').alias('ls'))
     .description('list stored SOCI indexes')
     .option('--ref <ref>', 'only indexes of this image reference')
     .option('--platform <os/arch>', 'only indexes of this platform')
@@ -46,7 +46,7 @@ export function registerIndex(program: Command, io: Io): void {
       }),
     );
 
-  withSharedOptions(index.command('info').argument('<digest>', 'SOCI index digest'))
+  withStoreOptions(index.command('info').argument('<digest>', 'SOCI index digest'))
     .description('print a stored SOCI index manifest')
     .option('--json', 'print JSON (the manifest is JSON either way)')
     .action(
@@ -58,7 +58,7 @@ export function registerIndex(program: Command, io: Io): void {
       }),
     );
 
-  withSharedOptions(index.command('rm').alias('remove').argument('[digests...]', 'SOCI index digests'))
+  withStoreOptions(index.command('rm').alias('remove').argument('[digests...]', 'SOCI index digests'))
     .description('remove SOCI indexes (and zTOCs no other index uses) from the local store')
     .option('--ref <ref>', 'remove every index of this image reference')
     .action(

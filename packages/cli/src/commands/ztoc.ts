@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import type { StoredIndex } from '@soci-ts/soci-index';
 import { decodeZtoc, extractFileBytes, ztocInfo } from '@soci-ts/ztoc';
 import type { Command } from 'commander';
-import { type Context, withSharedOptions } from '../context.js';
+import { type Context, withSharedOptions, withStoreOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
 import { action } from '../main.js';
@@ -42,7 +42,7 @@ async function findZtoc(ctx: Context, digest: string): Promise<ZtocEntry> {
 export function registerZtoc(program: Command, io: Io): void {
   const ztoc = program.command('ztoc').description('inspect zTOCs in the local store');
 
-  withSharedOptions(ztoc.command('list').alias('ls'))
+  withStoreOptions(ztoc.command('list').alias('ls'))
     .description('list stored zTOCs')
     .option('--ztoc-digest <digest>', 'only this zTOC')
     .option('--image-ref <ref>', 'only zTOCs of indexes of this image')
@@ -61,7 +61,7 @@ export function registerZtoc(program: Command, io: Io): void {
       }),
     );
 
-  withSharedOptions(ztoc.command('info').argument('<digest>', 'zTOC digest'))
+  withStoreOptions(ztoc.command('info').argument('<digest>', 'zTOC digest'))
     .description('print what a zTOC holds (same fields as the reference tool)')
     .option('--json', 'print JSON (the default output is JSON as well)')
     .action(
