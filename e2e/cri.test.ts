@@ -20,7 +20,6 @@ import { NEXT_BUILD_STARTED, nextDaemonBuild } from './support/stack.js';
 
 const SPAN = 64 * 1024;
 const MIN_LAYER = 256 * 1024;
-const REMOTE_LABEL = 'containerd.io/snapshot/remote';
 /** `soci create` flags: small spans and a small minimum, so both big layers get a zTOC. */
 const INDEX_FLAGS = ['--span-size', String(SPAN), '--min-layer-size', String(MIN_LAYER), '--quiet'];
 const md5 = (b: Uint8Array | string) => createHash('md5').update(b).digest('hex');
@@ -223,7 +222,7 @@ describe(`Kubernetes path: containerd ${release.version} CRI (${pullMode} pull) 
           .slice(i)
           .map((l) => l.digest)
           .join(','),
-        [REMOTE_LABEL]: 'remote snapshot',
+        [LABEL.remote]: 'remote snapshot',
       });
     }
   });

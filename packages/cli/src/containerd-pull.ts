@@ -8,14 +8,12 @@ import {
   ContainerdClient,
   type ImageSource,
   isContainerdError,
+  LABEL,
   type PullReport,
   pullImage,
 } from '@soci-ts/containerd-client';
 import type { Repository } from '@soci-ts/oci-referrers';
 import { CliError } from './errors.js';
-
-/** The label the soci snapshotter reads a SOCI index digest from, on each layer's Prepare. */
-export const SOCI_INDEX_DIGEST_LABEL = 'containerd.io/snapshot/remote/soci.index.digest';
 
 /** The daemon's default socket, for the proxy_plugins hint. */
 const DEFAULT_SNAPSHOTTER_SOCKET = '/run/soci-ts/soci-snapshotter.sock';
@@ -41,7 +39,7 @@ export async function pullIntoContainerd(o: ContainerdPullOptions): Promise<Pull
     await checkContainerd(client, o.address);
     await checkSnapshotter(client, o.snapshotter, o.address);
     const labels: Record<string, string> = o.sociIndexDigest
-      ? { [SOCI_INDEX_DIGEST_LABEL]: o.sociIndexDigest }
+      ? { [LABEL.sociIndexDigest]: o.sociIndexDigest }
       : {};
     try {
       return await pullImage({

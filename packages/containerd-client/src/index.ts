@@ -28,7 +28,7 @@ export {
   snapshotLabels,
 } from './pull/labels.js';
 export { type LayerReport, type PullImageOptions, type PullReport, pullImage } from './pull/pull.js';
-export { type ImageSource, isLayerType } from './pull/source.js';
+export type { ImageSource } from './pull/source.js';
 export {
   type BlobData,
   ContentService,

@@ -25,6 +25,7 @@ export {
   type RegistryErrorCode,
 } from './errors.js';
 export { type HostOptions, type HostsConfig, registryOrigin } from './hosts.js';
+export { isLayerMediaType, type LayerCompression, layerCompressionOf } from './layer-media-type.js';
 export { fetchBlobParallel, type ParallelFetchOptions, RequestLimit } from './parallel-fetch.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform } from './platform.js';
 export { redactUrl } from './redact.js';

@@ -15,22 +15,10 @@ export const MediaType = {
   OctetStream: 'application/octet-stream',
 } as const;
 
-/** SOCI artifact types, media types and annotation keys (see shared/spec/soci-compat.md). */
-export const Soci = {
-  IndexV1: 'application/vnd.amazon.soci.index.v1+json',
-  IndexV2: 'application/vnd.amazon.soci.index.v2+json',
-  Ztoc: 'application/octet-stream',
-  Prefetch: 'application/vnd.amazon.soci.prefetch.v1+json',
-  AnnotationImageLayerDigest: 'com.amazon.soci.image-layer-digest',
-  AnnotationImageLayerMediaType: 'com.amazon.soci.image-layer-mediaType',
-  AnnotationSpanSize: 'com.amazon.soci.span-size',
-  AnnotationBuildTool: 'com.amazon.soci.build-tool-identifier',
-  AnnotationDisableXattrs: 'com.amazon.soci.disable-xattrs',
-  AnnotationIndexDigest: 'com.amazon.soci.index-digest',
-  AnnotationImageManifestDigest: 'com.amazon.soci.image-manifest-digest',
-} as const;
+// SOCI's own artifact types and annotations belong to @soci-ts/soci-index (constants.ts).
 
-/** The empty JSON config `{}` used by artifacts. */
+/** The empty JSON blob `{}` (the image spec's empty descriptor) that artifacts use as their config. */
+export const EMPTY_JSON_BYTES: Uint8Array = new TextEncoder().encode('{}');
 export const EMPTY_JSON_DIGEST = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a';
 
 /** Media types a manifest GET accepts, in order of preference. */

@@ -9,8 +9,10 @@ import {
   MediaType,
   RegistryClient,
   referrersTag,
-  Soci,
 } from '../src/index.js';
+
+/** An artifact type the filter must match exactly (SOCI's own constants live in soci-index). */
+const SOCI_INDEX_V1 = 'application/vnd.amazon.soci.index.v1+json';
 
 describe('referrers via the OCI referrers API (go-containerregistry registry)', () => {
   let registry: TestRegistry;
@@ -42,12 +44,12 @@ describe('referrers via the OCI referrers API (go-containerregistry registry)', 
       layers: [{ ...empty, mediaType: MediaType.OciEmpty }],
       subject,
     });
-    const v1 = await repo.pushManifest(index(Soci.IndexV1));
+    const v1 = await repo.pushManifest(index(SOCI_INDEX_V1));
     const other = await repo.pushManifest(index('application/vnd.example.sig'));
     const all = await repo.referrers(subject.digest);
     expect(all.map((d) => d.digest).sort()).toEqual([v1.digest, other.digest].sort());
-    const soci = await repo.referrers(subject.digest, { artifactType: Soci.IndexV1 });
-    expect(soci).toEqual([expect.objectContaining({ digest: v1.digest, artifactType: Soci.IndexV1 })]);
+    const soci = await repo.referrers(subject.digest, { artifactType: SOCI_INDEX_V1 });
+    expect(soci).toEqual([expect.objectContaining({ digest: v1.digest, artifactType: SOCI_INDEX_V1 })]);
     expect(await repo.tags()).not.toContain(referrersTag(subject.digest));
   });
 });

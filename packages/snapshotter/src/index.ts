@@ -39,13 +39,11 @@ export { type Mount, type MountOptions, type MountPlan, mountsFor } from './moun
 export { loadSnapshotsProto, PROTO_DIR } from './proto.js';
 export {
   NoRemoteLayers,
-  REMOTE_LABEL,
   REMOTE_LABEL_VALUE,
   type RemoteLayerSource,
   type RemotePrepareRequest,
   type RemotePrepareResult,
   type RemoteRestoreRequest,
-  TARGET_REF_LABEL,
   type UnmountReason,
 } from './remote.js';
 export {
@@ -56,10 +54,6 @@ export {
 } from './snapshotter.js';
 export { registryFromConfig } from './soci/registry-from-config.js';
 export {
-  LABEL_IMAGE_REF,
-  LABEL_LAYER_DIGEST,
-  LABEL_MANIFEST_DIGEST,
-  LABEL_SOCI_INDEX_DIGEST,
   SociRemoteSource,
   type SociRemoteSourceOptions,
 } from './soci/soci-source.js';

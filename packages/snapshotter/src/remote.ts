@@ -1,7 +1,4 @@
-/** Label containerd sets on Prepare: the name the prepared snapshot will be committed as. */
-export const TARGET_REF_LABEL = 'containerd.io/snapshot.ref';
-/** Label marking a committed snapshot whose content is a remotely mounted layer. */
-export const REMOTE_LABEL = 'containerd.io/snapshot/remote';
+/** The value of `containerd.io/snapshot/remote` (containerd-client's LABEL.remote) on our remote snapshots. */
 export const REMOTE_LABEL_VALUE = 'remote snapshot';
 
 export interface RemotePrepareRequest {

@@ -1,5 +1,6 @@
 import { lchown, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LABEL } from '@soci-ts/containerd-client';
 import type { Logger } from 'pino';
 import {
   alreadyExists,
@@ -19,14 +20,7 @@ import {
   type StoreState,
 } from './metadata-store.js';
 import { type Mount, type MountOptions, mountsFor } from './mounts.js';
-import {
-  NoRemoteLayers,
-  REMOTE_LABEL,
-  REMOTE_LABEL_VALUE,
-  type RemoteLayerSource,
-  TARGET_REF_LABEL,
-  type UnmountReason,
-} from './remote.js';
+import { NoRemoteLayers, REMOTE_LABEL_VALUE, type RemoteLayerSource, type UnmountReason } from './remote.js';
 
 /** What containerd's snapshots.Info carries. */
 export interface SnapshotInfo {
@@ -232,7 +226,7 @@ export class Snapshotter {
   // ---- changes ----
 
   async prepare(key: string, parent: string, labels: Record<string, string> = {}): Promise<Mount[]> {
-    const target = labels[TARGET_REF_LABEL];
+    const target = labels[LABEL.snapshotRef];
     if (target && this.isUsableTarget(target, parent)) throw alreadyExists(`target snapshot "${target}"`);
     const record = await this.createSnapshot('active', key, parent, labels);
     if (target && (await this.tryRemote(record, target, labels))) {
@@ -289,7 +283,7 @@ export class Snapshotter {
     }
     // A restore still mounting this layer finishes first: its mount must not land in a removed directory.
     await this.restores.get(key);
-    if (r.labels[REMOTE_LABEL] !== undefined) await this.unmountRemote(r, 'snapshot-removed');
+    if (r.labels[LABEL.remote] !== undefined) await this.unmountRemote(r, 'snapshot-removed');
     await this.store.transaction((draft) => {
       const current = draft.snapshots[key];
       if (!current) throw notFound(`snapshot ${key}`);
@@ -322,7 +316,7 @@ export class Snapshotter {
     // Restores still running end first (they see the abort), so that nothing mounts after this.
     await this.restoring;
     for (const r of this.store.all()) {
-      if (r.labels[REMOTE_LABEL] !== undefined) await this.unmountRemote(r, 'shutdown');
+      if (r.labels[LABEL.remote] !== undefined) await this.unmountRemote(r, 'shutdown');
     }
     await this.remote.close?.();
   }
@@ -332,7 +326,7 @@ export class Snapshotter {
   /** A committed snapshot that containerd would find for this target (its lookup filters on ref label and parent). */
   private isUsableTarget(target: string, parent: string): boolean {
     const r = this.store.get(target);
-    return r?.kind === 'committed' && r.parent === parent && r.labels[TARGET_REF_LABEL] === target;
+    return r?.kind === 'committed' && r.parent === parent && r.labels[LABEL.snapshotRef] === target;
   }
 
   private parentIds(parent: string, state: Readonly<StoreState>): string[] {
@@ -499,7 +493,7 @@ export class Snapshotter {
       await this.commitRecord(
         target,
         record.name,
-        { ...labels, [REMOTE_LABEL]: REMOTE_LABEL_VALUE },
+        { ...labels, [LABEL.remote]: REMOTE_LABEL_VALUE },
         undefined,
       );
       log.info('layer mounted remotely');
@@ -546,7 +540,7 @@ export class Snapshotter {
   private async restoreRemoteSnapshots(): Promise<void> {
     const remote = this.store
       .all()
-      .filter((r) => r.kind === 'committed' && r.labels[REMOTE_LABEL] !== undefined);
+      .filter((r) => r.kind === 'committed' && r.labels[LABEL.remote] !== undefined);
     const queue = [...remote];
     // Registered before the first await: a call arriving now already sees what it must wait for.
     const settle = new Map<string, (ok: boolean) => void>();
@@ -560,7 +554,7 @@ export class Snapshotter {
     // The daemon served meanwhile: tell the source of every remote snapshot there is now.
     const now = this.store
       .all()
-      .filter((r) => r.kind === 'committed' && r.labels[REMOTE_LABEL] !== undefined);
+      .filter((r) => r.kind === 'committed' && r.labels[LABEL.remote] !== undefined);
     await this.remote.restored?.(now).catch((err: unknown) => {
       this.log.warn({ err }, 'remote layer source could not tidy its cache after the restore');
     });

@@ -1,15 +1,14 @@
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LABEL } from '@soci-ts/containerd-client';
 import { describe, expect, it, vi } from 'vitest';
 import { isSnapshotError, type SnapshotErrorCode } from '../src/errors.js';
-import {
-  REMOTE_LABEL,
-  type RemoteLayerSource,
-  type RemotePrepareRequest,
-  type RemotePrepareResult,
-  type RemoteRestoreRequest,
-  TARGET_REF_LABEL,
-  type UnmountReason,
+import type {
+  RemoteLayerSource,
+  RemotePrepareRequest,
+  RemotePrepareResult,
+  RemoteRestoreRequest,
+  UnmountReason,
 } from '../src/remote.js';
 import { type RemoteOutcome, Snapshotter } from '../src/snapshotter.js';
 import { silentLogger, withTempDir } from './helpers.js';
@@ -56,7 +55,7 @@ class FakeRemote implements RemoteLayerSource {
     this.unmountReasons.push(why);
   }
   async restored(snapshots: readonly { labels: Readonly<Record<string, string>> }[]) {
-    this.restoredLists.push(snapshots.map((s) => s.labels[TARGET_REF_LABEL] ?? '?'));
+    this.restoredLists.push(snapshots.map((s) => s.labels[LABEL.snapshotRef] ?? '?'));
   }
 }
 
@@ -174,7 +173,7 @@ describe('Snapshotter (overlay semantics)', () => {
 
 describe('Snapshotter remote flow', () => {
   const labels = (target: string) => ({
-    [TARGET_REF_LABEL]: target,
+    [LABEL.snapshotRef]: target,
     'containerd.io/snapshot/cri.layer-digest': 'sha256:layer',
   });
 
@@ -196,8 +195,8 @@ describe('Snapshotter remote flow', () => {
       expect(remote.calls[0]!.mountpoint).toBe(join(root, 'snapshots', '1', 'fs'));
       const info = sn.stat('sha256:t1');
       expect(info.kind).toBe('committed');
-      expect(info.labels[REMOTE_LABEL]).toBeDefined();
-      expect(info.labels[TARGET_REF_LABEL]).toBe('sha256:t1');
+      expect(info.labels[LABEL.remote]).toBeDefined();
+      expect(info.labels[LABEL.snapshotRef]).toBe('sha256:t1');
       await expectCode(() => sn.stat('ns/1/extract-1 sha256:t1'), 'NOT_FOUND');
       // What containerd's metadata layer then looks up:
       expect(
@@ -297,8 +296,8 @@ describe('Snapshotter remote flow', () => {
       await vi.waitFor(() => expect(remote.unmounted).toHaveLength(1));
       // The late mount was taken down again.
       expect(remote.unmounted).toEqual([lateMountpoint]);
-      await sn.commit('sha256:slow', 'k-sha256:slow', { [TARGET_REF_LABEL]: 'sha256:slow' });
-      expect(sn.stat('sha256:slow').labels[REMOTE_LABEL]).toBeUndefined();
+      await sn.commit('sha256:slow', 'k-sha256:slow', { [LABEL.snapshotRef]: 'sha256:slow' });
+      expect(sn.stat('sha256:slow').labels[LABEL.remote]).toBeUndefined();
     });
   });
 

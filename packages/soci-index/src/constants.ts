@@ -15,9 +15,11 @@ export const ANNOTATION_INDEX_DIGEST = 'com.amazon.soci.index-digest';
 /** On a SOCI index descriptor inside an image index: the manifest it indexes. */
 export const ANNOTATION_IMAGE_MANIFEST_DIGEST = 'com.amazon.soci.image-manifest-digest';
 
-/** The config of every SOCI index is the two bytes `{}`. */
-export const EMPTY_CONFIG_BYTES = new TextEncoder().encode('{}');
-export const EMPTY_CONFIG_DIGEST = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a';
+/** The config of every SOCI index is the image spec's empty JSON blob `{}` (owned by oci-referrers). */
+export {
+  EMPTY_JSON_BYTES as EMPTY_CONFIG_BYTES,
+  EMPTY_JSON_DIGEST as EMPTY_CONFIG_DIGEST,
+} from '@soci-ts/oci-referrers';
 
 /** Defaults of the reference CLI. */
 export const DEFAULT_SPAN_SIZE = 4 * 1024 * 1024;

@@ -1,3 +1,4 @@
+import { layerCompressionOf } from '@soci-ts/oci-referrers';
 import { SociIndexError } from './errors.js';
 import type { Descriptor } from './oci.js';
 
@@ -10,9 +11,10 @@ export type LayerCompression = 'gzip' | 'uncompressed';
  */
 export function layerCompression(layer: Descriptor): LayerCompression {
   const type = layer.mediaType;
-  if (type.endsWith('+gzip') || type.endsWith('.tar.gzip')) return 'gzip';
-  if (type.endsWith('.tar') || type.endsWith('diff.tar')) return 'uncompressed';
-  if (type.endsWith('+zstd') || type.endsWith('.zstd')) {
+  const compression = layerCompressionOf(type);
+  if (compression === 'gzip') return 'gzip';
+  if (compression === 'none') return 'uncompressed';
+  if (compression === 'zstd') {
     throw new SociIndexError(
       'UNSUPPORTED_LAYER',
       `layer ${layer.digest} is zstd-compressed (${type}); SOCI indexes only gzip and uncompressed tar layers: ` +

@@ -8,6 +8,10 @@ export const LABEL = {
   manifestDigest: 'containerd.io/snapshot/cri.manifest-digest',
   layerDigest: 'containerd.io/snapshot/cri.layer-digest',
   imageLayers: 'containerd.io/snapshot/cri.image-layers',
+  /** On a committed snapshot: a remote snapshotter mounted the layer (stargz, soci and ours set it). */
+  remote: 'containerd.io/snapshot/remote',
+  /** On Prepare: the SOCI index to use for the image, instead of discovering one. */
+  sociIndexDigest: 'containerd.io/snapshot/remote/soci.index.digest',
   /** On a layer blob after unpacking: its diff ID. */
   uncompressed: 'containerd.io/uncompressed',
   gcConfig: 'containerd.io/gc.ref.content.config',

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   formatReference,
   hostPlatform,
+  isLayerMediaType,
   type Platform,
   parsePlatform,
   parseReference,
@@ -26,7 +27,7 @@ import {
   manifestGcLabels,
   snapshotLabels,
 } from './labels.js';
-import { type ImageSource, isLayerType, isManifestType } from './source.js';
+import { type ImageSource, isManifestType } from './source.js';
 
 export interface PullImageOptions {
   client: ContainerdClient;
@@ -355,7 +356,7 @@ async function resolveManifest(
       `manifest ${descriptor.digest} of ${name} has no config or layers`,
     );
   }
-  const bad = manifest.layers.find((l) => !isLayerType(l.mediaType));
+  const bad = manifest.layers.find((l) => !isLayerMediaType(l.mediaType));
   if (bad) {
     throw new PullError(
       'UNSUPPORTED_MEDIA_TYPE',

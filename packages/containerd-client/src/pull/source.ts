@@ -1,4 +1,4 @@
-import type { Repository } from '@soci-ts/oci-referrers';
+import { isIndexMediaType, isManifestMediaType, type Repository } from '@soci-ts/oci-referrers';
 
 /**
  * What pullImage reads an image through: an `@soci-ts/oci-referrers` Repository (the repository the
@@ -8,20 +8,7 @@ import type { Repository } from '@soci-ts/oci-referrers';
  */
 export type ImageSource = Pick<Repository, 'fetchImageManifest' | 'fetchBlob'>;
 
-const MANIFEST_TYPES = new Set([
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-]);
-
+/** An image manifest (OCI or Docker schema 2), not an index of them. */
 export function isManifestType(mediaType: string): boolean {
-  return MANIFEST_TYPES.has(mediaType);
-}
-
-/** Layer media types containerd 1.6 unpacks (images.IsLayerType): OCI tar(+gzip/+zstd), nondistributable, docker. */
-export function isLayerType(mediaType: string): boolean {
-  if (mediaType.startsWith('application/vnd.oci.image.layer.')) return true;
-  return (
-    mediaType === 'application/vnd.docker.image.rootfs.diff.tar.gzip' ||
-    mediaType === 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip'
-  );
+  return isManifestMediaType(mediaType) && !isIndexMediaType(mediaType);
 }

@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LABEL } from '@soci-ts/containerd-client';
 import {
   attachRemoteLayer,
   type CorruptEntry,
@@ -34,12 +35,6 @@ import { LocalArtifacts, type RestoreRecord } from './local-artifacts.js';
 import { ParallelPullUnpack } from './parallel-pull-unpack.js';
 import { PrometheusLayerMetrics } from './prometheus-layer-metrics.js';
 import { type MountReads, ReadRecorder } from './read-recorder.js';
-
-/** Labels containerd's CRI plugin (and `soci pull`) put on a layer's Prepare. */
-export const LABEL_IMAGE_REF = 'containerd.io/snapshot/cri.image-ref';
-export const LABEL_MANIFEST_DIGEST = 'containerd.io/snapshot/cri.manifest-digest';
-export const LABEL_LAYER_DIGEST = 'containerd.io/snapshot/cri.layer-digest';
-export const LABEL_SOCI_INDEX_DIGEST = 'containerd.io/snapshot/remote/soci.index.digest';
 
 export interface SociRemoteSourceOptions {
   config: SnapshotterConfig;
@@ -159,7 +154,7 @@ export class SociRemoteSource implements RemoteLayerSource {
 
   /** Drops cached spans of layers no remote snapshot uses (their snapshots went while the daemon was down). */
   async restored(snapshots: readonly { labels: Readonly<Record<string, string>> }[]): Promise<void> {
-    const used = new Set(snapshots.map((s) => s.labels[LABEL_LAYER_DIGEST]));
+    const used = new Set(snapshots.map((s) => s.labels[LABEL.layerDigest]));
     const cache = await this.spanCache();
     for (const layer of cache.layers()) {
       if (used.has(layer) || this.layerInUse(layer)) continue;
@@ -183,8 +178,8 @@ export class SociRemoteSource implements RemoteLayerSource {
   ): Promise<RemotePrepareResult | { fallback: FallbackReason }> {
     const restoring = restore !== undefined;
     const { labels, mountpoint, signal } = request;
-    const imageRef = labels[LABEL_IMAGE_REF];
-    const layerDigest = labels[LABEL_LAYER_DIGEST];
+    const imageRef = labels[LABEL.imageRef];
+    const layerDigest = labels[LABEL.layerDigest];
     if (!imageRef || !layerDigest) return { fallback: 'no-labels' };
     const log = this.options.logger.child({ image: imageRef, layer: layerDigest });
 
@@ -195,9 +190,9 @@ export class SociRemoteSource implements RemoteLayerSource {
       // containerd 1.6's CRI sends the manifest digest; other clients may not: resolve the ref then.
       const parsed = parseReference(imageRef);
       const manifestDigest =
-        labels[LABEL_MANIFEST_DIGEST] ??
+        labels[LABEL.manifestDigest] ??
         (await repo.fetchImageManifest(parsed.digest ?? parsed.tag ?? 'latest')).descriptor.digest;
-      image = await this.images.image(repo, manifestDigest, labels[LABEL_SOCI_INDEX_DIGEST]);
+      image = await this.images.image(repo, manifestDigest, labels[LABEL.sociIndexDigest]);
     } catch (err) {
       log.warn({ err }, 'SOCI index discovery failed; containerd pulls the layer');
       return { fallback: 'discovery-error' };
