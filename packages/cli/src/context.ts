@@ -68,6 +68,8 @@ export class Context {
   private storePromise?: Promise<LocalStore>;
   /** The password read by --password-stdin, before the command runs. */
   password: string | undefined;
+  /** Registries whose credentials are not -u's (convert's source: --src-user). */
+  private readonly users = new Map<string, string | undefined>();
   private readonly closers: (() => Promise<void>)[] = [];
 
   constructor(
@@ -82,6 +84,16 @@ export class Context {
 
   async close(): Promise<void> {
     await Promise.allSettled(this.closers.splice(0).map((fn) => fn()));
+  }
+
+  /** The `user[:password]` for a registry: -u, unless the command gave that registry its own. */
+  userFor(registry: string): string | undefined {
+    return this.users.has(registry) ? this.users.get(registry) : this.options.user;
+  }
+
+  /** Gives a registry its own credentials (undefined: docker config.json only), instead of -u. */
+  setUser(registry: string, user: string | undefined): void {
+    this.users.set(registry, user);
   }
 
   store(): Promise<LocalStore> {

@@ -10,30 +10,10 @@ import { registerIndex } from './commands/index-cmd.js';
 import { registerPull } from './commands/pull.js';
 import { registerPush } from './commands/push.js';
 import { registerZtoc } from './commands/ztoc.js';
-import { Context, type SharedOptions } from './context.js';
 import { CliError, debugDetail, describeError, exitCodeOf } from './errors.js';
 import { type Io, processIo } from './io.js';
-import { readPasswordFromStdin } from './registry.js';
 
 export const VERSION = '0.1.0';
-
-/** Wraps a command's work: builds its Context from the parsed flags. */
-export type Action<O> = (ctx: Context, args: string[], options: O & SharedOptions) => Promise<void>;
-
-// biome-ignore lint/suspicious/noExplicitAny: commander hands options over untyped
-export function action<O = Record<string, any>>(io: Io, fn: Action<O>) {
-  return async (...params: unknown[]) => {
-    const cmd = params[params.length - 1] as Command;
-    const options = cmd.optsWithGlobals() as O & SharedOptions;
-    const ctx = new Context(io, options);
-    try {
-      await readPasswordFromStdin(ctx);
-      await fn(ctx, cmd.args, options);
-    } finally {
-      await ctx.close();
-    }
-  };
-}
 
 /**
  * `onUsageError`: where commander's own messages about the command line go (unknown options,

@@ -13,20 +13,25 @@ import { RegistrySource } from '@soci-ts/soci-index';
 import type { Context } from './context.js';
 import { CliError } from './errors.js';
 
-const clients = new WeakMap<Context, RegistryClient>();
+/** One client per registry a command talks to (convert reads one and pushes to another). */
+const clients = new WeakMap<Context, Map<string, RegistryClient>>();
 
 function credentialsFor(ctx: Context, registry: string): CredentialsProvider {
   const docker = dockerConfigCredentials();
-  const login = userAndPassword(ctx);
+  const login = userAndPassword(ctx, registry);
   if (!login) return docker;
   return chainCredentials(staticCredentials({ [registry]: login }), docker);
 }
 
-/** -u user:password, or -u user with the password from --password-stdin (read by the action). */
-function userAndPassword(ctx: Context): { username: string; password: string } | undefined {
-  const user = ctx.options.user;
+/**
+ * The registry's user:password (-u, or convert's --src-user), or -u user with the password from
+ * --password-stdin (read by the action).
+ */
+function userAndPassword(ctx: Context, registry: string): { username: string; password: string } | undefined {
+  const user = ctx.userFor(registry);
   if (!user) return undefined;
-  if (ctx.password !== undefined) return { username: user, password: ctx.password };
+  if (ctx.password !== undefined && user === ctx.options.user)
+    return { username: user, password: ctx.password };
   const colon = user.indexOf(':');
   if (colon < 0) {
     throw new CliError(
@@ -53,9 +58,17 @@ export async function readPasswordFromStdin(ctx: Context): Promise<void> {
   ctx.password = password;
 }
 
-/** The client for a registry, with this command's flags (one per command run). */
+/**
+ * The client for a registry, with this command's flags: --plain-http, --insecure and -u apply to
+ * every registry the command names (a registry that asks for no credentials gets none).
+ */
 export function registryClient(ctx: Context, registry: string): RegistryClient {
-  let client = clients.get(ctx);
+  let byRegistry = clients.get(ctx);
+  if (!byRegistry) {
+    byRegistry = new Map();
+    clients.set(ctx, byRegistry);
+  }
+  let client = byRegistry.get(registry);
   if (!client) {
     client = new RegistryClient({
       hosts: {
@@ -68,8 +81,9 @@ export function registryClient(ctx: Context, registry: string): RegistryClient {
       // One quick retry: a CLI should fail fast and say why rather than back off for long.
       retry: { maxRetries: 1, baseDelayMs: 100 },
     });
-    clients.set(ctx, client);
-    ctx.onClose(() => client!.close());
+    byRegistry.set(registry, client);
+    const created = client;
+    ctx.onClose(() => created.close());
   }
   return client;
 }

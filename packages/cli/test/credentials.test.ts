@@ -14,23 +14,29 @@ const PASSWORD = 'pw with spaces:and-colon';
 const BUILD = ['--min-layer-size', '65536', '--span-size', '65536', '--quiet'];
 
 let registry: RegistryProcess;
+/** A second registry, without auth: convert reads from one and pushes to the other. */
+let open: RegistryProcess;
 let image: FixtureImage;
 let ref: string;
+let openRef: string;
 
 beforeAll(async () => {
-  [registry, image] = await Promise.all([
+  [registry, open, image] = await Promise.all([
     startRegistry({ htpasswd: { user: USER, password: PASSWORD } }),
+    startRegistry(),
     buildFixtureImage(),
   ]);
-  ref = await pushLayout({ layout: image.layout, tag: image.tag } as never, {
+  const layout = { layout: image.layout, tag: image.tag } as never;
+  ref = await pushLayout(layout, {
     host: registry.host,
     repository: 'private',
     credentials: { user: USER, password: PASSWORD },
   });
+  openRef = await pushLayout(layout, { host: open.host, repository: 'public' });
 });
 
 afterAll(async () => {
-  await Promise.all([registry?.stop(), image?.cleanup()]);
+  await Promise.all([registry?.stop(), open?.stop(), image?.cleanup()]);
 });
 
 /** `soci create <ref>` into a fresh store, in-process, with `stdin` as standard input. */
@@ -85,5 +91,38 @@ describe('--password-stdin', () => {
       },
     );
     expect(r.stderr).toBe('');
+  });
+});
+
+describe('soci convert between two registries, one with auth', () => {
+  /** `soci convert src dst` into a fresh store; exit code and one-line stderr. */
+  async function convert(src: string, dst: string, ...args: string[]) {
+    const io = bufferIo({ stdin: `${PASSWORD}\n` });
+    const code = await main(['convert', src, dst, '--root', await tempRoot(), ...args, ...BUILD], io);
+    return { code, stderr: io.stderr };
+  }
+
+  it("-u is the destination's: from the open registry to the one with auth", async () => {
+    const r = await convert(openRef, `${registry.host}/converted:v2`, '-u', `${USER}:${PASSWORD}`);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const piped = await convert(openRef, `${registry.host}/converted:v3`, '-u', USER, '--password-stdin');
+    expect(piped.stderr).toBe('');
+    expect(piped.code).toBe(0);
+  });
+
+  it("--src-user is the source's; -u never goes to the source registry", async () => {
+    const r = await convert(ref, `${open.host}/from-private:v2`, '--src-user', `${USER}:${PASSWORD}`);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const withDstUser = await convert(ref, `${open.host}/from-private:v3`, '-u', `${USER}:${PASSWORD}`);
+    expect(withDstUser.code).toBe(1);
+    expect(withDstUser.stderr).toMatch(/401|unauthori[sz]ed|credentials/i);
+  });
+
+  it('--src-user with a source in the destination registry is a usage error', async () => {
+    const r = await convert(ref, `${registry.host}/again:v2`, '--src-user', `${USER}:${PASSWORD}`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--src-user is for a source in another registry/);
   });
 });

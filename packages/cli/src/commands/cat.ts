@@ -11,10 +11,10 @@ import {
   selectPlatformImage,
 } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
+import { action } from '../action.js';
 import { withSharedOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
-import { action } from '../main.js';
 import { openSource } from '../sources.js';
 
 export function registerCat(program: Command, io: Io): void {

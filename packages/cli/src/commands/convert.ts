@@ -1,11 +1,11 @@
 /** `soci convert <src> <dst>`: v2 SOCI conversion; the image index at dst lists the SOCI indexes. */
-import { formatReference } from '@soci-ts/oci-referrers';
+import { formatReference, parseReference } from '@soci-ts/oci-referrers';
 import { convertImage, loadImageRoot, pushConvertedImage } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
-import { withSharedOptions } from '../context.js';
+import { action } from '../action.js';
+import { type Context, withSharedOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
-import { action } from '../main.js';
 import { platformText } from '../platform-text.js';
 import { openRepository } from '../registry.js';
 import { isLocalReference, openSource } from '../sources.js';
@@ -29,14 +29,19 @@ export function registerConvert(program: Command, io: Io): void {
     ),
   )
     .description('build v2 SOCI indexes and push the image with them (layers are not re-uploaded)')
+    .option(
+      '--src-user <user:password>',
+      "credentials for <src>'s registry when it is not <dst>'s (default: docker config.json); -u is <dst>'s",
+    )
     .option('--json', 'print the result as JSON')
     .action(
-      action<BuildFlags>(io, async (ctx, [src, dst], flags) => {
+      action<BuildFlags & { srcUser?: string }>(io, async (ctx, [src, dst], flags) => {
         if (isLocalReference(dst!))
           throw new CliError('USAGE', `convert pushes to a registry; ${dst} is not a registry reference`);
         const { ref: target, repository } = openRepository(ctx, dst!);
         if (!target.tag)
           throw new CliError('USAGE', `name the destination with a tag (${dst} has only a digest)`);
+        useSourceCredentials(ctx, src!, target.registry, flags.srcUser);
         const source = await openSource(ctx, src!);
         const root = await loadImageRoot(source);
         const images = await selectImages(source, root, flags);
@@ -86,4 +91,32 @@ export function registerConvert(program: Command, io: Io): void {
         );
       }),
     );
+}
+
+/**
+ * -u (and --password-stdin) are the destination's: the registry pushed to is the one that asks
+ * for them. A source in another registry gets --src-user, or docker config.json alone, so that
+ * the destination's password never goes to the source's token server.
+ */
+function useSourceCredentials(
+  ctx: Context,
+  src: string,
+  dstRegistry: string,
+  srcUser: string | undefined,
+): void {
+  const registry =
+    isLocalReference(src) || ctx.options.containerdAddress ? undefined : parseReference(src).registry;
+  if (registry === undefined || registry === dstRegistry) {
+    if (srcUser !== undefined) {
+      throw new CliError(
+        'USAGE',
+        `--src-user is for a source in another registry than ${dstRegistry}; use -u`,
+      );
+    }
+    return;
+  }
+  if (srcUser !== undefined && !srcUser.includes(':')) {
+    throw new CliError('USAGE', '--src-user takes user:password');
+  }
+  ctx.setUser(registry, srcUser);
 }

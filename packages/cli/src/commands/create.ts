@@ -20,10 +20,10 @@ import {
   selectPlatformImage,
 } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
+import { action } from '../action.js';
 import { type Context, withSharedOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
-import { action } from '../main.js';
 import { platformText } from '../platform-text.js';
 import type { Progress } from '../progress.js';
 import { openSource } from '../sources.js';

@@ -1,10 +1,10 @@
 /** `soci index list|info|rm`: the SOCI indexes in the local store. */
 import type { StoredIndex } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
+import { action } from '../action.js';
 import { withStoreOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
-import { action } from '../main.js';
 import { platformText } from '../platform-text.js';
 import { formatTable } from '../table.js';
 

@@ -5,10 +5,10 @@
  */
 import type { LayerReport, PullReport } from '@soci-ts/containerd-client';
 import type { Command } from 'commander';
+import { action } from '../action.js';
 import { type Context, withOutputOptions, withRegistryOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
-import { action } from '../main.js';
 import { openRepository } from '../registry.js';
 import { isLocalReference } from '../sources.js';
 

@@ -2,10 +2,10 @@
 import { formatReference, parseReference } from '@soci-ts/oci-referrers';
 import { existingV1Indexes, pushSociIndex, SOCI_INDEX_V1 } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
+import { action } from '../action.js';
 import { withSharedOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
-import { action } from '../main.js';
 import { platformText } from '../platform-text.js';
 import { openRepository } from '../registry.js';
 import { isLocalReference } from '../sources.js';

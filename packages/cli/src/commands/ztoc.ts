@@ -3,10 +3,10 @@ import { writeFile } from 'node:fs/promises';
 import type { StoredIndex } from '@soci-ts/soci-index';
 import { decodeZtoc, extractFileBytes, ztocInfo } from '@soci-ts/ztoc';
 import type { Command } from 'commander';
+import { action } from '../action.js';
 import { type Context, withSharedOptions, withStoreOptions } from '../context.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
-import { action } from '../main.js';
 import { openSource } from '../sources.js';
 import { formatTable } from '../table.js';
 
