@@ -5,6 +5,7 @@
  * and the repo's own builders (buildZtoc, buildGzipIndex, buildIndexManifest, encodePrefetch).
  * Written once to `<dir>/<target>/<name>`; a tool that is missing only skips its seeds.
  */
+
 import { spawnSync } from 'node:child_process';
 import {
   linkSync,
@@ -18,8 +19,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { digestOf } from '@soci-ts/oci-referrers';
+
 import { buildGzipIndex, encodeTarZinfo, encodeZinfo } from '../../packages/seekable-gzip/src/index.js';
-import { buildIndexManifest, encodePrefetch, sha256Digest } from '../../packages/soci-index/src/index.js';
+
+import { buildIndexManifest, encodePrefetch } from '../../packages/soci-index/src/index.js';
 import { buildZtoc, encodeZtoc } from '../../packages/ztoc/src/index.js';
 
 type Seeds = Record<string, Uint8Array>;
@@ -196,7 +200,7 @@ async function ztocSeeds(tars: Seeds, work: string): Promise<Seeds> {
     compression_info: {
       compression_algorithm: 'Uncompressed',
       max_span_id: 2,
-      span_digests: [0, 1, 2].map((i) => sha256Digest(Buffer.from([i]))),
+      span_digests: [0, 1, 2].map((i) => digestOf(Buffer.from([i]))),
       checkpoints: [...encodeTarZinfo({ spanSize: 1024, size: 3072 })],
     },
   };
@@ -208,16 +212,16 @@ async function ztocSeeds(tars: Seeds, work: string): Promise<Seeds> {
 
 function sociIndexSeeds(ztocs: Seeds): Seeds {
   const refs = Object.values(ztocs).map((bytes, i) => ({
-    digest: sha256Digest(bytes),
+    digest: digestOf(bytes),
     size: bytes.length,
-    layerDigest: sha256Digest(Buffer.from(`layer ${i}`)),
+    layerDigest: digestOf(Buffer.from(`layer ${i}`)),
     layerMediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
     ...(i % 2 ? { spanSize: 4194304 } : {}),
   }));
   const prefetch = encodePrefetch([{ startSpan: 0, endSpan: 2 }]);
   const subject = {
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    digest: sha256Digest(Buffer.from('m')),
+    digest: digestOf(Buffer.from('m')),
     size: 1234,
   };
   const base = { buildToolIdentifier: 'soci-ts v0.1.0', ztocs: refs, prefetches: [] };
@@ -227,9 +231,7 @@ function sociIndexSeeds(ztocs: Seeds): Seeds {
       ...base,
       version: 'v2',
       disableXattrs: false,
-      prefetches: [
-        { digest: sha256Digest(prefetch), size: prefetch.length, layerDigest: refs[0]!.layerDigest },
-      ],
+      prefetches: [{ digest: digestOf(prefetch), size: prefetch.length, layerDigest: refs[0]!.layerDigest }],
       extraAnnotations: { 'org.example': 'kept' },
     }).bytes,
   };

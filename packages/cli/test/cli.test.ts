@@ -374,8 +374,8 @@ describe('bad input', () => {
     const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
     manifest.layers[0].mediaType = 'application/vnd.oci.image.layer.v1.tar+zstd';
     const bytes = Buffer.from(JSON.stringify(manifest));
-    const { sha256Digest } = await import('@soci-ts/soci-index');
-    const digest = sha256Digest(bytes);
+    const { digestOf } = await import('@soci-ts/oci-referrers');
+    const digest = digestOf(bytes);
     await writeFile(join(layout, 'blobs', 'sha256', digest.slice(7)), bytes);
     const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8'));
     index.manifests[0] = { ...index.manifests[0], digest, size: bytes.length };

@@ -2,12 +2,18 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LocalStore, sha256Digest } from '@soci-ts/soci-index';
+import { digestOf } from '@soci-ts/oci-referrers';
+
+import { LocalStore } from '@soci-ts/soci-index';
 import { run } from '@soci-ts/testing';
+
 import { describe, expect, it } from 'vitest';
+
 import { buildFixtureImage } from '../../soci-index/test/fixture.js';
+
 import { bufferIo, main } from '../src/index.js';
 import { formatRow, Progress } from '../src/progress.js';
+
 import { soci, tempRoot } from './helpers.js';
 
 describe('soci program', () => {
@@ -135,7 +141,7 @@ async function expectConsistentStore(root: string) {
   const store = await LocalStore.open(root); // completes a store whose first open was cut short
   const blobs = join(root, 'blobs', 'sha256');
   for (const name of await readdir(blobs)) {
-    expect(sha256Digest(await readFile(join(blobs, name)))).toBe(`sha256:${name}`);
+    expect(digestOf(await readFile(join(blobs, name)))).toBe(`sha256:${name}`);
   }
   for (const entry of await store.listIndexes()) {
     const index = await store.readSociIndex(entry.digest);

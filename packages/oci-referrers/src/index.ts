@@ -29,7 +29,14 @@ export { isLayerMediaType, type LayerCompression, layerCompressionOf } from './l
 export { fetchBlobParallel, type ParallelFetchOptions, RequestLimit } from './parallel-fetch.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform } from './platform.js';
 export { redactUrl } from './redact.js';
-export { DOCKER_HUB, formatReference, isDigest, parseReference, type Reference } from './reference.js';
+export {
+  DOCKER_HUB,
+  formatReference,
+  isDigest,
+  isSha256Digest,
+  parseReference,
+  type Reference,
+} from './reference.js';
 export {
   type BlobSource,
   type FetchedManifest,

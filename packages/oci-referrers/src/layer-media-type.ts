@@ -1,22 +1,23 @@
 // Layer media types: the one place that says which descriptor types are image layers and how
 // their blobs are compressed (the unpacker, the index builder and the pull all ask here).
+import { MediaType } from './types.js';
 
 /** How a layer blob is compressed. */
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 
 /** Every tar layer type of the OCI image spec and Docker's image manifest v2 schema 2. */
 const LAYER_COMPRESSION: ReadonlyMap<string, LayerCompression> = new Map([
-  ['application/vnd.oci.image.layer.v1.tar', 'none'],
-  ['application/vnd.oci.image.layer.v1.tar+gzip', 'gzip'],
-  ['application/vnd.oci.image.layer.v1.tar+zstd', 'zstd'],
+  [MediaType.OciLayer, 'none'],
+  [MediaType.OciLayerGzip, 'gzip'],
+  [MediaType.OciLayerZstd, 'zstd'],
   // Deprecated by the image spec, still found in the wild.
-  ['application/vnd.oci.image.layer.nondistributable.v1.tar', 'none'],
-  ['application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'gzip'],
-  ['application/vnd.oci.image.layer.nondistributable.v1.tar+zstd', 'zstd'],
-  ['application/vnd.docker.image.rootfs.diff.tar', 'none'],
-  ['application/vnd.docker.image.rootfs.diff.tar.gzip', 'gzip'],
-  ['application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', 'gzip'],
-  ['application/vnd.docker.image.rootfs.diff.tar.zstd', 'zstd'],
+  [MediaType.OciLayerNondistributable, 'none'],
+  [MediaType.OciLayerNondistributableGzip, 'gzip'],
+  [MediaType.OciLayerNondistributableZstd, 'zstd'],
+  [MediaType.DockerLayer, 'none'],
+  [MediaType.DockerLayerGzip, 'gzip'],
+  [MediaType.DockerForeignLayerGzip, 'gzip'],
+  [MediaType.DockerLayerZstd, 'zstd'],
 ]);
 
 /** The compression of a tar layer of this media type; undefined when it is not one of them. */

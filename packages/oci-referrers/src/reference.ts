@@ -27,6 +27,11 @@ export function isDigest(value: string): boolean {
   return DIGEST.test(value);
 }
 
+/** True for a `sha256:<64 hex>` digest only: the one algorithm SOCI artifacts and layouts use. */
+export function isSha256Digest(value: string): boolean {
+  return value.startsWith('sha256:') && DIGEST.test(value);
+}
+
 /**
  * Parses `[registry/]name[:tag][@digest]` the way Docker does: no registry means Docker Hub, a single
  * Docker Hub component gets `library/`, the first component is a registry when it has a `.` or a `:`

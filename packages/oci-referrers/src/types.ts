@@ -7,11 +7,17 @@ export const MediaType = {
   OciLayer: 'application/vnd.oci.image.layer.v1.tar',
   OciLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
   OciLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  OciLayerNondistributable: 'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  OciLayerNondistributableGzip: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  OciLayerNondistributableZstd: 'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
   OciEmpty: 'application/vnd.oci.empty.v1+json',
   DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   DockerConfig: 'application/vnd.docker.container.image.v1+json',
+  DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
   DockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  DockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  DockerLayerZstd: 'application/vnd.docker.image.rootfs.diff.tar.zstd',
   OctetStream: 'application/octet-stream',
 } as const;
 

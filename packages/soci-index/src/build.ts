@@ -3,25 +3,35 @@
  * streamed once through the zTOC builder; layers run in parallel. Nothing is written
  * anywhere: the caller stores or pushes the result.
  */
+
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { digestOf } from '@soci-ts/oci-referrers';
+
 import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
+
 import { largestFirst, mapConcurrent } from './concurrency.js';
+
 import {
   BUILD_TOOL_IDENTIFIER,
   DEFAULT_MIN_LAYER_SIZE,
   DEFAULT_SPAN_SIZE,
   type SociIndexVersion,
 } from './constants.js';
-import { sha256Digest } from './digest.js';
+
 import type { EncodedManifest } from './encode.js';
 import { SociIndexError } from './errors.js';
+
 import type { PlatformImage } from './image.js';
 import { buildIndexManifest, type PrefetchRef, type SociIndex, type ZtocRef } from './index-manifest.js';
+
 import { layerCompression } from './layer-kind.js';
+
 import type { Descriptor, ImageManifest } from './oci.js';
 import { encodePrefetch } from './prefetch.js';
+
 import { type PrefetchEntry, planPrefetch } from './prefetch-plan.js';
+
 import type { ImageSource } from './source.js';
 import { inThreadZtocBuilder, type ZtocBuilder } from './ztoc-builder.js';
 
@@ -149,7 +159,7 @@ export async function buildSociIndex(
         );
       }
       const ref: ZtocRef = {
-        digest: sha256Digest(bytes),
+        digest: digestOf(bytes),
         size: bytes.length,
         layerDigest: layer.digest,
         layerMediaType: layer.mediaType,
@@ -201,7 +211,7 @@ function prefetchBlobs(results: LayerResult[], entries: readonly (string | Prefe
     const bytes = encodePrefetch(spans);
     blobs.push(bytes);
     refs.push({
-      digest: sha256Digest(bytes),
+      digest: digestOf(bytes),
       size: bytes.length,
       layerDigest: results[layerIndex]!.layer.digest,
     });

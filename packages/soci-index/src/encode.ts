@@ -1,4 +1,5 @@
-import { canonicalJsonBytes, sha256Digest } from './digest.js';
+import { digestOf } from '@soci-ts/oci-referrers';
+import { canonicalJsonBytes } from './digest.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './oci.js';
 
 /** Manifest bytes plus the descriptor that names them. */
@@ -14,5 +15,5 @@ export function encodeManifest<T extends ImageManifest | ImageIndex>(
   mediaType: string,
 ): EncodedManifest<T> {
   const bytes = canonicalJsonBytes(manifest);
-  return { manifest, bytes, descriptor: { mediaType, digest: sha256Digest(bytes), size: bytes.length } };
+  return { manifest, bytes, descriptor: { mediaType, digest: digestOf(bytes), size: bytes.length } };
 }

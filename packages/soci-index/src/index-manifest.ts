@@ -1,3 +1,4 @@
+import { isSha256Digest } from '@soci-ts/oci-referrers';
 import {
   ANNOTATION_BUILD_TOOL,
   ANNOTATION_DISABLE_XATTRS,
@@ -12,12 +13,17 @@ import {
   type SociIndexVersion,
   ZTOC_MEDIA_TYPE,
 } from './constants.js';
+
 import { checkDescriptor, isStringRecord } from './descriptor-check.js';
-import { isDigest } from './digest.js';
+
 import { type EncodedManifest, encodeManifest } from './encode.js';
+
 import { SociIndexError } from './errors.js';
+
 import { describeJsonValue, parseJsonObject } from './json-object.js';
+
 import { checkLimit, limitsOf, type ParseOptions } from './limits.js';
+
 import { type Descriptor, type ImageManifest, OCI_MANIFEST } from './oci.js';
 
 /** One zTOC of the index and the image layer it describes. */
@@ -124,7 +130,7 @@ export function parseIndexManifest(
       ? (input as Record<string, unknown>)
       : parseJsonObject(input, limits, 'maxManifestBytes', 'the SOCI index manifest', invalid);
   if (json.schemaVersion !== 2) invalid('schemaVersion is not 2');
-  const config = checkDescriptor(json.config, 'config', invalid, isDigest);
+  const config = checkDescriptor(json.config, 'config', invalid, isSha256Digest);
   const version = sociVersionOf({ artifactType: json.artifactType as string | undefined, config });
   if (!version) invalid(`artifact type is ${describeJsonValue(json.artifactType ?? config.mediaType)}`);
   if (!Array.isArray(json.layers)) invalid('layers is not a list');
@@ -132,9 +138,10 @@ export function parseIndexManifest(
   const ztocs: ZtocRef[] = [];
   const prefetches: PrefetchRef[] = [];
   json.layers.forEach((raw, i) => {
-    const layer = checkDescriptor(raw, `layers[${i}]`, invalid, isDigest);
+    const layer = checkDescriptor(raw, `layers[${i}]`, invalid, isSha256Digest);
     const layerDigest = layer.annotations?.[ANNOTATION_LAYER_DIGEST];
-    if (!layerDigest || !isDigest(layerDigest)) invalid(`layers[${i}] has no ${ANNOTATION_LAYER_DIGEST}`);
+    if (!layerDigest || !isSha256Digest(layerDigest))
+      invalid(`layers[${i}] has no ${ANNOTATION_LAYER_DIGEST}`);
     if (layer.mediaType === PREFETCH_MEDIA_TYPE) {
       prefetches.push({ digest: layer.digest, size: layer.size, layerDigest });
       return;

@@ -22,7 +22,6 @@ export {
   ociMediaType,
   wrapManifestInIndex,
 } from './convert-manifests.js';
-export { isDigest, sha256Digest } from './digest.js';
 export {
   type DiscoveryRepository,
   type FindOptions,

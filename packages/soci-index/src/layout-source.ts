@@ -1,9 +1,12 @@
 /** Reads images from an OCI image layout directory (`oci:<dir>[:<tag>]`). */
+
 import { createReadStream } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isDigest } from './digest.js';
+import { isSha256Digest } from '@soci-ts/oci-referrers';
+
 import { SociIndexError } from './errors.js';
+
 import type { Descriptor, ImageIndex } from './oci.js';
 import type { ImageSource } from './source.js';
 
@@ -26,7 +29,7 @@ export function pickLayoutEntry(
       `${where} holds ${entries.length} images; name one as ${where}:<tag>`,
     );
   }
-  const hit = isDigest(tagOrDigest)
+  const hit = isSha256Digest(tagOrDigest)
     ? entries.find((d) => d.digest === tagOrDigest)
     : entries.find((d) => d.annotations?.[REF_NAME] === tagOrDigest);
   if (!hit) {

@@ -6,15 +6,21 @@
  * belong to; it is replaced the same way, under a lock file, and only after every blob
  * it points to is in place.
  */
+
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { digestOf, isSha256Digest } from '@soci-ts/oci-referrers';
+
 import { checkIndexSubject } from './binding.js';
+
 import { ANNOTATION_IMAGE_MANIFEST_DIGEST, artifactTypeOf, EMPTY_CONFIG_BYTES } from './constants.js';
-import { isDigest, sha256Digest } from './digest.js';
+
 import { SociIndexError } from './errors.js';
+
 import { parseIndexManifest, type SociIndex } from './index-manifest.js';
+
 import { type Descriptor, type ImageIndex, OCI_INDEX, OCI_MANIFEST, type Platform } from './oci.js';
 
 /** Annotation on index.json entries: the image reference the index was built from. */
@@ -57,7 +63,7 @@ export class LocalStore {
   }
 
   blobPath(digest: string): string {
-    if (!isDigest(digest)) {
+    if (!isSha256Digest(digest)) {
       throw new SociIndexError('NOT_FOUND', `"${digest}" is not a sha256 digest (sha256:<64 hex digits>)`);
     }
     return join(this.root, 'blobs', 'sha256', digest.slice('sha256:'.length));
@@ -78,7 +84,7 @@ export class LocalStore {
       }
       throw err;
     }
-    if (sha256Digest(bytes) !== digest) {
+    if (digestOf(bytes) !== digest) {
       throw new SociIndexError(
         'STORE_CORRUPT',
         `blob ${digest} in ${this.root} is corrupt (content does not match its digest); ` +
@@ -90,7 +96,7 @@ export class LocalStore {
 
   /** Stores a blob (no-op when already present) and returns its digest and size. */
   async writeBlob(bytes: Uint8Array, expectedDigest?: string): Promise<{ digest: string; size: number }> {
-    const digest = sha256Digest(bytes);
+    const digest = digestOf(bytes);
     if (expectedDigest !== undefined && expectedDigest !== digest) {
       throw new SociIndexError('DIGEST_MISMATCH', `content has digest ${digest}, expected ${expectedDigest}`);
     }
@@ -122,7 +128,7 @@ export class LocalStore {
     for (const blob of entry.blobs) await this.writeBlob(blob);
     await this.writeBlob(EMPTY_CONFIG_BYTES);
     const parsed = parseIndexManifest(entry.manifestBytes);
-    checkIndexSubject(parsed, entry.imageManifestDigest, sha256Digest(entry.manifestBytes));
+    checkIndexSubject(parsed, entry.imageManifestDigest, digestOf(entry.manifestBytes));
     const { digest, size } = await this.writeBlob(entry.manifestBytes);
     const descriptor: Descriptor = {
       mediaType: OCI_MANIFEST,
@@ -168,7 +174,7 @@ export class LocalStore {
 
   /** Deletes blobs that no index entry reaches, and stale temporary files. */
   async collectGarbage(): Promise<void> {
-    const live = new Set<string>([sha256Digest(EMPTY_CONFIG_BYTES)]);
+    const live = new Set<string>([digestOf(EMPTY_CONFIG_BYTES)]);
     for (const entry of await this.listIndexes()) {
       live.add(entry.digest);
       try {

@@ -1,14 +1,15 @@
+import { digestOf } from '@soci-ts/oci-referrers';
 import { describe, expect, it } from 'vitest';
+
 import {
   annotateManifestForV2,
   convertImageIndex,
   type ImageIndex,
   type ImageManifest,
-  sha256Digest,
   wrapManifestInIndex,
 } from '../src/index.js';
 
-const d = (s: string) => sha256Digest(new TextEncoder().encode(s));
+const d = (s: string) => digestOf(new TextEncoder().encode(s));
 
 const dockerManifest: ImageManifest = {
   schemaVersion: 2,
@@ -33,7 +34,7 @@ describe('v2 conversion', () => {
       ['application/vnd.oci.image.layer.v1.tar', d('l2'), 200],
     ]);
     expect(out.manifest.annotations).toEqual({ 'com.amazon.soci.index-digest': d('soci') });
-    expect(out.descriptor.digest).toBe(sha256Digest(out.bytes));
+    expect(out.descriptor.digest).toBe(digestOf(out.bytes));
   });
 
   it('replaces converted platforms in an index, keeps the others, appends SOCI descriptors, drops stale ones', () => {

@@ -3,11 +3,13 @@
  * indexed layers with many spans, a tiny layer below the minimum size, a file replaced in
  * an upper layer, a whiteout, an opaque directory, symlinks and a hardlink.
  */
+
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { sha256Digest } from '@soci-ts/soci-index';
+import { digestOf } from '@soci-ts/oci-referrers';
+
 import { run } from '@soci-ts/testing';
 
 export interface FixtureImage {
@@ -48,7 +50,7 @@ export async function buildFixtureImage(tag = 'v1'): Promise<FixtureImage> {
   const blobs = join(layout, 'blobs', 'sha256');
   await mkdir(blobs, { recursive: true });
   const putBlob = async (bytes: Uint8Array) => {
-    const digest = sha256Digest(bytes);
+    const digest = digestOf(bytes);
     await writeFile(join(blobs, digest.slice(7)), bytes);
     return { digest, size: bytes.length };
   };
@@ -95,7 +97,7 @@ export async function buildFixtureImage(tag = 'v1'): Promise<FixtureImage> {
       '.',
     ]);
     const tarBytes = await readFile(tar);
-    diffIds.push(sha256Digest(tarBytes));
+    diffIds.push(digestOf(tarBytes));
     await run('sh', ['-c', `${i === 2 ? 'pigz -b 128' : 'gzip'} -n -c ${tar} > ${tar}.gz`]);
     const { digest, size } = await putBlob(await readFile(`${tar}.gz`));
     layerDescriptors.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size });
@@ -156,7 +158,7 @@ export async function addMultiPlatformIndex(image: FixtureImage, tag: string): P
   const blobs = join(image.layout, 'blobs', 'sha256');
   const read = async (digest: string) => readFile(join(blobs, digest.slice(7)));
   const put = async (bytes: Uint8Array) => {
-    const digest = sha256Digest(bytes);
+    const digest = digestOf(bytes);
     await writeFile(join(blobs, digest.slice(7)), bytes);
     return { digest, size: bytes.length };
   };

@@ -1,8 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { digestOf } from '@soci-ts/oci-referrers';
+
 import { describe, expect, it } from 'vitest';
+
 import { measureSync, RSS_GROWTH_BOUND, WALL_MS_BOUND } from '../../ztoc/test/resource-bounds.js';
+
 import {
   buildIndexManifest,
   DEFAULT_SOCI_INDEX_LIMITS,
@@ -14,11 +18,10 @@ import {
   parseIndexManifest,
   parsePrefetch,
   type SociIndex,
-  sha256Digest,
 } from '../src/index.js';
 
 const code = (c: string) => expect.objectContaining({ code: c });
-const digest = (s: string) => sha256Digest(Buffer.from(s));
+const digest = (s: string) => digestOf(Buffer.from(s));
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 /** `count` layer descriptors, as a SOCI index lists its zTOCs. */

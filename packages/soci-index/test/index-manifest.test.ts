@@ -1,5 +1,7 @@
+import { digestOf } from '@soci-ts/oci-referrers';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+
 import {
   buildIndexManifest,
   EMPTY_CONFIG_BYTES,
@@ -7,10 +9,9 @@ import {
   parseIndexManifest,
   type SociIndex,
   SociIndexError,
-  sha256Digest,
 } from '../src/index.js';
 
-const digestArb = fc.uint8Array({ minLength: 1, maxLength: 8 }).map((b) => sha256Digest(b));
+const digestArb = fc.uint8Array({ minLength: 1, maxLength: 8 }).map((b) => digestOf(b));
 const ztocArb = fc.record({
   digest: digestArb,
   size: fc.nat({ max: 1e9 }),
@@ -33,7 +34,7 @@ const indexArb: fc.Arbitrary<SociIndex> = fc.record({
 
 describe('SOCI index manifest', () => {
   it('the empty config digest is sha256 of "{}"', () => {
-    expect(sha256Digest(EMPTY_CONFIG_BYTES)).toBe(EMPTY_CONFIG_DIGEST);
+    expect(digestOf(EMPTY_CONFIG_BYTES)).toBe(EMPTY_CONFIG_DIGEST);
   });
 
   it('parse(build(index)) gives the index back, bytes are JSON the registry can take', () => {
@@ -41,7 +42,7 @@ describe('SOCI index manifest', () => {
       fc.property(indexArb, (index) => {
         const built = buildIndexManifest(index);
         expect(parseIndexManifest(built.bytes)).toEqual(index);
-        expect(built.descriptor.digest).toBe(sha256Digest(built.bytes));
+        expect(built.descriptor.digest).toBe(digestOf(built.bytes));
         const json = JSON.parse(new TextDecoder().decode(built.bytes));
         expect(json.config).toEqual({
           mediaType: `application/vnd.amazon.soci.index.${index.version}+json`,
@@ -71,7 +72,7 @@ describe('SOCI index manifest', () => {
   });
 
   it('reads a layer without a span-size annotation (older writers)', () => {
-    const d = sha256Digest(new Uint8Array([1]));
+    const d = digestOf(new Uint8Array([1]));
     const index = parseIndexManifest({
       schemaVersion: 2,
       config: {

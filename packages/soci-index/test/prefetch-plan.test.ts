@@ -1,6 +1,9 @@
+import { digestOf } from '@soci-ts/oci-referrers';
 import { fileSpans, findFile, spansForRange, type Ztoc } from '@soci-ts/ztoc';
+
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import {
   type BuiltSociIndex,
   buildSociIndex,
@@ -13,7 +16,6 @@ import {
   parsePrefetchList,
   planPrefetch,
   selectPlatformImage,
-  sha256Digest,
 } from '../src/index.js';
 import { buildFixtureImage, type FixtureImage } from './fixture.js';
 
@@ -135,7 +137,7 @@ describe('buildSociIndex with prefetch paths', () => {
     expect(built.index.prefetches.map((p) => p.layerDigest)).toEqual([layers[0]!.digest, layers[2]!.digest]);
     const planned = planPrefetch(ztocs, ['/etc/link-to-data', '/bin/tool', '/nope']);
     for (const [i, ref] of built.index.prefetches.entries()) {
-      const blob = built.blobs.find((b) => sha256Digest(b) === ref.digest);
+      const blob = built.blobs.find((b) => digestOf(b) === ref.digest);
       expect(blob?.length).toBe(ref.size);
       expect(parsePrefetch(blob!)).toEqual(planned.layers.get(i === 0 ? 0 : 2));
     }

@@ -1,8 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { digestOf } from '@soci-ts/oci-referrers';
+
 import { run } from '@soci-ts/testing';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import {
   ArchiveSource,
   buildIndexManifest,
@@ -14,7 +18,6 @@ import {
   loadImageRoot,
   type SociIndexError,
   selectPlatformImage,
-  sha256Digest,
 } from '../src/index.js';
 import { buildFixtureImage, type FixtureImage } from './fixture.js';
 
@@ -64,7 +67,7 @@ describe('building from local sources', () => {
 });
 
 describe('findSociIndex order', () => {
-  const manifestDigest = sha256Digest(Buffer.from('m'));
+  const manifestDigest = digestOf(Buffer.from('m'));
   const v1 = buildIndexManifest({
     version: 'v1',
     buildToolIdentifier: 't',

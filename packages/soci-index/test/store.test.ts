@@ -1,8 +1,11 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { digestOf } from '@soci-ts/oci-referrers';
+
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildIndexManifest, LocalStore, type SociIndexError, sha256Digest } from '../src/index.js';
+
+import { buildIndexManifest, LocalStore, type SociIndexError } from '../src/index.js';
 
 let root: string;
 beforeEach(async () => {
@@ -17,9 +20,9 @@ function sampleIndex(blob: Uint8Array, layer: string) {
     disableXattrs: false,
     ztocs: [
       {
-        digest: sha256Digest(blob),
+        digest: digestOf(blob),
         size: blob.length,
-        layerDigest: sha256Digest(Buffer.from(layer)),
+        layerDigest: digestOf(Buffer.from(layer)),
         layerMediaType: 'x',
       },
     ],
@@ -44,7 +47,7 @@ describe('LocalStore', () => {
     });
     const ztoc = new Uint8Array([1, 2, 3]);
     const built = sampleIndex(ztoc, 'a');
-    const manifestDigest = sha256Digest(Buffer.from('image'));
+    const manifestDigest = digestOf(Buffer.from('image'));
     const entry = await store.addIndex({
       manifestBytes: built.bytes,
       blobs: [ztoc],
@@ -55,7 +58,7 @@ describe('LocalStore', () => {
     expect(await store.listIndexes()).toMatchObject([
       { digest: built.descriptor.digest, imageManifestDigest: manifestDigest, imageRef: 'r/x:1' },
     ]);
-    expect(await store.readBlob(sha256Digest(ztoc))).toEqual(Buffer.from(ztoc));
+    expect(await store.readBlob(digestOf(ztoc))).toEqual(Buffer.from(ztoc));
     expect((await store.readSociIndex(entry.digest)).ztocs).toHaveLength(1);
     // Adding it again does not duplicate the entry.
     await store.addIndex({
@@ -67,7 +70,7 @@ describe('LocalStore', () => {
     expect(await store.listIndexes()).toHaveLength(1);
     await store.removeIndexes((e) => e.digest === entry.digest);
     expect(await store.listIndexes()).toEqual([]);
-    expect(await store.has(sha256Digest(ztoc))).toBe(false);
+    expect(await store.has(digestOf(ztoc))).toBe(false);
     expect(await readdir(join(root, 'ingest'))).toEqual([]);
   });
 
@@ -80,7 +83,7 @@ describe('LocalStore', () => {
         return (i % 2 ? store : other).addIndex({
           manifestBytes: sampleIndex(blob, `l${i}`).bytes,
           blobs: [blob],
-          imageManifestDigest: sha256Digest(Buffer.from(`img${i}`)),
+          imageManifestDigest: digestOf(Buffer.from(`img${i}`)),
           imageRef: `r/${i}`,
         });
       }),
@@ -100,7 +103,7 @@ describe('LocalStore', () => {
 
   it('refuses content that does not match the digest it should have, writing nothing', async () => {
     const store = await LocalStore.open(root);
-    expect(await codeOf(store.writeBlob(new Uint8Array([1]), sha256Digest(new Uint8Array([2]))))).toBe(
+    expect(await codeOf(store.writeBlob(new Uint8Array([1]), digestOf(new Uint8Array([2]))))).toBe(
       'DIGEST_MISMATCH',
     );
     expect(await readdir(join(root, 'blobs', 'sha256'))).toEqual([]);
