@@ -27,7 +27,8 @@ export {
   manifestGcLabels,
   snapshotLabels,
 } from './pull/labels.js';
-export { type LayerReport, type PullImageOptions, type PullReport, pullImage } from './pull/pull.js';
+export type { LayerReport } from './pull/layer-pull.js';
+export { type PullImageOptions, type PullReport, pullImage } from './pull/pull.js';
 export type { ImageSource } from './pull/source.js';
 export {
   type BlobData,

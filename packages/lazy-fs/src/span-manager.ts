@@ -1,10 +1,9 @@
-import { webcrypto } from 'node:crypto';
-import { untilAborted } from '@soci-ts/oci-referrers';
 import { type DiskSpanCache, spanCacheKey } from './disk-cache.js';
 import { LazyFsError } from './errors.js';
 import type { LayerSpans } from './layer-spans.js';
 import { MemoryLru } from './memory-lru.js';
 import type { LazyFsMetrics } from './metrics.js';
+import { SpanFetcher } from './span-fetcher.js';
 import type { BlobRangeReader, FetchPriority } from './types.js';
 
 export interface SpanManagerOptions {
@@ -79,9 +78,8 @@ export class SpanManager {
   private readonly completed: Uint8Array;
   private completedCount = 0;
   private readonly maxCoalesceBytes: number;
-  private readonly maxAttempts: number;
-  private readonly retryDelayMs: number;
-  private readonly fetchDeadlineMs: number;
+  /** Gets missing spans from the blob, verified and decoded. */
+  private readonly fetcher: SpanFetcher;
   private readonly diskReadAheadSpans: number;
   /** Where the last foreground read ended: a read starting there is taken as sequential. */
   private lastReadEnd = -1;
@@ -112,10 +110,11 @@ export class SpanManager {
       this.memoryKeys.push(`${options.layerDigest}/${key}`);
     }
     this.maxCoalesceBytes = options.maxCoalesceBytes ?? 16 * 1024 * 1024;
-    this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
-    this.retryDelayMs = options.retryDelayMs ?? 50;
-    // AbortSignal.timeout takes 1 ms .. 2^31-1 ms; outside that every fetch would fail at once.
-    this.fetchDeadlineMs = Math.min(Math.max(1, options.fetchDeadlineMs ?? 30_000), 2 ** 31 - 1);
+    this.fetcher = new SpanFetcher(options, {
+      counters: this.counters,
+      isClosed: () => this.closed,
+      onVerified: (spanId, decoded, priority) => this.keepDecoded(spanId, decoded, priority),
+    });
     this.diskReadAheadSpans = Math.max(0, options.diskReadAheadSpans ?? 2);
     this.completed = new Uint8Array(this.layout.spanCount);
     const disk = options.diskCache;
@@ -308,7 +307,7 @@ export class SpanManager {
     }
     // Evicted meanwhile, or failed its checksum (the cache deleted and reported it): fetch it again.
     this.unmarkCompleted(spanId);
-    return this.fetchWithRetries([spanId], priority).then((spans) => spans.get(spanId)!);
+    return this.fetcher.fetch([spanId], priority).then((spans) => spans.get(spanId)!);
   }
 
   /**
@@ -339,7 +338,7 @@ export class SpanManager {
 
   private startRun(ids: number[], priority: FetchPriority): void {
     this.options.metrics.onCacheMiss();
-    const all = this.fetchWithRetries(ids, priority);
+    const all = this.fetcher.fetch(ids, priority);
     for (const id of ids) {
       this.track(
         id,
@@ -358,121 +357,8 @@ export class SpanManager {
     return tracked;
   }
 
-  /**
-   * Fetches `ids` (adjacent) with one request, then refetches each span that failed, alone, up
-   * to `maxAttempts` attempts in total. Resolves with every span's decoded bytes, or rejects
-   * when one span could not be had.
-   */
-  private async fetchWithRetries(ids: number[], priority: FetchPriority): Promise<Map<number, Uint8Array>> {
-    const done = new Map<number, Uint8Array>();
-    let lastError: unknown;
-    let todo = ids;
-    const deadline = AbortSignal.timeout(this.fetchDeadlineMs);
-    for (let attempt = 1; attempt <= this.maxAttempts && todo.length > 0 && !deadline.aborted; attempt++) {
-      if (attempt > 1) await sleep(this.retryDelayMs * (attempt - 1));
-      if (this.closed || deadline.aborted) break;
-      const groups = attempt === 1 ? [todo] : todo.map((id) => [id]);
-      const results = await Promise.allSettled(
-        groups.map((group) => this.fetchGroup(group, priority, done, deadline)),
-      );
-      for (const r of results) if (r.status === 'rejected') lastError = r.reason;
-      todo = ids.filter((id) => !done.has(id));
-    }
-    if (todo.length > 0) {
-      if (this.closed) throw new LazyFsError('LAYER_CLOSED', 'the layer was closed while a span was fetched');
-      if (deadline.aborted) {
-        throw new LazyFsError(
-          'SPAN_FETCH_FAILED',
-          `span ${todo[0]} of layer ${this.options.layerDigest} could not be fetched within ${this.fetchDeadlineMs} ms (the registry does not answer); the next read tries again`,
-          { cause: lastError },
-        );
-      }
-      if (lastError instanceof LazyFsError) throw lastError;
-      throw new LazyFsError(
-        'SPAN_FETCH_FAILED',
-        `could not fetch span ${todo[0]} of layer ${this.options.layerDigest} after ${this.maxAttempts} attempts: ${String(lastError)}`,
-        { cause: lastError },
-      );
-    }
-    return done;
-  }
-
-  /** One range request for adjacent spans; verified spans go into `done`, the rest throw. */
-  private async fetchGroup(
-    ids: number[],
-    priority: FetchPriority,
-    done: Map<number, Uint8Array>,
-    deadline: AbortSignal,
-  ): Promise<void> {
-    const start = this.layout.compressedRange(ids[0]!).start;
-    const end = this.layout.compressedRange(ids[ids.length - 1]!).end;
-    const began = performance.now();
-    let bytes: Uint8Array;
-    try {
-      // The reader is asked to stop at the deadline; one that does not is left behind all the same.
-      bytes = await untilAborted(this.options.blob.readRange(start, end, { signal: deadline }), deadline);
-      if (bytes.byteLength !== end - start) {
-        throw new Error(`got ${bytes.byteLength} bytes for range [${start}, ${end}) of ${end - start}`);
-      }
-    } catch (err) {
-      this.counters.fetchErrors++;
-      this.options.metrics.onFetchError(err);
-      throw new LazyFsError(
-        'SPAN_FETCH_FAILED',
-        `range request for spans ${ids[0]}..${ids.at(-1)} failed: ${err}`,
-        {
-          cause: err,
-        },
-      );
-    }
-    this.counters.fetches++;
-    this.counters.bytesFetched += bytes.byteLength;
-    this.options.metrics.onSpanFetch(bytes.byteLength, performance.now() - began, priority);
-    let failure: unknown;
-    await Promise.all(
-      ids.map(async (id) => {
-        const range = this.layout.compressedRange(id);
-        const compressed = bytes.subarray(range.start - start, range.end - start);
-        try {
-          done.set(id, await this.verifyAndDecode(id, compressed, priority));
-        } catch (err) {
-          failure = err;
-        }
-      }),
-    );
-    if (failure) throw failure;
-  }
-
-  private async verifyAndDecode(
-    spanId: number,
-    compressed: Uint8Array,
-    priority: FetchPriority,
-  ): Promise<Uint8Array> {
-    const expected = this.layout.digest(spanId);
-    const actual = await sha256(compressed);
-    if (actual !== expected) {
-      this.counters.verifyFailures++;
-      this.options.metrics.onVerifyFailure(spanId);
-      throw new LazyFsError(
-        'SPAN_VERIFY_FAILED',
-        `span ${spanId} of layer ${this.options.layerDigest} has digest ${actual}, the zTOC says ${expected}; the registry served different bytes`,
-      );
-    }
-    const range = this.layout.uncompressedRange(spanId);
-    let decoded: Uint8Array;
-    try {
-      decoded = await this.layout.decode(spanId, compressed);
-    } catch (err) {
-      throw new LazyFsError('SPAN_DECODE_FAILED', `span ${spanId} could not be decoded: ${err}`, {
-        cause: err,
-      });
-    }
-    if (decoded.byteLength !== range.end - range.start) {
-      throw new LazyFsError(
-        'SPAN_DECODE_FAILED',
-        `span ${spanId} decoded to ${decoded.byteLength} bytes, expected ${range.end - range.start}; the zTOC does not match the layer`,
-      );
-    }
+  /** Puts a verified, decoded span into memory and starts its disk write. */
+  private keepDecoded(spanId: number, decoded: Uint8Array, priority: FetchPriority): void {
     this.memory.set(this.memoryKeys[spanId]!, decoded);
     // Readers need not wait for the disk write; background work waits for it (ensureSpans).
     const stored = this.store(spanId, decoded, priority);
@@ -480,7 +366,6 @@ export class SpanManager {
     void stored.finally(() => {
       if (this.storing.get(spanId) === stored) this.storing.delete(spanId);
     });
-    return decoded;
   }
 
   private async store(spanId: number, decoded: Uint8Array, priority: FetchPriority): Promise<void> {
@@ -518,14 +403,4 @@ function copySpan(spanStart: number, span: Uint8Array, offset: number, target: U
   const from = Math.max(offset, spanStart);
   const to = Math.min(offset + target.byteLength, spanStart + span.byteLength);
   if (to > from) target.set(span.subarray(from - spanStart, to - spanStart), from - offset);
-}
-
-async function sha256(bytes: Uint8Array): Promise<string> {
-  // WebCrypto digests run on libuv's thread pool: hashing a span never blocks the event loop.
-  const digest = await webcrypto.subtle.digest('SHA-256', bytes);
-  return `sha256:${Buffer.from(digest).toString('hex')}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,5 +1,5 @@
 import { RegistryError } from './errors.js';
-import { abandon, type HttpResponse } from './transport.js';
+import { abandon, type HttpResponse } from './http-response.js';
 
 /** The smallest interface a lazy reader needs: random reads of one remote blob. */
 export interface BlobRangeReader {

@@ -1,6 +1,7 @@
 import { InvalidReferenceError } from './errors.js';
 import { parseReference, type Reference } from './reference.js';
-import { Repository, type RepositoryContext } from './repository.js';
+import { Repository } from './repository.js';
+import type { RepositoryContext } from './repository-endpoint.js';
 import { Transport, type TransportOptions } from './transport.js';
 
 export interface RegistryClientOptions extends TransportOptions {

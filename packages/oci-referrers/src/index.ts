@@ -1,6 +1,7 @@
 // @soci-ts/oci-referrers: a typed OCI distribution client on undici.
 
 export type { BlobRangeReader } from './blob-range.js';
+export type { BlobSource, PushBlobOptions } from './blob-upload.js';
 export {
   type Challenge,
   InvalidChallengeError,
@@ -37,16 +38,9 @@ export {
   parseReference,
   type Reference,
 } from './reference.js';
-export {
-  type BlobSource,
-  type FetchedManifest,
-  type PushBlobOptions,
-  type ReadOptions,
-  type ReferrersOptions,
-  Repository,
-  referrerDescriptor,
-  referrersTag,
-} from './repository.js';
+export { type ReferrersOptions, referrerDescriptor, referrersTag } from './referrers.js';
+export { type FetchedManifest, Repository } from './repository.js';
+export type { ReadOptions } from './repository-endpoint.js';
 export {
   type AgentOptions,
   createRegistryAgent,

@@ -46,12 +46,8 @@ export {
   type RemoteRestoreRequest,
   type UnmountReason,
 } from './remote.js';
-export {
-  type RemoteOutcome,
-  type SnapshotInfo,
-  Snapshotter,
-  type SnapshotterOptions,
-} from './snapshotter.js';
+export type { RemoteOutcome } from './remote-snapshots.js';
+export { type SnapshotInfo, Snapshotter, type SnapshotterOptions } from './snapshotter.js';
 export { registryFromConfig } from './soci/registry-from-config.js';
 export {
   SociRemoteSource,

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { SnapshotKind } from './metadata-store.js';
-import type { RemoteOutcome } from './snapshotter.js';
+import type { RemoteOutcome } from './remote-snapshots.js';
 
 /** The daemon's Prometheus metrics. Other modules add theirs to `registry`. */
 export class SnapshotterMetrics {

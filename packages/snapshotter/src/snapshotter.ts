@@ -2,14 +2,7 @@ import { lchown, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promi
 import { join } from 'node:path';
 import { LABEL } from '@soci-ts/containerd-client';
 import type { Logger } from 'pino';
-import {
-  alreadyExists,
-  failedPrecondition,
-  invalidArgument,
-  isSnapshotError,
-  notFound,
-  SnapshotError,
-} from './errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { type FieldAdaptor, FilterSyntaxError, parseFilters } from './filters.js';
 import { detectMountOptions, diskUsage, unmountAllUnder } from './host.js';
 import {
@@ -20,7 +13,8 @@ import {
   type StoreState,
 } from './metadata-store.js';
 import { type Mount, type MountOptions, mountsFor } from './mounts.js';
-import { NoRemoteLayers, REMOTE_LABEL_VALUE, type RemoteLayerSource, type UnmountReason } from './remote.js';
+import { NoRemoteLayers, type RemoteLayerSource } from './remote.js';
+import { type RemoteOutcome, RemoteSnapshots } from './remote-snapshots.js';
 
 /** What containerd's snapshots.Info carries. */
 export interface SnapshotInfo {
@@ -31,8 +25,6 @@ export interface SnapshotInfo {
   created: Date;
   updated: Date;
 }
-
-export type RemoteOutcome = 'mounted' | 'fallback' | 'timeout' | 'error';
 
 export interface SnapshotterOptions {
   root: string;
@@ -63,21 +55,6 @@ function validateLabels(labels: Record<string, string>): Record<string, string> 
 }
 
 const nowIso = () => new Date().toISOString();
-
-/** Settles with `p`, or with 'timeout' once `ms` have passed. */
-async function raceTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(resolve, ms, 'timeout');
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export function toInfo(r: SnapshotRecord): SnapshotInfo {
   return {
@@ -115,15 +92,10 @@ export function snapshotFields(info: SnapshotInfo): FieldAdaptor {
  * remote-snapshot flow: a Prepare with a target label may be served by a RemoteLayerSource,
  * in which case the layer is committed under the target and containerd is told it already exists.
  */
-/** Remote snapshots mounted again at once after a start (each may wait on a registry). */
-const RESTORE_CONCURRENCY = 4;
-
 export class Snapshotter {
-  private closing = new AbortController();
-  private readonly remote: RemoteLayerSource;
-  /** Remote snapshots being mounted again after a start, by name: true once mounted, false if it failed. */
-  private readonly restores = new Map<string, Promise<boolean>>();
-  private restoring: Promise<void> = Promise.resolve();
+  private readonly closing = new AbortController();
+  /** The remote-snapshot flow (remote prepares, restores after a start, unmounts). */
+  private readonly remoteSnapshots: RemoteSnapshots;
 
   private constructor(
     readonly root: string,
@@ -131,7 +103,17 @@ export class Snapshotter {
     private readonly mountOptions: MountOptions,
     private readonly options: SnapshotterOptions,
   ) {
-    this.remote = options.remote ?? new NoRemoteLayers();
+    this.remoteSnapshots = new RemoteSnapshots({
+      store,
+      remote: options.remote ?? new NoRemoteLayers(),
+      logger: options.logger,
+      closing: this.closing.signal,
+      mountTimeoutMs: options.mountTimeoutMs ?? 30_000,
+      onRemoteOutcome: (outcome) => this.options.onRemoteOutcome?.(outcome),
+      mountpoint: (r) => this.upperPath(r.id),
+      commit: (name, key, labels) => this.commitRecord(name, key, labels, undefined),
+      remove: (key) => this.remove(key),
+    });
   }
 
   /**
@@ -149,17 +131,13 @@ export class Snapshotter {
     const removed = await sn.cleanup();
     if (removed.length > 0)
       options.logger.info({ removed }, 'removed snapshot directories left by an interrupted operation');
-    sn.restoring = sn.restoreRemoteSnapshots();
+    sn.remoteSnapshots.startRestoring();
     return sn;
   }
 
   /** Resolves when every remote snapshot has been restored, or has failed to be. */
   whenRestored(): Promise<void> {
-    return this.restoring;
-  }
-
-  private get mountTimeoutMs(): number {
-    return this.options.mountTimeoutMs ?? 30_000;
+    return this.remoteSnapshots.whenRestored();
   }
 
   private get log(): Logger {
@@ -205,7 +183,7 @@ export class Snapshotter {
     if (r.kind !== 'active' && r.kind !== 'view') {
       throw failedPrecondition(`failed to get active mount: requested snapshot ${key} not active or view`);
     }
-    await this.chainRestored(r);
+    await this.remoteSnapshots.chainRestored(r);
     return this.mountsOf(r, this.store.current);
   }
 
@@ -229,16 +207,16 @@ export class Snapshotter {
     const target = labels[LABEL.snapshotRef];
     if (target && this.isUsableTarget(target, parent)) throw alreadyExists(`target snapshot "${target}"`);
     const record = await this.createSnapshot('active', key, parent, labels);
-    if (target && (await this.tryRemote(record, target, labels))) {
+    if (target && (await this.remoteSnapshots.tryMount(record, target, labels))) {
       throw alreadyExists(`target snapshot "${target}"`);
     }
-    await this.chainRestored(record);
+    await this.remoteSnapshots.chainRestored(record);
     return this.mountsOf(record, this.store.current);
   }
 
   async view(key: string, parent: string, labels: Record<string, string> = {}): Promise<Mount[]> {
     const record = await this.createSnapshot('view', key, parent, labels);
-    await this.chainRestored(record);
+    await this.remoteSnapshots.chainRestored(record);
     return this.mountsOf(record, this.store.current);
   }
 
@@ -281,9 +259,7 @@ export class Snapshotter {
     if (this.store.all().some((c) => c.parent === key)) {
       throw failedPrecondition('failed to remove: cannot remove snapshot with child');
     }
-    // A restore still mounting this layer finishes first: its mount must not land in a removed directory.
-    await this.restores.get(key);
-    if (r.labels[LABEL.remote] !== undefined) await this.unmountRemote(r, 'snapshot-removed');
+    await this.remoteSnapshots.releaseForRemoval(r);
     await this.store.transaction((draft) => {
       const current = draft.snapshots[key];
       if (!current) throw notFound(`snapshot ${key}`);
@@ -313,12 +289,7 @@ export class Snapshotter {
   /** Unmounts every remote layer and releases the remote source. */
   async close(): Promise<void> {
     this.closing.abort();
-    // Restores still running end first (they see the abort), so that nothing mounts after this.
-    await this.restoring;
-    for (const r of this.store.all()) {
-      if (r.labels[LABEL.remote] !== undefined) await this.unmountRemote(r, 'shutdown');
-    }
-    await this.remote.close?.();
+    await this.remoteSnapshots.close();
   }
 
   // ---- internals ----
@@ -430,169 +401,6 @@ export class Snapshotter {
         usage: usage ?? { size: 0, inodes: 0 },
       };
     });
-  }
-
-  /**
-   * Offers the layer to the remote source. True when it is now committed as `target` (or a
-   * concurrent prepare committed it first); false to let containerd unpack into `record`.
-   */
-  private async tryRemote(
-    record: SnapshotRecord,
-    target: string,
-    labels: Record<string, string>,
-  ): Promise<boolean> {
-    const mountpoint = this.upperPath(record.id);
-    const attempt = new AbortController();
-    const onClose = () => attempt.abort();
-    this.closing.signal.addEventListener('abort', onClose);
-    const timeoutMs = this.mountTimeoutMs;
-    let stopTimer = () => {};
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs, 'timeout');
-      stopTimer = () => clearTimeout(timer);
-    });
-    const pending = this.remote
-      .prepareRemote({
-        key: record.name,
-        target,
-        parent: record.parent,
-        labels,
-        mountpoint,
-        signal: attempt.signal,
-        unpacking: () => stopTimer(),
-      })
-      .catch((err: unknown) => ({ error: err }));
-    const log = this.log.child({ key: record.name, target });
-    try {
-      const result = await Promise.race([pending, timedOut]);
-      if (result === 'timeout') {
-        attempt.abort();
-        log.warn({ timeoutMs }, 'remote mount timed out; falling back to local unpack');
-        this.options.onRemoteOutcome?.('timeout');
-        // A mount that completes late must not stay on the directory containerd now unpacks into.
-        void pending.then((late) => {
-          if (late === 'mounted') return this.remote.unmount(mountpoint, 'mount-abandoned');
-        });
-        return false;
-      }
-      if (result !== 'mounted') {
-        if ('error' in result) {
-          log.error({ err: result.error }, 'remote layer source failed; falling back to local unpack');
-          this.options.onRemoteOutcome?.('error');
-        } else {
-          log.debug({ reason: result.fallback }, 'layer is not remote; falling back to local unpack');
-          this.options.onRemoteOutcome?.('fallback');
-        }
-        return false;
-      }
-    } finally {
-      stopTimer();
-      this.closing.signal.removeEventListener('abort', onClose);
-    }
-    try {
-      await this.commitRecord(
-        target,
-        record.name,
-        { ...labels, [LABEL.remote]: REMOTE_LABEL_VALUE },
-        undefined,
-      );
-      log.info('layer mounted remotely');
-      this.options.onRemoteOutcome?.('mounted');
-      return true;
-    } catch (err) {
-      await this.remote.unmount(mountpoint, 'mount-abandoned').catch(() => undefined);
-      await this.remove(record.name).catch(() => undefined);
-      if (isSnapshotError(err, 'ALREADY_EXISTS')) return true;
-      throw err;
-    }
-  }
-
-  private async unmountRemote(r: SnapshotRecord, why: UnmountReason): Promise<void> {
-    const mountpoint = this.upperPath(r.id);
-    try {
-      await this.remote.unmount(mountpoint, why);
-    } catch (err) {
-      this.log.warn({ err, name: r.name }, 'remote layer source could not unmount; detaching the mount');
-      await unmountAllUnder(mountpoint);
-    }
-  }
-
-  /**
-   * Waits until every remote layer below `r` is mounted again after a start. An overlay over a
-   * layer whose mount is missing would show an empty directory where the layer's files are: a
-   * layer that could not be restored fails the call instead.
-   */
-  private async chainRestored(r: SnapshotRecord): Promise<void> {
-    if (this.restores.size === 0) return;
-    for (let name = r.parent; name !== ''; ) {
-      const restored = this.restores.get(name);
-      if (restored && !(await restored)) {
-        throw new SnapshotError(
-          'UNAVAILABLE',
-          `layer ${name} could not be mounted again after the snapshotter restarted (see its log); remove the image and pull it again`,
-        );
-      }
-      name = this.store.get(name)?.parent ?? '';
-    }
-  }
-
-  /** Mounts every remote snapshot again, RESTORE_CONCURRENCY at a time, each bounded by the mount timeout. */
-  private async restoreRemoteSnapshots(): Promise<void> {
-    const remote = this.store
-      .all()
-      .filter((r) => r.kind === 'committed' && r.labels[LABEL.remote] !== undefined);
-    const queue = [...remote];
-    // Registered before the first await: a call arriving now already sees what it must wait for.
-    const settle = new Map<string, (ok: boolean) => void>();
-    for (const r of remote) {
-      this.restores.set(r.name, new Promise<boolean>((resolve) => settle.set(r.name, resolve)));
-    }
-    const worker = async () => {
-      for (let r = queue.shift(); r; r = queue.shift()) settle.get(r.name)!(await this.restoreOne(r));
-    };
-    await Promise.all(Array.from({ length: Math.min(RESTORE_CONCURRENCY, remote.length) }, worker));
-    // The daemon served meanwhile: tell the source of every remote snapshot there is now.
-    const now = this.store
-      .all()
-      .filter((r) => r.kind === 'committed' && r.labels[LABEL.remote] !== undefined);
-    await this.remote.restored?.(now).catch((err: unknown) => {
-      this.log.warn({ err }, 'remote layer source could not tidy its cache after the restore');
-    });
-  }
-
-  private async restoreOne(r: SnapshotRecord): Promise<boolean> {
-    const mountpoint = this.upperPath(r.id);
-    const attempt = new AbortController();
-    const onClose = () => attempt.abort();
-    this.closing.signal.addEventListener('abort', onClose);
-    try {
-      if (this.closing.signal.aborted) throw new Error('the snapshotter is closing');
-      const restored = this.remote.restore({
-        name: r.name,
-        labels: r.labels,
-        mountpoint,
-        signal: attempt.signal,
-      });
-      if ((await raceTimeout(restored, this.mountTimeoutMs)) === 'timeout') {
-        attempt.abort();
-        // A mount that completes late must not stay: the layer counts as not restored.
-        void restored.then(
-          () => this.remote.unmount(mountpoint, 'mount-abandoned'),
-          () => undefined,
-        );
-        throw new Error(`no answer within ${this.mountTimeoutMs} ms`);
-      }
-      this.log.info({ name: r.name }, 'remote snapshot restored');
-      return true;
-    } catch (err) {
-      this.log.error(
-        { err, name: r.name },
-        'cannot restore remote snapshot; containers cannot use it until it is removed and pulled again',
-      );
-      return false;
-    } finally {
-      this.closing.signal.removeEventListener('abort', onClose);
-    }
   }
 
   private async removeDir(dir: string): Promise<void> {

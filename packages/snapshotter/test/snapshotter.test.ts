@@ -10,7 +10,8 @@ import type {
   RemoteRestoreRequest,
   UnmountReason,
 } from '../src/remote.js';
-import { type RemoteOutcome, Snapshotter } from '../src/snapshotter.js';
+import type { RemoteOutcome } from '../src/remote-snapshots.js';
+import { Snapshotter } from '../src/snapshotter.js';
 import { silentLogger, withTempDir } from './helpers.js';
 
 const open = (root: string, extra: Partial<Parameters<typeof Snapshotter.open>[0]> = {}) =>

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   formatReference,
   hostPlatform,
@@ -9,24 +8,13 @@ import {
   type Reference,
 } from '@soci-ts/oci-referrers';
 import type { ContainerdClient } from '../client.js';
-import {
-  ContainerdError,
-  isAlreadyExists,
-  isContainerdError,
-  isNotFound,
-  PullError,
-  type PullErrorCode,
-} from '../errors.js';
-import type { SnapshotsService } from '../services/snapshots.js';
+import { isAlreadyExists, isNotFound, PullError } from '../errors.js';
 import type { Descriptor, Labels } from '../types.js';
 import { chainIds } from './chain-id.js';
-import {
-  configSnapshotGcLabel,
-  distributionSourceLabel,
-  LABEL,
-  manifestGcLabels,
-  snapshotLabels,
-} from './labels.js';
+import { refKey } from './containerd-keys.js';
+import { configSnapshotGcLabel, distributionSourceLabel, manifestGcLabels } from './labels.js';
+import { type LayerReport, pullLayer } from './layer-pull.js';
+import { containerdCall, registryCall } from './pull-errors.js';
 import { type ImageSource, isManifestType } from './source.js';
 
 export interface PullImageOptions {
@@ -57,19 +45,6 @@ export interface PullImageOptions {
   leaseExpiresInMs?: number;
 }
 
-/** What happened to one layer. */
-export interface LayerReport {
-  digest: string;
-  diffId: string;
-  chainId: string;
-  size: number;
-  /** `present`: snapshot existed; `remote`: committed by the snapshotter on Prepare; `unpacked`: downloaded and applied here. */
-  mode: 'present' | 'remote' | 'unpacked';
-  /** Layer bytes downloaded from the registry (0 when the content store had it). */
-  bytesFetched: number;
-  durationMs: number;
-}
-
 export interface PullReport {
   /** The image record's name. */
   name: string;
@@ -87,7 +62,6 @@ export interface PullReport {
 }
 
 const DEFAULT_LEASE_MS = 60 * 60 * 1000;
-const PREPARE_TRIES = 3;
 
 /**
  * Pulls an image into containerd the way containerd's own unpacker does, but with the labels a
@@ -121,7 +95,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
 
   const source = distributionSourceLabel(reference.registry, reference.repository);
   const { client: base } = options;
-  const lease = await containerd('create lease', () =>
+  const lease = await containerdCall('create lease', () =>
     base.leases.create({
       expiresInMs: options.leaseExpiresInMs ?? DEFAULT_LEASE_MS,
       labels: { 'soci-ts/pull': name },
@@ -129,7 +103,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
   );
   const client = base.withLease(lease.id);
   try {
-    await containerd('store config', () =>
+    await containerdCall('store config', () =>
       client.content.writeBlob({
         ref: refKey('config', manifest.config),
         expected: manifest.config,
@@ -137,7 +111,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
         labels: source,
       }),
     );
-    await containerd('store manifest', () =>
+    await containerdCall('store manifest', () =>
       client.content.writeBlob({
         ref: refKey('manifest', manifestDesc),
         expected: manifestDesc,
@@ -172,12 +146,12 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
 
     const top = chains[chains.length - 1] ?? '';
     if (top) {
-      await containerd('label config', () =>
+      await containerdCall('label config', () =>
         client.content.updateLabels(manifest.config.digest, configSnapshotGcLabel(options.snapshotter, top)),
       );
     }
     checkAborted();
-    await containerd('record image', () =>
+    await containerdCall('record image', () =>
       upsertImage(client, { name, target: manifestDesc, labels: options.imageLabels ?? {} }),
     );
     return {
@@ -193,134 +167,6 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
     };
   } finally {
     await base.leases.delete(lease.id).catch(() => undefined);
-  }
-}
-
-interface LayerJob {
-  client: ContainerdClient;
-  snapshots: SnapshotsService;
-  imageName: string;
-  registry: ImageSource;
-  manifestDesc: Descriptor;
-  layers: readonly Descriptor[];
-  index: number;
-  diffId: string;
-  chainId: string;
-  parent: string;
-  extraLabels: Labels;
-  unpackFallback: boolean;
-  sourceLabels: Labels;
-  /** The pull's lease: a layer found present is added to it, so gc cannot take it before its child is prepared. */
-  leaseId: string;
-}
-
-/** Stat, Prepare with labels, and if the snapshotter did not commit remotely: fetch, apply, commit. */
-async function pullLayer(job: LayerJob): Promise<LayerReport> {
-  const started = performance.now();
-  const layer = job.layers[job.index]!;
-  const report = (mode: LayerReport['mode'], bytesFetched = 0): LayerReport => ({
-    digest: layer.digest,
-    diffId: job.diffId,
-    chainId: job.chainId,
-    size: layer.size,
-    mode,
-    bytesFetched,
-    durationMs: performance.now() - started,
-  });
-
-  if (await snapshotExists(job.snapshots, job.chainId)) {
-    // Held by nothing else maybe (what a failed pull committed): keep it for the layers above.
-    await containerd(`lease snapshot ${job.chainId}`, () =>
-      job.client.leases.addResource(job.leaseId, {
-        id: job.chainId,
-        type: `snapshots/${job.snapshots.snapshotter}`,
-      }),
-    );
-    if (await snapshotExists(job.snapshots, job.chainId)) return report('present');
-  }
-  const labels = snapshotLabels(
-    {
-      imageRef: job.imageName,
-      manifestDigest: job.manifestDesc.digest,
-      layers: job.layers,
-      index: job.index,
-      chainId: job.chainId,
-    },
-    job.extraLabels,
-  );
-
-  let key = '';
-  let mounts: Awaited<ReturnType<SnapshotsService['prepare']>> | undefined;
-  for (let attempt = 1; attempt <= PREPARE_TRIES && !mounts; attempt++) {
-    key = unpackKey(job.chainId);
-    try {
-      mounts = await job.snapshots.prepare(key, job.parent, labels);
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw pullFailure(`prepare snapshot for layer ${layer.digest}`, err);
-      // The snapshotter committed the target itself (a remote layer), or a concurrent pull did.
-      if (await snapshotExists(job.snapshots, job.chainId)) return report('remote');
-    }
-  }
-  if (!mounts) {
-    throw new PullError(
-      'CONTAINERD_ERROR',
-      `snapshotter ${job.snapshots.snapshotter} kept answering "already exists" for layer ${layer.digest} without a snapshot ${job.chainId}`,
-    );
-  }
-
-  try {
-    if (!job.unpackFallback) {
-      throw new PullError(
-        'UNPACK_DISABLED',
-        `snapshotter ${job.snapshots.snapshotter} did not mount layer ${layer.digest} remotely and unpackFallback is off: check that the snapshotter is the remote one and the image has a SOCI index`,
-      );
-    }
-    const written = await storeLayer(job, layer);
-    const applied = await containerd(`apply layer ${layer.digest}`, () =>
-      job.client.diff.apply(layer, mounts),
-    );
-    if (applied.digest !== job.diffId) {
-      throw new PullError(
-        'UNPACK_FAILED',
-        `layer ${layer.digest} unpacked to ${applied.digest} but the image config says its diff ID is ${job.diffId}`,
-      );
-    }
-    try {
-      await job.snapshots.commit(job.chainId, key, labels);
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-      await removeQuietly(job.snapshots, key); // committed meanwhile by a concurrent pull
-      return report('present', written);
-    }
-    await containerd('label layer', () =>
-      job.client.content.updateLabels(layer.digest, { [LABEL.uncompressed]: job.diffId }),
-    );
-    return report('unpacked', written);
-  } catch (err) {
-    await removeQuietly(job.snapshots, key);
-    throw err instanceof PullError ? err : pullFailure(`unpack layer ${layer.digest}`, err);
-  }
-}
-
-/** Puts the layer blob into the content store (downloading only when it is not there yet). */
-async function storeLayer(job: LayerJob, layer: Descriptor): Promise<number> {
-  try {
-    const result = await job.client.content.writeBlob({
-      ref: refKey('layer', layer),
-      expected: layer,
-      data: () => job.registry.fetchBlob(layer),
-      labels: job.sourceLabels,
-    });
-    return result.written;
-  } catch (err) {
-    if (isContainerdError(err, 'FAILED_PRECONDITION')) {
-      throw new PullError(
-        'DIGEST_MISMATCH',
-        `layer ${layer.digest} from the registry does not match its descriptor: ${err.message}`,
-        { cause: err },
-      );
-    }
-    throw pullFailure(`fetch layer ${layer.digest}`, err);
   }
 }
 
@@ -416,31 +262,6 @@ async function upsertImage(
   }
 }
 
-async function snapshotExists(snapshots: SnapshotsService, key: string): Promise<boolean> {
-  try {
-    await snapshots.stat(key);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw pullFailure(`stat snapshot ${key}`, err);
-  }
-}
-
-async function removeQuietly(snapshots: SnapshotsService, key: string): Promise<void> {
-  if (!key) return;
-  await snapshots.remove(key).catch(() => undefined);
-}
-
-/** containerd's unpack key (snapshots.UnpackKeyFormat `extract-%s %s`): unique part, then the target chain ID. */
-function unpackKey(chainId: string): string {
-  return `extract-${process.hrtime.bigint() % 1_000_000_000n}-${randomBytes(3).toString('base64url')} ${chainId}`;
-}
-
-/** Ingest reference like containerd's remotes.MakeRefKey: `<kind>-<digest>`. */
-function refKey(kind: 'manifest' | 'config' | 'layer', desc: Descriptor): string {
-  return `${kind}-${desc.digest}`;
-}
-
 function parseRef(ref: string): Reference {
   try {
     return parseReference(ref);
@@ -473,66 +294,4 @@ function parseJson<T>(bytes: Uint8Array, what: string): T {
       { cause: err },
     );
   }
-}
-
-async function containerd<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw pullFailure(what, err);
-  }
-}
-
-function pullFailure(what: string, err: unknown): PullError {
-  if (err instanceof PullError) return err;
-  if (err instanceof ContainerdError)
-    return new PullError('CONTAINERD_ERROR', `${what}: ${err.message}`, { cause: err });
-  return registryFailure(what, err);
-}
-
-async function registryCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw registryFailure(what, err);
-  }
-}
-
-/** RegistryError codes of @soci-ts/oci-referrers (and plain Node network codes) -> pull codes. */
-const REGISTRY_CODES: Record<string, PullErrorCode> = {
-  NAME_UNKNOWN: 'IMAGE_NOT_FOUND',
-  MANIFEST_UNKNOWN: 'IMAGE_NOT_FOUND',
-  BLOB_UNKNOWN: 'IMAGE_NOT_FOUND',
-  NETWORK: 'REGISTRY_UNREACHABLE',
-  TIMEOUT: 'REGISTRY_UNREACHABLE',
-  ECONNREFUSED: 'REGISTRY_UNREACHABLE',
-  ECONNRESET: 'REGISTRY_UNREACHABLE',
-  ENOTFOUND: 'REGISTRY_UNREACHABLE',
-  DIGEST_MISMATCH: 'DIGEST_MISMATCH',
-  SIZE_MISMATCH: 'DIGEST_MISMATCH',
-  PLATFORM_NOT_FOUND: 'PLATFORM_NOT_FOUND',
-  INVALID_REFERENCE: 'INVALID_REFERENCE',
-  INVALID_MANIFEST: 'INVALID_MANIFEST',
-  UNAUTHORIZED: 'REGISTRY_AUTH',
-  DENIED: 'REGISTRY_AUTH',
-  CREDENTIALS: 'REGISTRY_AUTH',
-};
-
-/** Maps an image source's failure (an oci-referrers RegistryError, a fetch error ...) to a PullError. */
-function registryFailure(what: string, err: unknown): PullError {
-  if (err instanceof PullError) return err;
-  const code = errorCode(err);
-  const message = `${what}: ${err instanceof Error ? err.message : String(err)}`;
-  const pullCode = (code && REGISTRY_CODES[code]) || 'REGISTRY_ERROR';
-  const hint = pullCode === 'REGISTRY_UNREACHABLE' ? ' (is the registry up and the address right?)' : '';
-  return new PullError(pullCode, `${message}${hint}`, { cause: err });
-}
-
-/** The first `code` string along the error's cause chain (undici puts ECONNREFUSED on `cause`). */
-function errorCode(err: unknown): string | undefined {
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-  }
-  return undefined;
 }

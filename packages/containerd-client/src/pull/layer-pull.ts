@@ -1,0 +1,167 @@
+import type { ContainerdClient } from '../client.js';
+import { isAlreadyExists, isContainerdError, isNotFound, PullError } from '../errors.js';
+import type { SnapshotsService } from '../services/snapshots.js';
+import type { Descriptor, Labels } from '../types.js';
+import { refKey, unpackKey } from './containerd-keys.js';
+import { LABEL, snapshotLabels } from './labels.js';
+import { containerdCall, pullFailure } from './pull-errors.js';
+import type { ImageSource } from './source.js';
+
+/** What happened to one layer. */
+export interface LayerReport {
+  digest: string;
+  diffId: string;
+  chainId: string;
+  size: number;
+  /** `present`: snapshot existed; `remote`: committed by the snapshotter on Prepare; `unpacked`: downloaded and applied here. */
+  mode: 'present' | 'remote' | 'unpacked';
+  /** Layer bytes downloaded from the registry (0 when the content store had it). */
+  bytesFetched: number;
+  durationMs: number;
+}
+
+const PREPARE_TRIES = 3;
+
+/** One layer of a pull: the image it belongs to, its chain, and where its snapshot and blob go. */
+export interface LayerJob {
+  client: ContainerdClient;
+  snapshots: SnapshotsService;
+  imageName: string;
+  registry: ImageSource;
+  manifestDesc: Descriptor;
+  layers: readonly Descriptor[];
+  index: number;
+  diffId: string;
+  chainId: string;
+  parent: string;
+  extraLabels: Labels;
+  unpackFallback: boolean;
+  sourceLabels: Labels;
+  /** The pull's lease: a layer found present is added to it, so gc cannot take it before its child is prepared. */
+  leaseId: string;
+}
+
+/** Stat, Prepare with labels, and if the snapshotter did not commit remotely: fetch, apply, commit. */
+export async function pullLayer(job: LayerJob): Promise<LayerReport> {
+  const started = performance.now();
+  const layer = job.layers[job.index]!;
+  const report = (mode: LayerReport['mode'], bytesFetched = 0): LayerReport => ({
+    digest: layer.digest,
+    diffId: job.diffId,
+    chainId: job.chainId,
+    size: layer.size,
+    mode,
+    bytesFetched,
+    durationMs: performance.now() - started,
+  });
+
+  if (await snapshotExists(job.snapshots, job.chainId)) {
+    // Held by nothing else maybe (what a failed pull committed): keep it for the layers above.
+    await containerdCall(`lease snapshot ${job.chainId}`, () =>
+      job.client.leases.addResource(job.leaseId, {
+        id: job.chainId,
+        type: `snapshots/${job.snapshots.snapshotter}`,
+      }),
+    );
+    if (await snapshotExists(job.snapshots, job.chainId)) return report('present');
+  }
+  const labels = snapshotLabels(
+    {
+      imageRef: job.imageName,
+      manifestDigest: job.manifestDesc.digest,
+      layers: job.layers,
+      index: job.index,
+      chainId: job.chainId,
+    },
+    job.extraLabels,
+  );
+
+  let key = '';
+  let mounts: Awaited<ReturnType<SnapshotsService['prepare']>> | undefined;
+  for (let attempt = 1; attempt <= PREPARE_TRIES && !mounts; attempt++) {
+    key = unpackKey(job.chainId);
+    try {
+      mounts = await job.snapshots.prepare(key, job.parent, labels);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw pullFailure(`prepare snapshot for layer ${layer.digest}`, err);
+      // The snapshotter committed the target itself (a remote layer), or a concurrent pull did.
+      if (await snapshotExists(job.snapshots, job.chainId)) return report('remote');
+    }
+  }
+  if (!mounts) {
+    throw new PullError(
+      'CONTAINERD_ERROR',
+      `snapshotter ${job.snapshots.snapshotter} kept answering "already exists" for layer ${layer.digest} without a snapshot ${job.chainId}`,
+    );
+  }
+
+  try {
+    if (!job.unpackFallback) {
+      throw new PullError(
+        'UNPACK_DISABLED',
+        `snapshotter ${job.snapshots.snapshotter} did not mount layer ${layer.digest} remotely and unpackFallback is off: check that the snapshotter is the remote one and the image has a SOCI index`,
+      );
+    }
+    const written = await storeLayer(job, layer);
+    const applied = await containerdCall(`apply layer ${layer.digest}`, () =>
+      job.client.diff.apply(layer, mounts),
+    );
+    if (applied.digest !== job.diffId) {
+      throw new PullError(
+        'UNPACK_FAILED',
+        `layer ${layer.digest} unpacked to ${applied.digest} but the image config says its diff ID is ${job.diffId}`,
+      );
+    }
+    try {
+      await job.snapshots.commit(job.chainId, key, labels);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      await removeQuietly(job.snapshots, key); // committed meanwhile by a concurrent pull
+      return report('present', written);
+    }
+    await containerdCall('label layer', () =>
+      job.client.content.updateLabels(layer.digest, { [LABEL.uncompressed]: job.diffId }),
+    );
+    return report('unpacked', written);
+  } catch (err) {
+    await removeQuietly(job.snapshots, key);
+    throw err instanceof PullError ? err : pullFailure(`unpack layer ${layer.digest}`, err);
+  }
+}
+
+/** Puts the layer blob into the content store (downloading only when it is not there yet). */
+async function storeLayer(job: LayerJob, layer: Descriptor): Promise<number> {
+  try {
+    const result = await job.client.content.writeBlob({
+      ref: refKey('layer', layer),
+      expected: layer,
+      data: () => job.registry.fetchBlob(layer),
+      labels: job.sourceLabels,
+    });
+    return result.written;
+  } catch (err) {
+    if (isContainerdError(err, 'FAILED_PRECONDITION')) {
+      throw new PullError(
+        'DIGEST_MISMATCH',
+        `layer ${layer.digest} from the registry does not match its descriptor: ${err.message}`,
+        { cause: err },
+      );
+    }
+    throw pullFailure(`fetch layer ${layer.digest}`, err);
+  }
+}
+
+async function snapshotExists(snapshots: SnapshotsService, key: string): Promise<boolean> {
+  try {
+    await snapshots.stat(key);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw pullFailure(`stat snapshot ${key}`, err);
+  }
+}
+
+async function removeQuietly(snapshots: SnapshotsService, key: string): Promise<void> {
+  if (!key) return;
+  await snapshots.remove(key).catch(() => undefined);
+}
