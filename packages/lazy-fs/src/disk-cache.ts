@@ -67,6 +67,9 @@ interface Entry {
  * first (uses within one process refine the order; they are not written back, to keep reads at
  * one open + one read), and stray temporary files are removed.
  */
+/** The span cache's default byte budget on disk, for the library and the daemon alike. */
+export const DEFAULT_SPAN_CACHE_BYTES = 10 * 1024 ** 3;
+
 export class DiskSpanCache {
   private readonly index = new Map<string, Entry>();
   private total = 0;

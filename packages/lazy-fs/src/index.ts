@@ -3,7 +3,13 @@ export {
   type BackgroundFetcherOptions,
   type SpanRangeRequest,
 } from './background-fetcher.js';
-export { type CorruptEntry, DiskSpanCache, type DiskSpanCacheOptions, spanCacheKey } from './disk-cache.js';
+export {
+  type CorruptEntry,
+  DEFAULT_SPAN_CACHE_BYTES,
+  DiskSpanCache,
+  type DiskSpanCacheOptions,
+  spanCacheKey,
+} from './disk-cache.js';
 export { errnoOf, LazyFsError, type LazyFsErrorCode } from './errors.js';
 export { FileTree, type FileTreeOptions, type Inode, type InodeKind, type OpaqueXattr } from './file-tree.js';
 export {

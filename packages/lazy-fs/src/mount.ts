@@ -1,5 +1,5 @@
 import type { Ztoc } from '@soci-ts/ztoc';
-import { DiskSpanCache } from './disk-cache.js';
+import { DEFAULT_SPAN_CACHE_BYTES, DiskSpanCache } from './disk-cache.js';
 import type { FuseBackend, FuseMount, FuseMountOptions, FuseNodeOps } from './fuse/backend.js';
 import { FuseNativeBackend } from './fuse/fuse-native-backend.js';
 import { type LayerOpsOptions, layerOps } from './fuse/layer-ops.js';
@@ -18,7 +18,7 @@ export interface MountRemoteLayerOptions
   mountpoint: string;
   /** Span cache directory; ignored when `cache` is given. */
   cacheDir?: string;
-  /** Byte budget of a cache opened from `cacheDir`. Default 8 GiB. */
+  /** Byte budget of a cache opened from `cacheDir`. Default DEFAULT_SPAN_CACHE_BYTES (10 GiB). */
   cacheBudgetBytes?: number;
   /** A disk cache shared with other layers. */
   cache?: DiskSpanCache;
@@ -73,7 +73,7 @@ async function serveLayer(
     (options.cacheDir
       ? await DiskSpanCache.open({
           root: options.cacheDir,
-          budgetBytes: options.cacheBudgetBytes ?? 8 * 1024 ** 3,
+          budgetBytes: options.cacheBudgetBytes ?? DEFAULT_SPAN_CACHE_BYTES,
         })
       : undefined);
   const layer = new RemoteLayer({

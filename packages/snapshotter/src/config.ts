@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
+import { DEFAULT_SPAN_CACHE_BYTES } from '@soci-ts/lazy-fs';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 import type { DecoderChoice } from './unpack/decoder.js';
 
@@ -108,7 +109,7 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
     registry: { hosts: {} },
     spanCache: {
       dir: join(root, 'cache'),
-      maxBytes: 10 * 1024 ** 3,
+      maxBytes: DEFAULT_SPAN_CACHE_BYTES,
       memoryBytes: 256 * 1024 ** 2,
       maxPendingWriteBytes: 256 * 1024 ** 2,
     },
