@@ -8,10 +8,15 @@ export default defineConfig({
   entry: ['src/index.ts', 'src/bin.ts', 'src/ztoc-worker.ts'],
   format: ['esm'],
   dts: { entry: 'src/index.ts' },
-  sourcemap: true,
+  // No source maps: the bundle is unminified and marks each module with its source path, so its
+  // stack traces read as they are; maps of the bundled gRPC/undici code would be most of the
+  // published package. `pnpm --filter soci-cli exec tsup --sourcemap` builds them for a session.
+  sourcemap: false,
   clean: true,
   target: 'node20',
   platform: 'node',
+  // Keep `node:` on builtins: tsup would strip it, and `node:sqlite` (undici) exists only so.
+  removeNodeProtocol: false,
   // containerd-client and its gRPC dependencies are bundled too (imported on demand, by pull and
   // --containerd-address only); its .proto files are copied below.
   noExternal: [/^@soci-ts\//, /^@grpc\//, 'undici', 'pako', 'flatbuffers'],

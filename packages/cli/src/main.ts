@@ -2,6 +2,7 @@
  * The `soci` program. `main(argv)` runs one command in-process and returns the exit code;
  * bin.ts only hands it the process arguments.
  */
+import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { registerCat } from './commands/cat.js';
 import { registerConvert } from './commands/convert.js';
@@ -13,7 +14,8 @@ import { registerZtoc } from './commands/ztoc.js';
 import { CliError, debugDetail, describeError, exitCodeOf } from './errors.js';
 import { type Io, processIo } from './io.js';
 
-export const VERSION = '0.1.0';
+/** The package's version: package.json sits one level above both src/ and dist/. */
+export const VERSION: string = createRequire(import.meta.url)('../package.json').version;
 
 /**
  * `onUsageError`: where commander's own messages about the command line go (unknown options,
