@@ -14,6 +14,7 @@ import { REPO_ROOT } from './support/stack.js';
 
 /** The public libraries (folder under packages/) and one name each must export. */
 const LIBRARIES = {
+  errors: 'SociError',
   'seekable-gzip': 'CheckpointBuilder',
   ztoc: 'decodeZtoc',
   'oci-referrers': 'RegistryClient',
