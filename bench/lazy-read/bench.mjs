@@ -276,7 +276,7 @@ async function withMount(layer, backend, name, options, fn) {
   const m = await mountRemoteLayer({
     ztoc: layer.ztoc,
     blob: reader,
-    layerDigest: layer.digest,
+    layer: { digest: layer.digest, size: layer.ztoc.compressedArchiveSize },
     mountpoint,
     background: false,
     diskReadAheadSpans: DISK_READ_AHEAD,
@@ -323,7 +323,7 @@ let fullCache;
 async function fullSpanCache() {
   if (fullCache) return fullCache;
   fullCache = join(WORK, 'cache-full');
-  await withMount(layer, BACKENDS[0], 'fill', { cacheDir: fullCache }, async (_mnt, _reader, m) => {
+  await withMount(layer, BACKENDS[0], 'fill', { cache: { root: fullCache } }, async (_mnt, _reader, m) => {
     await m.layer.spans.ensureSpans(0, m.layer.spans.spanCount - 1, 'prefetch');
   });
   return fullCache;
@@ -349,10 +349,16 @@ try {
       const file = small[rand(small.length)];
       for (const b of order(i)) {
         await rm(join(WORK, 'cache-cold'), { recursive: true, force: true });
-        await withMount(layer, b, 'cold', { cacheDir: join(WORK, 'cache-cold') }, async (mnt, reader) => {
-          latency[b].push(await py(FIRST_BYTE, join(mnt, rel(file))));
-          coldBytes[b].push(reader.bytes);
-        });
+        await withMount(
+          layer,
+          b,
+          'cold',
+          { cache: { root: join(WORK, 'cache-cold') } },
+          async (mnt, reader) => {
+            latency[b].push(await py(FIRST_BYTE, join(mnt, rel(file))));
+            coldBytes[b].push(reader.bytes);
+          },
+        );
       }
     }
     for (const b of BACKENDS) {
@@ -375,7 +381,7 @@ try {
     const local = { warm: [], cold: [] };
     for (let i = 0; i < RUNS; i++) {
       for (const b of order(i)) {
-        await withMount(layer, b, 'seq', { cacheDir }, async (mnt, reader) => {
+        await withMount(layer, b, 'seq', { cache: { root: cacheDir } }, async (mnt, reader) => {
           rates[b].cold.push(await py(SEQUENTIAL, join(mnt, 'data/big.bin')));
           rates[b].warm.push(await py(SEQUENTIAL, join(mnt, 'data/big.bin')));
           if (reader.bytes !== 0) throw new Error('the cached run fetched from the blob');
@@ -425,13 +431,19 @@ try {
         const pick = draw();
         for (const b of order(i)) {
           await rm(join(WORK, 'cache-rand'), { recursive: true, force: true });
-          await withMount(layer, b, 'rand', { cacheDir: join(WORK, 'cache-rand') }, async (mnt, reader) => {
-            const read = await py(READ_ALL, ...pick.map((e) => join(mnt, rel(e))));
-            const want = pick.reduce((a, e) => a + e.uncompressedSize, 0);
-            if (read !== want) throw new Error(`read ${read} bytes, the files hold ${want}`);
-            ratios[b].push(reader.bytes / read);
-            readBytes[b].push(read);
-          });
+          await withMount(
+            layer,
+            b,
+            'rand',
+            { cache: { root: join(WORK, 'cache-rand') } },
+            async (mnt, reader) => {
+              const read = await py(READ_ALL, ...pick.map((e) => join(mnt, rel(e))));
+              const want = pick.reduce((a, e) => a + e.uncompressedSize, 0);
+              if (read !== want) throw new Error(`read ${read} bytes, the files hold ${want}`);
+              ratios[b].push(reader.bytes / read);
+              readBytes[b].push(read);
+            },
+          );
         }
       }
       for (const b of BACKENDS) {
@@ -471,7 +483,7 @@ try {
     };
     for (let i = 0; i < RUNS; i++) {
       for (const b of order(i)) {
-        await withMount(layer, b, 'ops', { cacheDir }, async (mnt, reader) => {
+        await withMount(layer, b, 'ops', { cache: { root: cacheDir } }, async (mnt, reader) => {
           add(us[b], await ops(mnt, '1', i));
           if (reader.bytes !== 0) throw new Error('the ops run fetched from the blob');
         });

@@ -205,7 +205,7 @@ export async function startStack(options: DaemonOptions = {}): Promise<Stack> {
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     soci: (args) => run('node', [SOCI_BIN, ...args, '--root', join(dir, 'soci-store'), '--plain-http']),
     pull: (ref, snapshotter = 'soci') =>
-      pullImage({ client, ref, snapshotter, registry: registryClient.repository(ref) }),
+      pullImage({ client, ref, snapshotter, source: registryClient.repository(ref) }),
     async runContainer(ref, command, snapshotter = 'soci') {
       const id = `c${process.pid}-${++containerSeq}`;
       const out = await containerd.ctr(['run', '--rm', '--snapshotter', snapshotter, ref, id, ...command]);

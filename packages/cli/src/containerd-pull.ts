@@ -3,15 +3,14 @@
  * pullImage, and turns its failures into one line that says what to fix. Loaded on demand, so the
  * other commands never load gRPC.
  */
-import { addAbortSignal } from 'node:stream';
 import {
   ContainerdClient,
-  type ImageSource,
-  isContainerdError,
+  ContainerdError,
   LABEL,
   type PullReport,
   pullImage,
 } from '@soci-ts/containerd-client';
+import { findCause, findCode } from '@soci-ts/errors';
 import type { Repository } from '@soci-ts/oci-referrers';
 import { CliError } from './errors.js';
 
@@ -46,7 +45,7 @@ export async function pullIntoContainerd(o: ContainerdPullOptions): Promise<Pull
         client,
         ref: o.ref,
         snapshotter: o.snapshotter,
-        registry: abortableSource(o.repository, o.signal),
+        source: o.repository,
         ...(o.platform ? { platform: o.platform } : {}),
         labels: () => labels,
         unpackFallback: o.unpackFallback,
@@ -65,15 +64,15 @@ async function checkContainerd(client: ContainerdClient, address: string): Promi
   try {
     await client.version();
   } catch (err) {
-    if (isContainerdError(err, 'PERMISSION_DENIED') || /EACCES|permission denied/i.test(String(err))) {
+    if (findCode(err, 'CONTAINERD_PERMISSION_DENIED') || /EACCES|permission denied/i.test(String(err))) {
       throw new CliError(
-        'CONTAINERD_PERMISSION',
+        'CLI_CONTAINERD_PERMISSION',
         `no permission to use containerd's socket ${address}; run soci pull as root (sudo)`,
         { cause: err },
       );
     }
     throw new CliError(
-      'CONTAINERD_UNREACHABLE',
+      'CLI_CONTAINERD_UNREACHABLE',
       `cannot reach containerd at ${address}; containerd must be running (systemctl start containerd) and --address must name its socket`,
       { cause: err },
     );
@@ -84,11 +83,14 @@ async function checkSnapshotter(client: ContainerdClient, snapshotter: string, a
   try {
     await client.snapshots(snapshotter).stat(PROBE_KEY);
   } catch (err) {
-    if (isContainerdError(err, 'NOT_FOUND')) return;
+    if (findCode(err, 'CONTAINERD_NOT_FOUND')) return;
     const detail = (err as Error).message;
-    if (/not loaded|not found|invalid argument/i.test(detail) || isContainerdError(err, 'INVALID_ARGUMENT')) {
+    if (
+      /not loaded|not found|invalid argument/i.test(detail) ||
+      findCode(err, 'CONTAINERD_INVALID_ARGUMENT')
+    ) {
       throw new CliError(
-        'SNAPSHOTTER_UNKNOWN',
+        'CLI_SNAPSHOTTER_UNKNOWN',
         `containerd at ${address} has no snapshotter "${snapshotter}"; add a proxy_plugins section to its config.toml ([proxy_plugins.${snapshotter}] type = "snapshot" address = "${DEFAULT_SNAPSHOTTER_SOCKET}") and restart containerd`,
         { cause: err },
       );
@@ -99,23 +101,26 @@ async function checkSnapshotter(client: ContainerdClient, snapshotter: string, a
 
 /** Failures with a known cause get a message that says what to fix; the rest pass through. */
 function explainPullFailure(err: unknown, o: ContainerdPullOptions): unknown {
-  const code = (err as { code?: unknown }).code;
-  if (code === 'IMAGE_NOT_FOUND') {
+  if (findCode(err, 'REGISTRY_MANIFEST_UNKNOWN', 'REGISTRY_NAME_UNKNOWN')) {
     return new CliError(
-      'IMAGE_NOT_FOUND',
+      'CLI_IMAGE_NOT_FOUND',
       `image ${o.ref} not found in the registry; check the repository name and tag (${(err as Error).message})`,
       { cause: err },
     );
   }
   // containerd checks a proxy snapshotter only when it forwards a call to it (Prepare), so a
   // configured but stopped daemon shows up here rather than in checkSnapshotter.
-  const unavailable = causeChain(err).find(
-    (e) => isContainerdError(e, 'UNAVAILABLE') && e.method.startsWith('snapshots.'),
+  const unavailable = findCause(
+    err,
+    (e): e is ContainerdError =>
+      e instanceof ContainerdError &&
+      e.code === 'CONTAINERD_UNAVAILABLE' &&
+      e.method.startsWith('snapshots.'),
   );
   if (unavailable) {
-    const socket = /dial unix:?(?:\/\/)?\s*(\/[^\s":]+)/.exec((unavailable as Error).message)?.[1];
+    const socket = /dial unix:?(?:\/\/)?\s*(\/[^\s":]+)/.exec(unavailable.message)?.[1];
     return new CliError(
-      'SNAPSHOTTER_UNREACHABLE',
+      'CLI_SNAPSHOTTER_UNREACHABLE',
       `containerd cannot reach snapshotter "${o.snapshotter}"${socket ? ` at ${socket}` : ''}: is soci-snapshotter running on the socket its proxy_plugins section names?`,
       { cause: err },
     );
@@ -123,23 +128,9 @@ function explainPullFailure(err: unknown, o: ContainerdPullOptions): unknown {
   return err;
 }
 
-function causeChain(err: unknown): unknown[] {
-  const chain: unknown[] = [];
-  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) chain.push(e);
-  return chain;
-}
-
-/** The repository, with layer downloads cut off when the signal aborts (pullImage checks only between layers). */
-function abortableSource(repository: Repository, signal: AbortSignal): ImageSource {
-  return {
-    fetchImageManifest: (...args) => repository.fetchImageManifest(...args),
-    fetchBlob: async (blob) => addAbortSignal(signal, await repository.fetchBlob(blob)),
-  };
-}
-
 function aborted(ref: string, cause: unknown): CliError {
   return new CliError(
-    'ABORTED',
+    'CLI_ABORTED',
     `pull of ${ref} interrupted; nothing was recorded, containerd's garbage collector removes the partial download`,
     { cause },
   );

@@ -1,6 +1,7 @@
 /** Reads images from containerd's content store (`--containerd-address`), e.g. after `ctr image pull`. */
 import { ContainerdClient, isNotFound } from '@soci-ts/containerd-client';
-import type { Descriptor, ImageSource } from '@soci-ts/soci-index';
+import type { Descriptor } from '@soci-ts/oci-referrers';
+import type { AbortOptions, ImageSource } from '@soci-ts/soci-index';
 import { CliError } from './errors.js';
 
 export class ContainerdSource implements ImageSource {
@@ -9,13 +10,18 @@ export class ContainerdSource implements ImageSource {
     readonly reference: string,
   ) {}
 
-  async resolve(): Promise<Descriptor> {
+  /** The client whose calls `options.signal` cancels. */
+  private calls(options: AbortOptions | undefined): ContainerdClient {
+    return options?.signal ? this.client.withSignal(options.signal) : this.client;
+  }
+
+  async resolve(options?: AbortOptions): Promise<Descriptor> {
     try {
-      return (await this.client.images.get(this.reference)).target;
+      return (await this.calls(options).images.get(this.reference)).target;
     } catch (err) {
       if (isNotFound(err)) {
         throw new CliError(
-          'NOT_FOUND',
+          'CLI_NOT_FOUND',
           `containerd (namespace ${this.client.namespace}) has no image ${this.reference}; pull it first, e.g. ctr -n ${this.client.namespace} image pull ${this.reference}`,
         );
       }
@@ -23,18 +29,23 @@ export class ContainerdSource implements ImageSource {
     }
   }
 
-  fetchManifest(descriptor: Descriptor): Promise<Uint8Array> {
-    return this.client.content.readAll(descriptor.digest);
+  fetchManifest(descriptor: Descriptor, options?: AbortOptions): Promise<Uint8Array> {
+    return this.calls(options).content.readAll(descriptor.digest);
   }
 
-  fetchBlob(descriptor: Descriptor): AsyncIterable<Uint8Array> {
-    return this.client.content.read(descriptor.digest);
+  fetchBlob(descriptor: Descriptor, options?: AbortOptions): AsyncIterable<Uint8Array> {
+    return this.calls(options).content.read(descriptor.digest);
   }
 
-  async fetchBlobRange(descriptor: Descriptor, start: number, end: number): Promise<Uint8Array> {
+  async fetchBlobRange(
+    descriptor: Descriptor,
+    start: number,
+    end: number,
+    options?: AbortOptions,
+  ): Promise<Uint8Array> {
     if (end <= start) return new Uint8Array(0);
     const parts: Uint8Array[] = [];
-    for await (const part of this.client.content.read(descriptor.digest, {
+    for await (const part of this.calls(options).content.read(descriptor.digest, {
       offset: start,
       size: end - start,
     })) {

@@ -75,6 +75,8 @@ export class Context {
   constructor(
     readonly io: Io,
     readonly options: SharedOptions,
+    /** Aborted by Ctrl-C: every registry, store and containerd call of the command takes it. */
+    readonly signal: AbortSignal = new AbortController().signal,
   ) {}
 
   /** Registers cleanup (connection pools) run when the command ends. */

@@ -2,69 +2,73 @@
  * Turning any failure into one line a user can act on. Library errors carry a `code`
  * and a message that already says what to do; everything else gets a generic hint.
  */
-export class CliError extends Error {
+import {
+  causeChain,
+  isSociError,
+  isUnreachable,
+  SociError,
+  type SociErrorOptions,
+  systemCodeOf,
+} from '@soci-ts/errors';
+
+export type CliErrorCode =
+  | 'CLI_USAGE'
+  | 'CLI_NOT_FOUND'
+  | 'CLI_ABORTED'
+  | 'CLI_IMAGE_NOT_FOUND'
+  | 'CLI_PLATFORM_NOT_FOUND'
+  | 'CLI_CONTAINERD_PERMISSION'
+  | 'CLI_CONTAINERD_UNREACHABLE'
+  | 'CLI_SNAPSHOTTER_UNKNOWN'
+  | 'CLI_SNAPSHOTTER_UNREACHABLE';
+
+export class CliError extends SociError<CliErrorCode> {
   override readonly name = 'CliError';
-  constructor(
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  // biome-ignore lint/complexity/noUselessConstructor: narrows the code to the CLI's own
+  constructor(code: CliErrorCode, message: string, options?: SociErrorOptions) {
+    super(code, message, options);
   }
 }
 
-interface CodedError {
-  code?: unknown;
-  message?: unknown;
-  cause?: unknown;
-}
-
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_SOCKET',
-]);
-
-function networkCode(err: unknown): string | undefined {
-  for (let e = err as CodedError | undefined, depth = 0; e && depth < 5; e = e.cause as CodedError, depth++) {
-    if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return e.code;
-    const errors = (e as { errors?: unknown[] }).errors;
-    if (Array.isArray(errors)) {
-      const inner = errors.map(networkCode).find(Boolean);
-      if (inner) return inner;
-    }
-  }
-  return undefined;
+/** A flag or argument the user must change (exit code 2). */
+export function usageError(message: string): CliError {
+  return new CliError('CLI_USAGE', message);
 }
 
 /** The one-line message for a failure (no trailing newline). */
 export function describeError(err: unknown): string {
-  const e = (err ?? {}) as CodedError;
-  const net = networkCode(err);
-  const message = typeof e.message === 'string' && e.message ? e.message : String(err);
-  if (net && !/registry|connect/i.test(message)) {
-    return `cannot reach the registry (${net}): ${message}; check that it is running and the address is right`;
+  const message = err instanceof Error && err.message ? err.message : String(err);
+  if (isUnreachable(err) && !/registry|connect/i.test(message)) {
+    return `cannot reach the registry (${systemCodeOf(err)}): ${message}; check that it is running and the address is right`;
   }
   return message.replace(/\s*\n\s*/g, ' ');
 }
 
-/** 2 for a usage error (a flag or argument the user must change), 1 for any other failure. */
+/** The code of a failure for --json: the outermost soci-ts code, else the system's, else ERROR. */
+export function errorCodeOf(err: unknown): string {
+  const outer = causeChain(err).find(isSociError);
+  return outer?.code ?? systemCodeOf(err) ?? 'ERROR';
+}
+
+/** Whether the failure is already the CLI's report of an interrupt. */
+export function isAborted(err: unknown): boolean {
+  return err instanceof CliError && err.code === 'CLI_ABORTED';
+}
+
+/** 2 for a usage error, 130 for an interrupt (as a shell reports SIGINT), 1 for any other failure. */
 export function exitCodeOf(err: unknown): number {
-  return err instanceof CliError && err.code === 'USAGE' ? 2 : 1;
+  if (err instanceof CliError && err.code === 'CLI_USAGE') return 2;
+  if (isAborted(err)) return 130;
+  return 1;
 }
 
 /** Stack and cause chain, for --debug. */
 export function debugDetail(err: unknown): string {
-  const lines: string[] = [];
-  let e = err as (Error & CodedError) | undefined;
-  for (let depth = 0; e && depth < 5; depth++, e = e.cause as Error & CodedError) {
-    lines.push(
-      `${depth ? 'caused by: ' : ''}${e.stack ?? String(e)}${typeof e.code === 'string' ? ` [${e.code}]` : ''}`,
-    );
-  }
-  return lines.join('\n');
+  return causeChain(err)
+    .map((e, depth) => {
+      const code = (e as { code?: unknown }).code;
+      const text = e instanceof Error ? (e.stack ?? String(e)) : String(e);
+      return `${depth ? 'caused by: ' : ''}${text}${typeof code === 'string' ? ` [${code}]` : ''}`;
+    })
+    .join('\n');
 }

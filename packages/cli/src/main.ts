@@ -11,7 +11,7 @@ import { registerIndex } from './commands/index-cmd.js';
 import { registerPull } from './commands/pull.js';
 import { registerPush } from './commands/push.js';
 import { registerZtoc } from './commands/ztoc.js';
-import { CliError, debugDetail, describeError, exitCodeOf } from './errors.js';
+import { debugDetail, describeError, errorCodeOf, exitCodeOf, usageError } from './errors.js';
 import { type Io, processIo } from './io.js';
 
 /** The package's version: package.json sits one level above both src/ and dist/. */
@@ -45,7 +45,7 @@ export function buildProgram(io: Io, onUsageError: (message: string) => void = (
 
 /**
  * Runs `soci <argv...>`; never throws, returns the process exit code: 0, 1 when the command
- * failed, 2 for a usage error (as the daemon). With --json a failure is one JSON object on
+ * failed, 2 for a usage error (as the daemon), 130 when Ctrl-C stopped it (as a shell says). With --json a failure is one JSON object on
  * standard error, `{"error": {"code", "message"}}`, so that a script reads it the same way as
  * the output.
  */
@@ -67,13 +67,12 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       // A command group without its subcommand prints its help (to standard error) and stops.
       const what =
         err.code === 'commander.help' ? 'a subcommand is missing (see the help above)' : err.message;
-      failure = new CliError('USAGE', usage ?? what.replace(/^error: /, ''));
+      failure = usageError(usage ?? what.replace(/^error: /, ''));
       if (!json) return exitCodeOf(failure);
     }
     const message = describeError(failure);
     if (json) {
-      const code = (failure as { code?: unknown }).code;
-      io.err(`${JSON.stringify({ error: { code: typeof code === 'string' ? code : 'ERROR', message } })}\n`);
+      io.err(`${JSON.stringify({ error: { code: errorCodeOf(failure), message } })}\n`);
     } else {
       io.err(`soci: ${message}\n`);
     }

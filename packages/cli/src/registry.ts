@@ -11,7 +11,7 @@ import {
 } from '@soci-ts/oci-referrers';
 import { RegistrySource } from '@soci-ts/soci-index';
 import type { Context } from './context.js';
-import { CliError } from './errors.js';
+import { CliError, usageError } from './errors.js';
 
 /** One client per registry a command talks to (convert reads one and pushes to another). */
 const clients = new WeakMap<Context, Map<string, RegistryClient>>();
@@ -34,8 +34,7 @@ function userAndPassword(ctx: Context, registry: string): { username: string; pa
     return { username: user, password: ctx.password };
   const colon = user.indexOf(':');
   if (colon < 0) {
-    throw new CliError(
-      'USAGE',
+    throw usageError(
       '-u takes user:password, or -u user with --password-stdin (the password on standard input)',
     );
   }
@@ -49,12 +48,12 @@ function userAndPassword(ctx: Context, registry: string): { username: string; pa
 export async function readPasswordFromStdin(ctx: Context): Promise<void> {
   if (!ctx.options.passwordStdin) return;
   const user = ctx.options.user;
-  if (!user) throw new CliError('USAGE', '--password-stdin needs -u <user>');
+  if (!user) throw usageError('--password-stdin needs -u <user>');
   if (user.includes(':')) {
-    throw new CliError('USAGE', '-u holds a password already; with --password-stdin give -u <user> alone');
+    throw usageError('-u holds a password already; with --password-stdin give -u <user> alone');
   }
   const password = (await ctx.io.readStdin()).replace(/\r?\n$/, '');
-  if (!password) throw new CliError('USAGE', '--password-stdin read an empty password from standard input');
+  if (!password) throw usageError('--password-stdin read an empty password from standard input');
   ctx.password = password;
 }
 

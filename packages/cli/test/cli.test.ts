@@ -6,6 +6,7 @@ import {
   pushLayout,
   run,
   skopeo,
+  startFaultProxy,
   startReferrersRegistry,
   startRegistry,
   type TestRegistry,
@@ -418,5 +419,42 @@ describe('bad input', () => {
     expect(await readdir(join(root, 'ingest'))).toEqual([]);
     const d = await soci('create', target, '--root', root, '--debug', ...BUILD);
     expect(d.stderr.split('\n').length).toBeGreaterThan(2);
+  });
+});
+
+describe('Ctrl-C', () => {
+  it('stops soci create with its requests in flight: exit 130, one line, nothing stored', async () => {
+    const proxy = await startFaultProxy(registry);
+    try {
+      const root = await tempRoot();
+      const target = ref.replace(registry.host, proxy.host);
+      // Every layer blob stalls after its first bytes: create waits inside a body read.
+      proxy.inject(
+        ...Array.from({ length: 8 }, () => ({
+          kind: 'stall-body' as const,
+          afterBytes: 1000,
+          match: (method: string, path: string) => method === 'GET' && path.includes('/blobs/'),
+        })),
+      );
+      const running = soci('create', target, '--root', root, '--plain-http', ...BUILD);
+      for (let i = 0; i < 200 && !proxy.requests.some((r) => r.path.includes('/blobs/')); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      const before = proxy.requests.length;
+      process.emit('SIGINT', 'SIGINT');
+      // The stalled body would fail only on the client's 10 s stall timeout; the abort must cut it
+      // off long before (a generous bound, not a speed measurement).
+      const r = await Promise.race([
+        running,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('create still running')), 5_000)),
+      ]);
+      expect(r.code).toBe(130);
+      expect(r.stderr).toMatch(/^soci: create interrupted \(Ctrl-C\)\n$/);
+      expect(proxy.requests.length).toBe(before); // no request started after the interrupt
+      expect(JSON.parse((await sociOk('index', 'list', '--root', root, '--json')).stdout)).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
   });
 });

@@ -65,7 +65,7 @@ describe('soci program', () => {
     expect(usage.code).toBe(2);
     expect(usage.stdout).toBe('');
     expect(JSON.parse(usage.stderr)).toEqual({
-      error: { code: 'USAGE', message: "unknown option '--bogus'" },
+      error: { code: 'CLI_USAGE', message: "unknown option '--bogus'" },
     });
     const failed = await soci('create', 'oci:/nonexistent/layout:tag', '--json', '--root', root);
     expect(failed.code).toBe(1);

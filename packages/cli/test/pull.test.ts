@@ -238,7 +238,7 @@ describe('built bin (pnpm --filter soci-cli build)', () => {
           new Promise((r) => setTimeout(() => r('still running'), 15_000)),
         ]);
         child.kill('SIGKILL');
-        expect(code).toBe(1);
+        expect(code).toBe(130);
         expect(stderr.trimEnd().split('\n')).toHaveLength(1);
         expect(stderr).toMatch(/pull of .* interrupted; nothing was recorded/);
         const images = await ctd

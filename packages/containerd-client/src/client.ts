@@ -18,8 +18,9 @@ export interface ContainerdClientOptions {
 
 /**
  * A typed client for containerd 1.6's gRPC API. Every call carries the namespace header, and the
- * lease header for views made with {@link ContainerdClient.withLease}. Views share one connection;
- * {@link ContainerdClient.close} on any of them closes it.
+ * lease header for views made with {@link ContainerdClient.withLease}; the calls of a
+ * {@link ContainerdClient.withSignal} view are cancelled when its signal aborts. Views share one
+ * connection; {@link ContainerdClient.close} on any of them closes it.
  */
 export class ContainerdClient {
   readonly content: ContentService;
@@ -32,11 +33,11 @@ export class ContainerdClient {
 
   constructor(options: ContainerdClientOptions);
   /** @internal a view on an existing connection */
-  constructor(options: ContainerdClientOptions, conn: Connection, lease?: string);
-  constructor(options: ContainerdClientOptions, conn?: Connection, lease?: string) {
+  constructor(options: ContainerdClientOptions, conn: Connection, scope: CallScope);
+  constructor(options: ContainerdClientOptions, conn?: Connection, scope?: CallScope) {
     if (!options.namespace) throw new TypeError('ContainerdClient needs a namespace (e.g. "default")');
     this.conn = conn ?? new Connection(options.address, options.channelOptions);
-    this.scope = { namespace: options.namespace, lease };
+    this.scope = { ...scope, namespace: options.namespace };
     this.content = new ContentService(this.conn, this.scope);
     this.images = new ImagesService(this.conn, this.scope);
     this.leases = new LeasesService(this.conn, this.scope);
@@ -62,18 +63,33 @@ export class ContainerdClient {
     return new SnapshotsService(this.conn, this.scope, snapshotter);
   }
 
+  /** The signal this view's calls are cancelled by, if any. */
+  get signal(): AbortSignal | undefined {
+    return this.scope.signal;
+  }
+
   /** A view whose calls carry `containerd-lease: <id>`, so what they create belongs to the lease. */
   withLease(id: string): ContainerdClient {
-    return new ContainerdClient(
-      { address: this.conn.address, namespace: this.scope.namespace },
-      this.conn,
-      id,
-    );
+    return this.view({ lease: id });
   }
 
   /** A view in another namespace on the same connection. */
   withNamespace(namespace: string): ContainerdClient {
-    return new ContainerdClient({ address: this.conn.address, namespace }, this.conn, this.scope.lease);
+    return this.view({ namespace });
+  }
+
+  /**
+   * A view whose calls `signal` cancels: one in flight is cancelled (`call.cancel()`), and it and every
+   * later call fail with CONTAINERD_CANCELLED, the abort's reason as cause. Cancelling a call stops the
+   * wait, not necessarily the work: containerd may have done what was asked. `undefined`: no signal.
+   */
+  withSignal(signal: AbortSignal | undefined): ContainerdClient {
+    return this.view({ signal });
+  }
+
+  private view(change: Partial<CallScope>): ContainerdClient {
+    const scope = { ...this.scope, ...change };
+    return new ContainerdClient({ address: this.conn.address, namespace: scope.namespace }, this.conn, scope);
   }
 
   /** containerd's version; a cheap liveness check. */

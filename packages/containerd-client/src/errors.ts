@@ -1,53 +1,62 @@
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { SociError, type SociErrorOptions } from '@soci-ts/errors';
 
 /**
  * Classes of containerd errors (its `errdefs` package), as they arrive over gRPC. Callers branch
  * on `code`, never on the message.
  */
 export type ContainerdErrorCode =
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'INVALID_ARGUMENT'
-  | 'FAILED_PRECONDITION'
-  | 'OUT_OF_RANGE'
-  | 'UNAVAILABLE'
-  | 'UNIMPLEMENTED'
-  | 'CANCELLED'
-  | 'DEADLINE_EXCEEDED'
-  | 'PERMISSION_DENIED'
-  | 'DATA_LOSS'
-  | 'UNKNOWN';
+  | 'CONTAINERD_NOT_FOUND'
+  | 'CONTAINERD_ALREADY_EXISTS'
+  | 'CONTAINERD_INVALID_ARGUMENT'
+  | 'CONTAINERD_FAILED_PRECONDITION'
+  | 'CONTAINERD_OUT_OF_RANGE'
+  | 'CONTAINERD_UNAVAILABLE'
+  | 'CONTAINERD_UNIMPLEMENTED'
+  | 'CONTAINERD_CANCELLED'
+  | 'CONTAINERD_DEADLINE_EXCEEDED'
+  | 'CONTAINERD_PERMISSION_DENIED'
+  | 'CONTAINERD_DATA_LOSS'
+  | 'CONTAINERD_UNKNOWN';
 
 const BY_GRPC_STATUS: Partial<Record<GrpcStatus, ContainerdErrorCode>> = {
-  [GrpcStatus.NOT_FOUND]: 'NOT_FOUND',
-  [GrpcStatus.ALREADY_EXISTS]: 'ALREADY_EXISTS',
-  [GrpcStatus.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',
-  [GrpcStatus.FAILED_PRECONDITION]: 'FAILED_PRECONDITION',
-  [GrpcStatus.OUT_OF_RANGE]: 'OUT_OF_RANGE',
-  [GrpcStatus.UNAVAILABLE]: 'UNAVAILABLE',
-  [GrpcStatus.UNIMPLEMENTED]: 'UNIMPLEMENTED',
-  [GrpcStatus.CANCELLED]: 'CANCELLED',
-  [GrpcStatus.DEADLINE_EXCEEDED]: 'DEADLINE_EXCEEDED',
-  [GrpcStatus.PERMISSION_DENIED]: 'PERMISSION_DENIED',
-  [GrpcStatus.DATA_LOSS]: 'DATA_LOSS',
+  [GrpcStatus.NOT_FOUND]: 'CONTAINERD_NOT_FOUND',
+  [GrpcStatus.ALREADY_EXISTS]: 'CONTAINERD_ALREADY_EXISTS',
+  [GrpcStatus.INVALID_ARGUMENT]: 'CONTAINERD_INVALID_ARGUMENT',
+  [GrpcStatus.FAILED_PRECONDITION]: 'CONTAINERD_FAILED_PRECONDITION',
+  [GrpcStatus.OUT_OF_RANGE]: 'CONTAINERD_OUT_OF_RANGE',
+  [GrpcStatus.UNAVAILABLE]: 'CONTAINERD_UNAVAILABLE',
+  [GrpcStatus.UNIMPLEMENTED]: 'CONTAINERD_UNIMPLEMENTED',
+  [GrpcStatus.CANCELLED]: 'CONTAINERD_CANCELLED',
+  [GrpcStatus.DEADLINE_EXCEEDED]: 'CONTAINERD_DEADLINE_EXCEEDED',
+  [GrpcStatus.PERMISSION_DENIED]: 'CONTAINERD_PERMISSION_DENIED',
+  [GrpcStatus.DATA_LOSS]: 'CONTAINERD_DATA_LOSS',
 };
 
+/** What a ContainerdError tells besides its code and message. */
+export interface ContainerdErrorOptions extends SociErrorOptions {
+  /** The gRPC method that failed, `<service>.<Method>` (e.g. `snapshots.Prepare`). */
+  method?: string;
+  /** The address tried, when containerd could not be reached at all. */
+  unreachable?: string;
+}
+
 /**
- * A containerd API call failed; `code` is the containerd error class, `method` the gRPC method.
- * `unreachable`: set when containerd could not be reached at all (the address tried); the
- * message then says so plainly instead of quoting gRPC.
+ * A containerd API call failed; `code` is the containerd error class, `method` the gRPC method
+ * (the message starts with `containerd <method>: `). `unreachable`: set when containerd could not be
+ * reached at all (the address tried); the message then says so plainly instead of quoting gRPC.
  */
-export class ContainerdError extends Error {
-  override readonly name = 'ContainerdError';
+export class ContainerdError extends SociError<ContainerdErrorCode> {
+  override readonly name: string = 'ContainerdError';
+  /** `<service>.<Method>`; '' for a failure that is no call's. */
+  readonly method: string;
   readonly unreachable: string | undefined;
-  constructor(
-    readonly code: ContainerdErrorCode,
-    readonly method: string,
-    message: string,
-    options?: { cause?: unknown; unreachable?: string },
-  ) {
-    super(options?.unreachable ? message : `containerd ${method}: ${message}`, options);
-    this.unreachable = options?.unreachable;
+
+  constructor(code: ContainerdErrorCode, message: string, options: ContainerdErrorOptions = {}) {
+    const named = options.method && !options.unreachable;
+    super(code, named ? `containerd ${options.method}: ${message}` : message, options);
+    this.method = options.method ?? '';
+    this.unreachable = options.unreachable;
   }
 }
 
@@ -67,58 +76,63 @@ const CONNECT_FAILURES: Record<string, string> = {
 export function fromGrpcError(method: string, err: unknown, address?: string): ContainerdError {
   if (err instanceof ContainerdError) return err;
   const grpcErr = err as Partial<ServiceError>;
-  const code = (typeof grpcErr.code === 'number' && BY_GRPC_STATUS[grpcErr.code as GrpcStatus]) || 'UNKNOWN';
+  const code =
+    (typeof grpcErr.code === 'number' && BY_GRPC_STATUS[grpcErr.code as GrpcStatus]) || 'CONTAINERD_UNKNOWN';
   let message = grpcErr.details || (err instanceof Error ? err.message : String(err));
   // grpc-js reports a failed connect as UNAVAILABLE "No connection established. Last error: ...
   // connect ENOENT /path". A user needs the address and what went wrong, not the gRPC text.
-  const connect = code === 'UNAVAILABLE' ? /\bconnect (E[A-Z]+)\b/.exec(message) : null;
+  const connect = code === 'CONTAINERD_UNAVAILABLE' ? /\bconnect (E[A-Z]+)\b/.exec(message) : null;
   if (connect && address) {
     const why = CONNECT_FAILURES[connect[1]!] ?? connect[1]!;
     return new ContainerdError(
       code,
-      method,
       `cannot reach containerd at ${address} (${why}); is containerd running, and is that its socket?`,
-      { cause: err, unreachable: address },
+      { method, cause: err, unreachable: address },
     );
   }
   // UNAVAILABLE is also containerd's answer for a locked ingest ref; only a connection failure gets the hint.
-  if (code === 'UNAVAILABLE' && !/\blocked\b/.test(message)) {
+  if (code === 'CONTAINERD_UNAVAILABLE' && !/\blocked\b/.test(message)) {
     message += ' (is containerd running and is the socket address right?)';
   }
-  return new ContainerdError(code, method, message, { cause: err });
+  return new ContainerdError(code, message, { method, cause: err });
 }
 
-export function isContainerdError(err: unknown, code?: ContainerdErrorCode): err is ContainerdError {
-  return err instanceof ContainerdError && (code === undefined || err.code === code);
+/** The error a call ends with when its signal aborts: CANCELLED, with the abort's reason as cause. */
+export function cancelledBy(method: string, reason: unknown): ContainerdError {
+  return new ContainerdError('CONTAINERD_CANCELLED', 'cancelled by the caller', { method, cause: reason });
 }
 
-export const isNotFound = (err: unknown): boolean => isContainerdError(err, 'NOT_FOUND');
-export const isAlreadyExists = (err: unknown): boolean => isContainerdError(err, 'ALREADY_EXISTS');
+/**
+ * Whether `err` itself (not an error under it) is a ContainerdError, with one of `codes` when given.
+ * For a whole cause chain (a PullError around it), use `findCode` of `@soci-ts/errors`.
+ */
+export function isContainerdError(err: unknown, ...codes: ContainerdErrorCode[]): err is ContainerdError {
+  return err instanceof ContainerdError && (codes.length === 0 || codes.includes(err.code));
+}
 
-/** Why a pull failed. Each code names what to fix; `cause` keeps the underlying error. */
+/** containerd answered NOT_FOUND (the error itself, as a call throws it). */
+export const isNotFound = (err: unknown): boolean => isContainerdError(err, 'CONTAINERD_NOT_FOUND');
+/** containerd answered ALREADY_EXISTS (the error itself, as a call throws it). */
+export const isAlreadyExists = (err: unknown): boolean => isContainerdError(err, 'CONTAINERD_ALREADY_EXISTS');
+
+/**
+ * Why a pull failed. The pull's own decisions have their own code; a registry's or containerd's
+ * failure during a step is PULL_REGISTRY_FAILED or PULL_CONTAINERD_FAILED, with that failure as
+ * `cause` (find its code with `findCode`).
+ */
 export type PullErrorCode =
-  | 'INVALID_REFERENCE'
-  | 'IMAGE_NOT_FOUND'
-  | 'REGISTRY_UNREACHABLE'
-  | 'REGISTRY_AUTH'
-  | 'REGISTRY_ERROR'
-  | 'PLATFORM_NOT_FOUND'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'INVALID_MANIFEST'
-  | 'INVALID_CONFIG'
-  | 'DIGEST_MISMATCH'
-  | 'UNPACK_DISABLED'
-  | 'UNPACK_FAILED'
-  | 'CONTAINERD_ERROR'
-  | 'ABORTED';
+  | 'PULL_INVALID_REFERENCE'
+  | 'PULL_PLATFORM_NOT_FOUND'
+  | 'PULL_UNSUPPORTED_MEDIA_TYPE'
+  | 'PULL_INVALID_MANIFEST'
+  | 'PULL_INVALID_CONFIG'
+  | 'PULL_UNPACK_DISABLED'
+  | 'PULL_UNPACK_FAILED'
+  | 'PULL_REGISTRY_FAILED'
+  | 'PULL_CONTAINERD_FAILED'
+  | 'PULL_ABORTED';
 
-export class PullError extends Error {
-  override readonly name = 'PullError';
-  constructor(
-    readonly code: PullErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
+/** A pull's failure: `new PullError(code, message, { cause })`, no details beyond the cause. */
+export class PullError extends SociError<PullErrorCode> {
+  override readonly name: string = 'PullError';
 }

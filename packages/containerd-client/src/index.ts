@@ -2,8 +2,8 @@ export { ContainerdClient, type ContainerdClientOptions } from './client.js';
 export {
   ContainerdError,
   type ContainerdErrorCode,
+  type ContainerdErrorOptions,
   isAlreadyExists,
-  isContainerdError,
   isNotFound,
   PullError,
   type PullErrorCode,
@@ -44,7 +44,6 @@ export { SnapshotsService } from './services/snapshots.js';
 export { LEASE_HEADER, NAMESPACE_HEADER } from './transport.js';
 export type {
   ContentInfo,
-  Descriptor,
   ImageRecord,
   Labels,
   Lease,

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { fromGrpcError } from './errors.js';
+import { cancelledBy, fromGrpcError } from './errors.js';
 import { serviceConstructor } from './protos.js';
 
 /** gRPC metadata keys containerd reads on every call (namespaces/grpc.go, leases/grpc.go). */
@@ -74,10 +74,35 @@ export class Connection {
   }
 }
 
-/** Namespace and optional lease that every call of one client view carries. */
+/** Namespace, optional lease and optional signal that every call of one client view carries. */
 export interface CallScope {
   namespace: string;
   lease?: string | undefined;
+  /** Cancels the view's calls in flight (`call.cancel()`) and fails them, and later ones, with CANCELLED. */
+  signal?: AbortSignal | undefined;
+}
+
+/** The same scope without its signal: for clean-up that must run after an abort (abort an ingest). */
+export function uncancellable(scope: CallScope): CallScope {
+  return { namespace: scope.namespace, lease: scope.lease };
+}
+
+/**
+ * Cancels `call` when `signal` aborts; `onAbort` then fails the caller's promise with CANCELLED and the
+ * abort's reason as cause (grpc-js's own CANCELLED error would lose the reason). Returns the unlink.
+ */
+function cancelOnAbort(
+  signal: AbortSignal | undefined,
+  call: { cancel(): void },
+  onAbort: () => void,
+): () => void {
+  if (!signal) return () => undefined;
+  const abort = () => {
+    onAbort();
+    call.cancel();
+  };
+  signal.addEventListener('abort', abort, { once: true });
+  return () => signal.removeEventListener('abort', abort);
 }
 
 export function scopeMetadata(scope: CallScope): grpc.Metadata {
@@ -87,7 +112,10 @@ export function scopeMetadata(scope: CallScope): grpc.Metadata {
   return md;
 }
 
-/** Calls a unary method; failures become ContainerdErrors named `<Service>.<Method>`. */
+/**
+ * Calls a unary method; failures become ContainerdErrors named `<Service>.<Method>`. The scope's
+ * signal cancels the call (containerd may still have done what it asked).
+ */
 export function unary<Req, Res>(
   conn: Connection,
   scope: CallScope,
@@ -97,12 +125,17 @@ export function unary<Req, Res>(
 ): Promise<Res> {
   const stub = conn.stub(service);
   const fn = stub[method];
+  const name = `${service}.${method}`;
   if (typeof fn !== 'function') throw new Error(`no method ${method} on ${SERVICES[service]}`);
+  if (scope.signal?.aborted) return Promise.reject(cancelledBy(name, scope.signal.reason));
   return new Promise<Res>((resolve, reject) => {
-    fn.call(stub, request, scopeMetadata(scope), ((err, res) => {
-      if (err) reject(fromGrpcError(`${service}.${method}`, err, conn.address));
+    let unlink: () => void = () => undefined;
+    const call = fn.call(stub, request, scopeMetadata(scope), ((err, res) => {
+      unlink();
+      if (err) reject(fromGrpcError(name, err, conn.address));
       else resolve(res);
-    }) as Callback<Res>);
+    }) as Callback<Res>) as grpc.ClientUnaryCall;
+    unlink = cancelOnAbort(scope.signal, call, () => reject(cancelledBy(name, scope.signal?.reason)));
   });
 }
 
@@ -114,17 +147,24 @@ export async function* serverStream<Req, Res>(
   method: string,
   request: Req,
 ): AsyncGenerator<Res> {
+  const name = `${service}.${method}`;
+  if (scope.signal?.aborted) throw cancelledBy(name, scope.signal.reason);
   const stub = conn.stub(service);
   const call = (stub[method] as (req: Req, md: grpc.Metadata) => grpc.ClientReadableStream<Res>).call(
     stub,
     request,
     scopeMetadata(scope),
   );
+  // The stream then ends with grpc-js's CANCELLED; the abort's reason is put in its place below.
+  const unlink = cancelOnAbort(scope.signal, call, () => undefined);
   try {
     for await (const message of call) yield message as Res;
   } catch (err) {
-    throw fromGrpcError(`${service}.${method}`, err, conn.address);
+    throw scope.signal?.aborted
+      ? cancelledBy(name, scope.signal.reason)
+      : fromGrpcError(name, err, conn.address);
   } finally {
+    unlink();
     call.cancel();
   }
 }
@@ -137,15 +177,32 @@ export class DuplexExchange<Req, Res> {
   private readonly call: grpc.ClientDuplexStream<Req, Res>;
   private readonly waiting: { resolve: (res: Res) => void; reject: (err: Error) => void }[] = [];
   private failure: Error | undefined;
+  /** Rejects with the stream's failure (an abort included), for waits that are not a `send`. */
+  readonly failed: Promise<never>;
+  private rejectFailed: (err: Error) => void = () => undefined;
   private readonly name: string;
+  private readonly unlinkSignal: () => void;
 
   constructor(conn: Connection, scope: CallScope, service: ServiceName, method: string) {
     const stub = conn.stub(service);
     this.name = `${service}.${method}`;
+    this.failed = new Promise<never>((_resolve, reject) => {
+      this.rejectFailed = reject;
+    });
+    this.failed.catch(() => undefined); // only a wait on it handles it
     this.call = (stub[method] as (md: grpc.Metadata) => grpc.ClientDuplexStream<Req, Res>).call(
       stub,
       scopeMetadata(scope),
     );
+    const { signal } = scope;
+    if (signal?.aborted) {
+      this.fail(cancelledBy(this.name, signal.reason));
+      this.call.cancel();
+    }
+    this.unlinkSignal = cancelOnAbort(signal, this.call, () =>
+      this.fail(cancelledBy(this.name, signal?.reason)),
+    );
+    this.call.on('close', () => this.unlinkSignal());
     this.call.on('data', (res: Res) => this.waiting.shift()?.resolve(res));
     this.call.on('error', (err) => this.fail(fromGrpcError(this.name, err, conn.address)));
     this.call.on('end', () =>
@@ -163,16 +220,19 @@ export class DuplexExchange<Req, Res> {
 
   /** Half-closes the stream (the normal end after a commit). */
   end(): void {
+    this.unlinkSignal();
     this.call.end();
   }
 
   /** Abandons the stream; containerd keeps the partial ingest until it is aborted or expires. */
   cancel(): void {
+    this.unlinkSignal();
     this.call.cancel();
   }
 
   private fail(err: Error): void {
     this.failure ??= err;
+    this.rejectFailed(this.failure);
     for (const w of this.waiting.splice(0)) w.reject(this.failure);
   }
 }

@@ -1,10 +1,8 @@
-/** An OCI content descriptor as containerd stores it (containerd.types.Descriptor). */
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-}
+import type { Descriptor } from '@soci-ts/oci-referrers';
+
+// Descriptors are @soci-ts/oci-referrers' (the one owner); containerd stores mediaType, digest, size
+// and annotations of one (containerd.types.Descriptor).
+export type { Descriptor };
 
 /** A mount a snapshotter hands out (containerd.types.Mount), e.g. overlay lowerdir/upperdir. */
 export interface Mount {

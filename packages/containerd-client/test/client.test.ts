@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { isSociError } from '@soci-ts/errors';
 import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -97,7 +98,7 @@ describe('content', () => {
     const err = await rejection(
       client.content.writeBlob({ ref: 'mismatch', expected: { digest: wrong, size: data.length }, data }),
     );
-    expect(err.code).toBe('FAILED_PRECONDITION');
+    expect(err.code).toBe('CONTAINERD_FAILED_PRECONDITION');
     expect(await client.content.listStatuses()).toEqual([]);
     expect(isNotFound(await rejection(client.content.info(wrong)))).toBe(true);
   });
@@ -107,7 +108,7 @@ describe('content', () => {
     const err = await rejection(
       client.content.writeBlob({ ref: 'long', expected: { digest: sha256(data), size: 5 }, data }),
     );
-    expect(err.code).toBe('FAILED_PRECONDITION');
+    expect(err.code).toBe('CONTAINERD_FAILED_PRECONDITION');
     expect(await client.content.listStatuses()).toEqual([]);
   });
 });
@@ -122,7 +123,7 @@ describe('images', () => {
     const created = await client.images.create({ name: 'example.com/a:1', target, labels: { x: '1' } });
     expect(created).toMatchObject({ name: 'example.com/a:1', target, labels: { x: '1' } });
     expect((await rejection(client.images.create({ name: 'example.com/a:1', target }))).code).toBe(
-      'ALREADY_EXISTS',
+      'CONTAINERD_ALREADY_EXISTS',
     );
     expect((await client.images.get('example.com/a:1')).target).toEqual(target);
     expect((await client.images.list()).map((i) => i.name)).toContain('example.com/a:1');
@@ -133,7 +134,14 @@ describe('images', () => {
     });
     expect(updated.target.size).toBe(2);
     await client.images.delete('example.com/a:1');
-    expect((await rejection(client.images.get('example.com/a:1'))).code).toBe('NOT_FOUND');
+    const missing = await rejection(client.images.get('example.com/a:1'));
+    expect(missing).toMatchObject({
+      name: 'ContainerdError',
+      code: 'CONTAINERD_NOT_FOUND',
+      method: 'images.Get',
+    });
+    expect(missing.message).toMatch(/^containerd images\.Get: /);
+    expect(isSociError(missing)).toBe(true);
     expect(await ctr(['images', 'ls', '-q'])).toBe('');
   });
 });
@@ -155,9 +163,9 @@ describe('snapshots and leases', () => {
     expect(view[0]?.type).toBe('bind');
     expect((await sn.stat('view-1')).kind).toBe('VIEW');
     expect((await sn.usage('committed-1')).inodes).toBeGreaterThanOrEqual(1);
-    expect((await rejection(sn.prepare('view-1', 'committed-1'))).code).toBe('ALREADY_EXISTS');
-    expect((await rejection(sn.prepare('x', 'no-such-parent'))).code).toBe('NOT_FOUND');
-    expect((await rejection(sn.remove('committed-1'))).code).toBe('FAILED_PRECONDITION'); // has a child
+    expect((await rejection(sn.prepare('view-1', 'committed-1'))).code).toBe('CONTAINERD_ALREADY_EXISTS');
+    expect((await rejection(sn.prepare('x', 'no-such-parent'))).code).toBe('CONTAINERD_NOT_FOUND');
+    expect((await rejection(sn.remove('committed-1'))).code).toBe('CONTAINERD_FAILED_PRECONDITION'); // has a child
     await sn.remove('view-1');
     await sn.remove('committed-1');
     expect(await sn.list()).toEqual([]);
@@ -189,7 +197,7 @@ describe('snapshots and leases', () => {
     const sn = client.snapshots('overlayfs');
     await sn.prepare('ns-1');
     expect((await rejection(client.withNamespace('other').snapshots('overlayfs').stat('ns-1'))).code).toBe(
-      'NOT_FOUND',
+      'CONTAINERD_NOT_FOUND',
     );
     await sn.remove('ns-1');
     expect((await client.namespaces.list()).map((n) => n.name)).toContain('client-test');
@@ -200,9 +208,81 @@ test('a socket with nobody behind it is UNAVAILABLE', async () => {
   const nowhere = new ContainerdClient({ address: `${ctd.dir}/nobody.sock`, namespace: 'x' });
   try {
     const err = await rejection(nowhere.version());
-    expect(err.code).toBe('UNAVAILABLE');
-    expect(err.message).toMatch(/containerd running/);
+    expect(err).toMatchObject({ code: 'CONTAINERD_UNAVAILABLE', method: 'version.Version' });
+    expect(err.unreachable).toBe(`${ctd.dir}/nobody.sock`);
+    expect(err.message).toMatch(/^cannot reach containerd at .*containerd running/);
   } finally {
     nowhere.close();
   }
+});
+
+describe('a view with a signal', () => {
+  test('an aborted signal fails unary, streaming and Write calls with CANCELLED, its reason as cause', async () => {
+    const reason = new Error('stop');
+    const view = client.withSignal(AbortSignal.abort(reason));
+    expect(view.signal?.aborted).toBe(true);
+    const data = Buffer.from('never written\n');
+    const calls: [string, Promise<unknown>][] = [
+      ['version.Version', view.version()],
+      ['snapshots.List', view.snapshots('overlayfs').list()],
+      [
+        'content.Write',
+        view.content.writeBlob({
+          ref: 'cancelled',
+          expected: { digest: sha256(data), size: data.length },
+          data,
+        }),
+      ],
+    ];
+    for (const [method, call] of calls) {
+      const err = await rejection(call);
+      expect(err).toMatchObject({ code: 'CONTAINERD_CANCELLED', method });
+      expect(err.cause).toBe(reason);
+    }
+    expect(await client.content.listStatuses()).toEqual([]);
+    // The view it came from, and views made from it without the signal, are not cancelled.
+    expect((await view.withSignal(undefined).version()).version).toBe(ctd.release.version);
+    expect(view.withLease('l').withNamespace('n').signal).toBe(view.signal);
+  });
+
+  test('an abort in the middle of a content Write cancels it and leaves no ingest', async () => {
+    const controller = new AbortController();
+    const reason = new Error('stop mid-write');
+    const data = randomBytes(256 * 1024);
+    const write = client.withSignal(controller.signal).content.writeBlob({
+      ref: 'aborted-mid-write',
+      expected: { digest: sha256(data), size: data.length * 2 },
+      data: (async function* () {
+        yield data; // sent and answered
+        controller.abort(reason);
+        yield data; // its WRITE is cancelled
+      })(),
+    });
+    const err = await rejection(write);
+    expect(err).toMatchObject({ code: 'CONTAINERD_CANCELLED', method: 'content.Write' });
+    expect(err.cause).toBe(reason);
+    expect(await client.content.listStatuses()).toEqual([]);
+  });
+});
+
+test('an abort while the data source is slow to give its next piece ends the Write at once', async () => {
+  const controller = new AbortController();
+  const reason = new Error('stop while waiting for data');
+  const data = randomBytes(64 * 1024);
+  const write = client.withSignal(controller.signal).content.writeBlob({
+    ref: 'aborted-while-waiting',
+    expected: { digest: sha256(data), size: data.length * 2 },
+    data: (async function* () {
+      yield data;
+      setTimeout(() => controller.abort(reason), 50);
+      await new Promise(() => undefined); // a source that never gives its next piece
+      yield data;
+    })(),
+  });
+  const started = performance.now();
+  const err = await rejection(write);
+  expect(performance.now() - started).toBeLessThan(2000);
+  expect(err).toMatchObject({ code: 'CONTAINERD_CANCELLED', method: 'content.Write' });
+  expect(err.cause).toBe(reason);
+  expect(await client.content.listStatuses()).toEqual([]);
 });

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
+import type { Descriptor } from '@soci-ts/oci-referrers';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
   configSnapshotGcLabel,
-  type Descriptor,
   imageLayersLabel,
   LABEL,
   MAX_LABEL_BYTES,

@@ -4,7 +4,15 @@ import { startContainerd, type TestContainerd } from '@soci-ts/testing/container
 import { pushLayout } from '@soci-ts/testing/images';
 import { startRegistry, type TestRegistry } from '@soci-ts/testing/registry';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { ContainerdClient, chainIds, LABEL, type Labels, type PullError, pullImage } from '../src/index.js';
+import {
+  ContainerdClient,
+  type ContainerdError,
+  chainIds,
+  LABEL,
+  type Labels,
+  type PullError,
+  pullImage,
+} from '../src/index.js';
 import { startFakeRemoteSnapshotter } from './support/fake-remote-snapshotter.js';
 import { recordingSource } from './support/recording-source.js';
 
@@ -13,6 +21,10 @@ import { recordingSource } from './support/recording-source.js';
 const NS = 'pull-remote';
 const INDEX_LABEL = 'containerd.io/snapshot/remote/soci.index.digest';
 const INDEX_DIGEST = `sha256:${'5'.repeat(64)}`;
+/** A Prepare with this label is never answered by the fake (a hung snapshotter). */
+const HOLD_LABEL = 'containerd.io/snapshot/test.hold';
+/** How soon an abort must end a call: generous for a loaded machine, far below any timeout. */
+const PROMPT_MS = 2000;
 
 let fake: Awaited<ReturnType<typeof startFakeRemoteSnapshotter>>;
 let ctd: TestContainerd;
@@ -22,7 +34,10 @@ let registries: RegistryClient;
 let ref: string;
 
 beforeAll(async () => {
-  fake = await startFakeRemoteSnapshotter((labels) => labels[INDEX_LABEL] !== undefined);
+  fake = await startFakeRemoteSnapshotter(
+    (labels) => labels[INDEX_LABEL] !== undefined,
+    (labels) => labels[HOLD_LABEL] !== undefined,
+  );
   [ctd, server] = await Promise.all([
     startContainerd({ snapshotterSocket: fake.socket, snapshotterName: 'fake', namespace: NS }),
     startRegistry(),
@@ -53,7 +68,7 @@ test('layers the snapshotter mounts remotely are not downloaded; the rest are un
     client,
     ref,
     snapshotter: 'fake',
-    registry,
+    source: registry,
     // Layers 0 and 1 "have a zTOC"; layer 2 does not.
     labels: (_layer, i): Labels => (i < 2 ? { [INDEX_LABEL]: INDEX_DIGEST } : {}),
   });
@@ -94,7 +109,7 @@ test('layers the snapshotter mounts remotely are not downloaded; the rest are un
   // Only the three committed layers remain in the snapshotter: no extraction snapshot left over.
   expect([...fake.entries.values()].map((e) => e.kind)).toEqual(['COMMITTED', 'COMMITTED', 'COMMITTED']);
 
-  const again = await pullImage({ client, ref, snapshotter: 'fake', registry: source() });
+  const again = await pullImage({ client, ref, snapshotter: 'fake', source: source() });
   expect(again.layers.map((l) => l.mode)).toEqual(['present', 'present', 'present']);
 });
 
@@ -105,15 +120,65 @@ test('with unpackFallback off, a layer the snapshotter does not claim fails the 
     client: other,
     ref,
     snapshotter: 'fake',
-    registry: source(),
+    source: source(),
     labels: (_layer, i): Labels => (i === 0 ? { [INDEX_LABEL]: INDEX_DIGEST } : {}),
     unpackFallback: false,
   }).catch((e: unknown) => e)) as PullError;
-  expect(err.code).toBe('UNPACK_DISABLED');
+  expect(err.code).toBe('PULL_UNPACK_DISABLED');
   // Layer 0 was claimed remotely (it already existed in the backend); layer 1's extraction snapshot is gone
   // from containerd at once, and from the backend after containerd's next garbage collection.
   expect((await other.snapshots('fake').list()).map((s) => s.kind)).toEqual(['COMMITTED']);
   const lease = await other.leases.create();
   await other.leases.delete(lease.id, { sync: true });
   expect(fake.entries.size).toBe(before);
+});
+
+/** Aborts `controller` once the fake holds a Prepare; the call's error, how soon after the abort it came, and the held call. */
+async function abortWhenHeld(controller: AbortController, reason: Error, call: Promise<unknown>) {
+  const held = await fake.nextHeld();
+  const abortedAt = performance.now();
+  controller.abort(reason);
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return { error, afterAbortMs: performance.now() - abortedAt, held };
+}
+
+test("a signal cancels a containerd call in flight, down to the snapshotter's Prepare", async () => {
+  const controller = new AbortController();
+  const reason = new Error('the test aborts');
+  const view = client.withNamespace('pull-remote-cancel').withSignal(controller.signal);
+  const prepare = view.snapshots('fake').prepare('held-1', '', { [HOLD_LABEL]: 'yes' });
+  const { error, afterAbortMs, held } = await abortWhenHeld(controller, reason, prepare);
+  expect(error).toMatchObject({
+    name: 'ContainerdError',
+    code: 'CONTAINERD_CANCELLED',
+    method: 'snapshots.Prepare',
+  });
+  expect((error as ContainerdError).cause).toBe(reason);
+  expect(afterAbortMs).toBeLessThan(PROMPT_MS);
+  await held.cancelled; // containerd passed the cancellation on to the proxy snapshotter
+});
+
+test('an abort while the snapshotter holds a Prepare ends the pull at once with PULL_ABORTED, leaving no image or lease', async () => {
+  const other = client.withNamespace('pull-remote-abort');
+  const controller = new AbortController();
+  const reason = new Error('the test aborts');
+  const pull = pullImage({
+    client: other,
+    ref,
+    snapshotter: 'fake',
+    source: source(),
+    labels: (_layer, i): Labels => (i === 1 ? { [HOLD_LABEL]: 'yes' } : { [INDEX_LABEL]: INDEX_DIGEST }),
+    signal: controller.signal,
+  });
+  const { error, afterAbortMs, held } = await abortWhenHeld(controller, reason, pull);
+  expect(error).toMatchObject({ name: 'PullError', code: 'PULL_ABORTED' });
+  expect((error as PullError).cause).toBe(reason);
+  expect(afterAbortMs).toBeLessThan(PROMPT_MS);
+  await held.cancelled;
+  expect(await other.images.list()).toEqual([]);
+  expect(await other.leases.list()).toEqual([]);
+  expect(await other.content.listStatuses()).toEqual([]);
 });

@@ -1,4 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { findCode, systemCodeOf } from '@soci-ts/errors';
 import { RegistryClient } from '@soci-ts/oci-referrers';
 import { buildBusyboxImage } from '@soci-ts/testing/busybox-image';
 import { startContainerd, type TestContainerd } from '@soci-ts/testing/containerd';
@@ -72,7 +75,7 @@ async function expectPullError(promise: Promise<unknown>, code: string): Promise
 describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', () => {
   test('pulls, records the image and runs a container from it', async () => {
     const registry = source(ref);
-    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, registry });
+    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, source: registry });
 
     expect(report.name).toBe(ref);
     expect(report.manifest.digest).toBe(manifestDigest);
@@ -139,7 +142,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
 
   test('pulling again is idempotent: every layer present, nothing downloaded but manifest and config', async () => {
     const registry = source(ref);
-    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, registry });
+    const report = await pullImage({ client, ref, snapshotter: SNAPSHOTTER, source: registry });
     expect(report.layers.map((l) => l.mode)).toEqual(['present', 'present', 'present']);
     expect(report.layers.every((l) => l.bytesFetched === 0)).toBe(true);
     expect(registry.blobs).toEqual([report.config.digest]);
@@ -154,7 +157,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
       client,
       ref,
       snapshotter: SNAPSHOTTER,
-      registry: source(ref),
+      source: source(ref),
       labels: (_layer, index) => {
         if (index === 2) {
           held = client.leases.list().then(([lease]) => (lease ? client.leases.listResources(lease.id) : []));
@@ -197,7 +200,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
   test('two concurrent pulls of the same image both succeed and leave one set of snapshots', async () => {
     const fresh = client.withNamespace('pull-concurrent');
     const reports = await Promise.all(
-      [0, 1].map(() => pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, registry: source(ref) })),
+      [0, 1].map(() => pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, source: source(ref) })),
     );
     expect(reports[0]!.chainId).toBe(reports[1]!.chainId);
     const snapshots = await fresh.snapshots(SNAPSHOTTER).list();
@@ -206,7 +209,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     expect((await fresh.images.list()).map((i) => i.name)).toEqual([ref]);
   });
 
-  test('a layer whose bytes do not match its digest is DIGEST_MISMATCH and leaves nothing half-made', async () => {
+  test('a layer whose bytes do not match its digest fails in the content writer and leaves nothing half-made', async () => {
     const fresh = client.withNamespace('pull-corrupt');
     const real = source(ref);
     const corrupting: ImageSource = {
@@ -226,9 +229,13 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
         })() as unknown as Awaited<ReturnType<ImageSource['fetchBlob']>>;
       },
     };
-    await expectPullError(
-      pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, registry: corrupting }),
-      'DIGEST_MISMATCH',
+    const err = await expectPullError(
+      pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, source: corrupting }),
+      'PULL_CONTAINERD_FAILED',
+    );
+    expect(findCode(err, 'CONTAINERD_FAILED_PRECONDITION')?.message).toMatch(/served wrong bytes/);
+    expect(err.message).toMatch(
+      /^download layer sha256:[0-9a-f]{64} into the content store: containerd content\.Write: /,
     );
     expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
     expect(await fresh.content.listStatuses()).toEqual([]);
@@ -242,60 +249,111 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
       client: fresh,
       ref: byDigest,
       snapshotter: SNAPSHOTTER,
-      registry: source(byDigest),
+      source: source(byDigest),
     });
     expect(report.name).toBe(byDigest);
     expect((await fresh.images.get(byDigest)).target.digest).toBe(manifestDigest);
   });
 
-  test('an abort between layers is ABORTED and leaves no snapshot, image or lease', async () => {
+  test('an abort while a layer downloads is PULL_ABORTED and leaves no snapshot, ingest, image or lease', async () => {
     const fresh = client.withNamespace('pull-abort');
     const controller = new AbortController();
+    const reason = new Error('the test aborts');
     const real = source(ref);
     const aborting: ImageSource = {
       fetchImageManifest: real.fetchImageManifest,
       fetchBlob: async (d) => {
-        // Abort while the first layer downloads: that layer completes, the next one never starts.
-        if (typeof d !== 'string' && !d.mediaType.includes('config')) controller.abort();
+        // Abort as the first layer's download starts (this stream is not given the signal): its
+        // content Write is cancelled, the next layer never starts.
+        if (typeof d !== 'string' && !d.mediaType.includes('config')) controller.abort(reason);
         return real.fetchBlob(d);
       },
     };
-    await expectPullError(
+    const err = await expectPullError(
       pullImage({
         client: fresh,
         ref,
         snapshotter: SNAPSHOTTER,
-        registry: aborting,
+        source: aborting,
         signal: controller.signal,
       }),
-      'ABORTED',
+      'PULL_ABORTED',
     );
+    expect(err.cause).toBe(reason);
     expect(real.blobs).toHaveLength(2); // config and the first layer only
     expect(await fresh.images.list()).toEqual([]);
     expect(await fresh.leases.list()).toEqual([]);
+    expect(await fresh.content.listStatuses()).toEqual([]);
     // What was committed before the abort is left to containerd's garbage collector.
     const lease = await fresh.leases.create();
     await fresh.leases.delete(lease.id, { sync: true });
     expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
   });
 
-  test('a missing image is IMAGE_NOT_FOUND and leaves nothing behind', async () => {
+  test('an abort while the manifest or a layer is half read ends the pull at once with PULL_ABORTED', async () => {
+    const fresh = client.withNamespace('pull-abort-read');
+    const real = source(ref);
+    for (const stalled of ['manifest', 'layer'] as const) {
+      const stall = await startStallingServer();
+      try {
+        const stallRepo = registries.repository(`${stall.host}/e2e/busybox`);
+        // The stalled read goes to the stalling server, through the options the pull passes.
+        const registry: ImageSource = {
+          fetchImageManifest: (reference, platform, options) =>
+            (stalled === 'manifest' ? stallRepo : real).fetchImageManifest(reference, platform, options),
+          fetchBlob: (blob, options) =>
+            stalled === 'layer' && typeof blob !== 'string' && !blob.mediaType.includes('config')
+              ? stallRepo.fetchBlob(blob, options)
+              : real.fetchBlob(blob, options),
+        };
+        const controller = new AbortController();
+        const reason = new Error(`the test aborts the ${stalled} read`);
+        const pull = pullImage({
+          client: fresh,
+          ref,
+          snapshotter: SNAPSHOTTER,
+          source: registry,
+          signal: controller.signal,
+        });
+        await stall.arrived;
+        await new Promise((resolve) => setTimeout(resolve, 50)); // the half body is on its way
+        const abortedAt = performance.now();
+        controller.abort(reason);
+        const err = await expectPullError(pull, 'PULL_ABORTED');
+        expect(performance.now() - abortedAt).toBeLessThan(2000);
+        expect(err.cause).toBe(reason);
+      } finally {
+        await stall.stop();
+      }
+    }
+    expect(await fresh.images.list()).toEqual([]);
+    expect(await fresh.leases.list()).toEqual([]);
+    expect(await fresh.content.listStatuses()).toEqual([]);
+    const lease = await fresh.leases.create();
+    await fresh.leases.delete(lease.id, { sync: true });
+    expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
+  });
+
+  test("a missing image is PULL_REGISTRY_FAILED with the registry's not-found code, and leaves nothing behind", async () => {
     const fresh = client.withNamespace('pull-missing');
     const missing = `${server.host}/e2e/nothing-here:v1`;
-    await expectPullError(
+    const err = await expectPullError(
       pullImage({
         client: fresh,
         ref: missing,
         snapshotter: SNAPSHOTTER,
-        registry: source(missing),
+        source: source(missing),
       }),
-      'IMAGE_NOT_FOUND',
+      'PULL_REGISTRY_FAILED',
     );
+    expect(findCode(err, 'REGISTRY_MANIFEST_UNKNOWN', 'REGISTRY_NAME_UNKNOWN')).toBeDefined();
+    expect(err.message).toMatch(new RegExp(`^resolve ${missing}: `));
+    expect(err.message).not.toMatch(/is the registry up/);
     expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
     expect(await fresh.images.list()).toEqual([]);
   });
 
-  test('registry going down mid-pull is REGISTRY_UNREACHABLE and leaves no extraction snapshot', async () => {
+  test('registry going down mid-pull is PULL_REGISTRY_FAILED with a hint, and leaves no extraction snapshot', async () => {
     const doomed = await startRegistry();
     const image = await buildBusyboxImage([{ 'bin/busybox': { busybox: true } }, { 'etc/x': 'x\n' }]);
     const doomedRef = await pushLayout(image, { host: doomed.host, repository: 'e2e/doomed', tag: 'v1' });
@@ -310,31 +368,35 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
         return real.fetchBlob(d);
       },
     };
-    await expectPullError(
-      pullImage({ client: fresh, ref: doomedRef, snapshotter: SNAPSHOTTER, registry: dying }),
-      'REGISTRY_UNREACHABLE',
+    const err = await expectPullError(
+      pullImage({ client: fresh, ref: doomedRef, snapshotter: SNAPSHOTTER, source: dying }),
+      'PULL_REGISTRY_FAILED',
     );
+    expect(findCode(err, 'REGISTRY_NETWORK')).toBeDefined();
+    expect(err.message).toMatch(/\(is the registry up and the address right\?\)$/);
     expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
     expect(await fresh.images.list()).toEqual([]);
     expect(await fresh.leases.list()).toEqual([]);
     // And with the registry down from the start.
-    await expectPullError(
-      pullImage({ client: fresh, ref: doomedRef, snapshotter: SNAPSHOTTER, registry: real }),
-      'REGISTRY_UNREACHABLE',
+    const down = await expectPullError(
+      pullImage({ client: fresh, ref: doomedRef, snapshotter: SNAPSHOTTER, source: real }),
+      'PULL_REGISTRY_FAILED',
     );
+    expect(systemCodeOf(down)).toBe('ECONNREFUSED');
+    expect(down.message).toMatch(/is the registry up and the address right/);
   });
 
   test('unpackFallback: false refuses to unpack and removes the prepared snapshot', async () => {
     const fresh = client.withNamespace('pull-nofallback');
     const registry = source(ref);
     await expectPullError(
-      pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, registry, unpackFallback: false }),
-      'UNPACK_DISABLED',
+      pullImage({ client: fresh, ref, snapshotter: SNAPSHOTTER, source: registry, unpackFallback: false }),
+      'PULL_UNPACK_DISABLED',
     );
     expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
   });
 
-  test('containerd down is a typed CONTAINERD_ERROR (UNAVAILABLE underneath)', async () => {
+  test('containerd down is PULL_CONTAINERD_FAILED (CONTAINERD_UNAVAILABLE underneath)', async () => {
     const nowhere = new ContainerdClient({ address: `${ctd.dir}/no-such.sock`, namespace: NS });
     try {
       const err = await expectPullError(
@@ -342,13 +404,50 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
           client: nowhere,
           ref,
           snapshotter: SNAPSHOTTER,
-          registry: source(ref),
+          source: source(ref),
         }),
-        'CONTAINERD_ERROR',
+        'PULL_CONTAINERD_FAILED',
       );
-      expect((err.cause as { code?: string }).code).toBe('UNAVAILABLE');
+      expect((err.cause as { code?: string }).code).toBe('CONTAINERD_UNAVAILABLE');
+      expect(err.message).toMatch(/^create lease: cannot reach containerd at /);
     } finally {
       nowhere.close();
     }
   });
 });
+
+/**
+ * A registry that answers every request with its headers and half of a body, then stalls (timeouts
+ * are far away): only an abort ends a read of it. `arrived` resolves at the first request.
+ */
+async function startStallingServer(): Promise<{
+  host: string;
+  arrived: Promise<void>;
+  stop(): Promise<void>;
+}> {
+  const body = Buffer.alloc(64 * 1024, 7);
+  let arrive: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => {
+    arrive = resolve;
+  });
+  const server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, {
+      'content-type': 'application/vnd.oci.image.manifest.v1+json',
+      'content-length': String(body.length),
+    });
+    res.write(body.subarray(0, body.length / 2));
+    arrive();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    host: `127.0.0.1:${port}`,
+    arrived,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -61,3 +61,27 @@ export function systemCodeOf(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** Node's and undici's codes for a host that cannot be reached, or that went away mid-request. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * Whether the chain says a host could not be reached at all (as opposed to answering with a
+ * refusal): a system code of Node or undici along the chain, or one of `codes` (a package's own
+ * "network" codes, e.g. `REGISTRY_NETWORK`).
+ */
+export function isUnreachable(err: unknown, ...codes: string[]): boolean {
+  if (codes.length > 0 && hasCode(err, ...codes)) return true;
+  const system = systemCodeOf(err);
+  return system !== undefined && UNREACHABLE_CODES.has(system);
+}

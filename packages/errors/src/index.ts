@@ -1,2 +1,10 @@
-export { causeChain, codesOf, findCause, findCode, hasCode, systemCodeOf } from './cause-chain.js';
+export {
+  causeChain,
+  codesOf,
+  findCause,
+  findCode,
+  hasCode,
+  isUnreachable,
+  systemCodeOf,
+} from './cause-chain.js';
 export { isSociError, SociError, type SociErrorOptions } from './soci-error.js';

@@ -7,6 +7,7 @@ import {
   findCode,
   hasCode,
   isSociError,
+  isUnreachable,
   SociError,
   type SociErrorOptions,
   systemCodeOf,
@@ -136,5 +137,21 @@ describe('causeChain', () => {
         },
       ),
     );
+  });
+});
+
+describe('isUnreachable', () => {
+  it('is true for a connect failure anywhere in the chain, or for a given code', () => {
+    const refused = new SociError('REGISTRY_NETWORK', 'cannot connect', {
+      cause: new AggregateError([systemError('ECONNREFUSED')], 'all failed'),
+    });
+    expect(isUnreachable(refused)).toBe(true);
+    expect(isUnreachable(new SociError('REGISTRY_TIMEOUT', 'slow'))).toBe(false);
+    expect(isUnreachable(new SociError('REGISTRY_TIMEOUT', 'slow'), 'REGISTRY_TIMEOUT')).toBe(true);
+    // A host that answered, even with a failure, was reachable.
+    expect(isUnreachable(new SociError('REGISTRY_DENIED', 'no', { cause: systemError('EACCES') }))).toBe(
+      false,
+    );
+    expect(isUnreachable(new Error('plain'))).toBe(false);
   });
 });

@@ -21,7 +21,7 @@ export interface BackgroundFetcherOptions {
    * this long, counted from the start too: a starting container gets the whole link first.
    * Default 0.
    */
-  quietMs?: number;
+  silencePeriodMs?: number;
   /** Spans per background request (adjacent spans are merged). Default 4. */
   spansPerRequest?: number;
   /** Called with any error that stopped one batch; the fetcher goes on with the next. */
@@ -58,7 +58,7 @@ export class BackgroundFetcher {
       concurrency: 2,
       bytesPerSecond: 0,
       spansPerRequest: 4,
-      quietMs: 0,
+      silencePeriodMs: 0,
       ...options,
     };
     this.queuePrefetch(options.prefetch ?? []);
@@ -143,9 +143,9 @@ export class BackgroundFetcher {
     }
   }
 
-  /** Sleeps until foreground reads have left the network alone for `quietMs`. */
+  /** Sleeps until foreground reads have left the network alone for `silencePeriodMs`. */
   private async waitForQuiet(): Promise<void> {
-    const quiet = this.options.quietMs;
+    const quiet = this.options.silencePeriodMs;
     while (quiet > 0 && !this.stopped) {
       const since = Math.max(this.startedAt, this.spans.lastForegroundActivity());
       const left = since + quiet - performance.now();

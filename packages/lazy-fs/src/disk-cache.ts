@@ -7,8 +7,11 @@ import { LazyFsError } from './errors.js';
 export interface DiskSpanCacheOptions {
   /** Directory holding one sub-directory per layer, one file per decoded span. */
   root: string;
-  /** Total bytes of span files kept; least recently used spans are deleted beyond it. */
-  budgetBytes: number;
+  /**
+   * Total bytes of span files kept; least recently used spans are deleted beyond it. Default
+   * DEFAULT_SPAN_CACHE_BYTES (10 GiB).
+   */
+  budgetBytes?: number;
   /**
    * Bytes of spans handed to `put` whose files are not written yet. Beyond it `put` skips the
    * write (`whenFull: 'skip'`, a reader's span: it stays in memory only) or waits for room
@@ -37,7 +40,7 @@ export interface CorruptEntry {
  */
 export function spanCacheKey(uncompressedStart: number, uncompressedEnd: number, digest: string): string {
   const hex = /^sha256:([a-f0-9]{64})$/.exec(digest)?.[1];
-  if (!hex) throw new LazyFsError('BAD_ZTOC', `span digest "${digest}" is not sha256:<64 hex>`);
+  if (!hex) throw new LazyFsError('LAZYFS_BAD_ZTOC', `span digest "${digest}" is not sha256:<64 hex>`);
   return `${uncompressedStart}-${uncompressedEnd}-${hex}`;
 }
 
@@ -87,13 +90,17 @@ export class DiskSpanCache {
   }
 
   static async open(options: DiskSpanCacheOptions): Promise<DiskSpanCache> {
-    if (!(options.budgetBytes >= 0)) {
-      throw new LazyFsError('BAD_OPTIONS', `cache budget must be >= 0 bytes, got ${options.budgetBytes}`);
+    const budgetBytes = options.budgetBytes ?? DEFAULT_SPAN_CACHE_BYTES;
+    if (!(budgetBytes >= 0)) {
+      throw new LazyFsError('LAZYFS_BAD_OPTIONS', `cache budget must be >= 0 bytes, got ${budgetBytes}`);
     }
     if (options.maxPendingBytes !== undefined && !(options.maxPendingBytes >= 0)) {
-      throw new LazyFsError('BAD_OPTIONS', `maxPendingBytes must be >= 0, got ${options.maxPendingBytes}`);
+      throw new LazyFsError(
+        'LAZYFS_BAD_OPTIONS',
+        `maxPendingBytes must be >= 0, got ${options.maxPendingBytes}`,
+      );
     }
-    const cache = new DiskSpanCache(options.root, options.budgetBytes, options);
+    const cache = new DiskSpanCache(options.root, budgetBytes, options);
     await cache.rebuild();
     return cache;
   }
@@ -283,11 +290,12 @@ export class DiskSpanCache {
 /** `sha256:abc...` -> `sha256-abc...`; anything else is refused rather than used as a path. */
 function layerDir(layer: string): string {
   const m = /^([a-z0-9]+)[:-]([a-f0-9]{16,128})$/.exec(layer);
-  if (!m) throw new LazyFsError('BAD_OPTIONS', `layer digest "${layer}" is not of the form sha256:<hex>`);
+  if (!m)
+    throw new LazyFsError('LAZYFS_BAD_OPTIONS', `layer digest "${layer}" is not of the form sha256:<hex>`);
   return `${m[1]}-${m[2]}`;
 }
 
 function entryKey(layer: string, key: string): string {
-  if (!SPAN_FILE.test(key)) throw new LazyFsError('BAD_OPTIONS', `"${key}" is not a span cache key`);
+  if (!SPAN_FILE.test(key)) throw new LazyFsError('LAZYFS_BAD_OPTIONS', `"${key}" is not a span cache key`);
   return `${layerDir(layer)}/${key}`;
 }

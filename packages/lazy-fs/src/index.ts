@@ -1,8 +1,4 @@
-export {
-  BackgroundFetcher,
-  type BackgroundFetcherOptions,
-  type SpanRangeRequest,
-} from './background-fetcher.js';
+export type { SpanRangeRequest } from './background-fetcher.js';
 export {
   type CorruptEntry,
   DEFAULT_SPAN_CACHE_BYTES,
@@ -29,7 +25,6 @@ export type { KeptSessionInfo } from './fuse/keeper-protocol.js';
 export type { FileRead } from './fuse/layer-ops.js';
 export { layerOps } from './fuse/layer-ops.js';
 export { forceUnmount, isMounted } from './fuse/mount-table.js';
-export type { ByteRange, LayerSpans } from './layer-spans.js';
 export { type LazyFsMetrics, noopMetrics } from './metrics.js';
 export {
   attachRemoteLayer,
@@ -38,12 +33,6 @@ export {
   mountRemoteLayer,
 } from './mount.js';
 export { RemoteLayer, type RemoteLayerOptions, type RemoteLayerStats } from './remote-layer.js';
-export {
-  SpanManager,
-  type SpanManagerOptions,
-  type SpanManagerStats,
-  SpanMemoryCache,
-} from './span-manager.js';
+export { SpanMemoryCache } from './span-manager-options.js';
 export type { BlobRangeReader, FetchPriority, LayerDescriptor } from './types.js';
 export { removeStaleSocket, type SocketPathState, socketPathState } from './unix-socket.js';
-export { layerSpansOf } from './ztoc-spans.js';

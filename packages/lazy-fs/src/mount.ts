@@ -1,32 +1,29 @@
-import type { Ztoc } from '@soci-ts/ztoc';
-import { DEFAULT_SPAN_CACHE_BYTES, DiskSpanCache } from './disk-cache.js';
+import { DiskSpanCache, type DiskSpanCacheOptions } from './disk-cache.js';
+import { abortedError } from './errors.js';
 import type { FuseBackend, FuseMount, FuseMountOptions, FuseNodeOps } from './fuse/backend.js';
 import { FuseNativeBackend } from './fuse/fuse-native-backend.js';
 import { type LayerOpsOptions, layerOps } from './fuse/layer-ops.js';
 import { RemoteLayer, type RemoteLayerOptions, type RemoteLayerStats } from './remote-layer.js';
-import type { BlobRangeReader } from './types.js';
 
-export interface MountRemoteLayerOptions
-  extends Omit<RemoteLayerOptions, 'layer' | 'cache' | 'ztoc' | 'blob'> {
-  ztoc: Ztoc;
-  blob: BlobRangeReader;
-  /** `sha256:<hex>` of the layer blob. */
-  layerDigest: string;
-  /** Layer blob size; defaults to the zTOC's compressed archive size. */
-  layerSize?: number;
+export interface MountRemoteLayerOptions extends Omit<RemoteLayerOptions, 'cache'> {
   /** Directory to mount on (created when missing). */
   mountpoint: string;
-  /** Span cache directory; ignored when `cache` is given. */
-  cacheDir?: string;
-  /** Byte budget of a cache opened from `cacheDir`. Default DEFAULT_SPAN_CACHE_BYTES (10 GiB). */
-  cacheBudgetBytes?: number;
-  /** A disk cache shared with other layers. */
-  cache?: DiskSpanCache;
+  /**
+   * The disk cache of decoded spans: an open one (shared with other layers), or where to open
+   * one (`{ root, budgetBytes? }`). Without it, spans are cached in memory only.
+   */
+  cache?: DiskSpanCache | DiskSpanCacheOptions;
   fuse?: FuseMountOptions;
   /** FUSE binding; fuse-native unless replaced. */
   backend?: FuseBackend;
   /** Called for every read through the mount (path, offset, length, file size). */
   onRead?: LayerOpsOptions['onRead'];
+  /**
+   * Gives up the mount while it is being made: the call rejects with LazyFsError
+   * `LAZYFS_ABORTED` (cause: the abort reason) and leaves nothing mounted or open. Once the
+   * mount is up the signal has no effect: `unmount()` ends it.
+   */
+  signal?: AbortSignal;
 }
 
 export interface MountedLayer {
@@ -48,7 +45,8 @@ export interface MountedLayer {
  */
 export async function mountRemoteLayer(options: MountRemoteLayerOptions): Promise<MountedLayer> {
   const backend = options.backend ?? new FuseNativeBackend();
-  return (await serveLayer(options, (ops, fuse) => backend.mount(options.mountpoint, ops, fuse)))!;
+  const start: StartServing = (ops, fuse) => backend.mount(options.mountpoint, ops, fuse);
+  return (await serveLayer(options, 'mounting', start, (mounted) => mounted.unmount()))!;
 }
 
 /**
@@ -61,30 +59,31 @@ export async function attachRemoteLayer(
 ): Promise<MountedLayer | undefined> {
   const { backend } = options;
   if (!backend.attach) return undefined;
-  return serveLayer(options, (ops, fuse) => backend.attach!(options.mountpoint, ops, fuse));
+  const start: StartServing = (ops, fuse) => backend.attach!(options.mountpoint, ops, fuse);
+  // The kept mount is the containers': an abort gives it back to the keeper, as it was.
+  return serveLayer(options, 'attaching to', start, (mounted) => mounted.detach());
 }
+
+type StartServing = (ops: FuseNodeOps, fuse: FuseMountOptions) => Promise<FuseMount | undefined>;
 
 async function serveLayer(
   options: MountRemoteLayerOptions,
-  start: (ops: FuseNodeOps, fuse: FuseMountOptions) => Promise<FuseMount | undefined>,
+  what: string,
+  start: StartServing,
+  undo: (mounted: MountedLayer) => Promise<void>,
 ): Promise<MountedLayer | undefined> {
-  const cache =
-    options.cache ??
-    (options.cacheDir
-      ? await DiskSpanCache.open({
-          root: options.cacheDir,
-          budgetBytes: options.cacheBudgetBytes ?? DEFAULT_SPAN_CACHE_BYTES,
-        })
-      : undefined);
-  const layer = new RemoteLayer({
-    ...options,
-    layer: { digest: options.layerDigest, size: options.layerSize ?? options.ztoc.compressedArchiveSize },
-    cache,
-  });
+  const { signal } = options;
+  const abort = () => abortedError(`${what} layer ${options.layer.digest} at ${options.mountpoint}`, signal!);
+  if (signal?.aborted) throw abort();
+  const cache = await openCache(options.cache);
+  if (signal?.aborted) throw abort(); // a cache just opened holds no files open: nothing to release
+  const layer = new RemoteLayer({ ...options, cache });
   let mount: FuseMount | undefined;
   try {
+    // A backend step under way is let finish (each has its own time bound) and then undone:
+    // giving up before it settles could leave a mount that nobody serves or removes.
     mount = await start(layerOps(layer, { onRead: options.onRead }), {
-      fsName: `soci-ts:${options.layerDigest.slice(0, 19)}`,
+      fsName: `soci-ts:${options.layer.digest.slice(0, 19)}`,
       ...options.fuse,
     });
   } catch (err) {
@@ -95,8 +94,22 @@ async function serveLayer(
     await layer.close();
     return undefined;
   }
-  const fuseMount = mount;
+  const mounted = servedLayer(layer, mount);
+  if (signal?.aborted) {
+    await undo(mounted);
+    throw abort();
+  }
   layer.startBackground();
+  return mounted;
+}
+
+function openCache(cache: MountRemoteLayerOptions['cache']): Promise<DiskSpanCache | undefined> {
+  if (cache === undefined || cache instanceof DiskSpanCache) return Promise.resolve(cache);
+  return DiskSpanCache.open(cache);
+}
+
+/** The handle of a layer being served through `fuseMount`. */
+function servedLayer(layer: RemoteLayer, fuseMount: FuseMount): MountedLayer {
   let layerClosed: Promise<void> | undefined;
   const closeLayer = () => {
     layerClosed ??= layer.close();

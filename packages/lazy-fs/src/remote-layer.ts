@@ -7,32 +7,31 @@ import {
 import type { DiskSpanCache } from './disk-cache.js';
 import { LazyFsError } from './errors.js';
 import { FileTree, type Inode, type OpaqueXattr, splitPath } from './file-tree.js';
-import type { LayerSpans } from './layer-spans.js';
 import { type LazyFsMetrics, withDefaults } from './metrics.js';
-import { SpanManager, type SpanManagerStats, type SpanMemoryCache } from './span-manager.js';
+import { SpanManager } from './span-manager.js';
+import type { SpanManagerOptions, SpanManagerStats } from './span-manager-options.js';
 import type { BlobRangeReader, LayerDescriptor } from './types.js';
 import { layerSpansOf } from './ztoc-spans.js';
 
-export interface RemoteLayerOptions {
+/** The span manager's tuning, as the span manager documents it. */
+type SpanTuning = Pick<
+  SpanManagerOptions,
+  | 'memoryCache'
+  | 'memoryBudgetBytes'
+  | 'maxCoalesceBytes'
+  | 'maxAttempts'
+  | 'retryDelayMs'
+  | 'fetchDeadlineMs'
+  | 'diskReadAheadSpans'
+>;
+
+export interface RemoteLayerOptions extends SpanTuning {
   layer: LayerDescriptor;
   ztoc: Ztoc;
   blob: BlobRangeReader;
   /** Disk cache for decoded spans (may be shared by layers). Without one, only memory caches. */
   cache?: DiskSpanCache;
   metrics?: Partial<LazyFsMetrics>;
-  /** Decoded spans in memory, shared with other layers (one budget for all). */
-  memoryCache?: SpanMemoryCache;
-  /** Budget of the layer's own memory cache when `memoryCache` is not given. Default 64 MiB. */
-  memoryBudgetBytes?: number;
-  /** Largest merged range request. Default 16 MiB. */
-  maxCoalesceBytes?: number;
-  /** Attempts per span before a read fails with EIO. Default 3. */
-  maxAttempts?: number;
-  retryDelayMs?: number;
-  /** Longest a span fetch may take, retries included, before the read fails with EIO. Default 30 s. */
-  fetchDeadlineMs?: number;
-  /** Spans loaded from the disk cache ahead of a sequential reader. Default 2; 0 turns it off. */
-  diskReadAheadSpans?: number;
   opaqueXattr?: OpaqueXattr;
   /** Files (paths in the layer) or span ranges fetched first, in this order. */
   prefetch?: (string | SpanRangeRequest)[];
@@ -51,19 +50,17 @@ export interface RemoteLayerStats extends SpanManagerStats {
  */
 export class RemoteLayer {
   readonly tree: FileTree;
+  /** The layer's span manager: internal (tests and the bench look inside), not part of the API. */
   readonly spans: SpanManager;
   private fetcher: BackgroundFetcher | undefined;
 
-  constructor(
-    private readonly options: RemoteLayerOptions,
-    layout: LayerSpans = layerSpansOf(options.ztoc, options.layer),
-  ) {
+  constructor(private readonly options: RemoteLayerOptions) {
     this.tree = new FileTree(options.ztoc.toc, { opaqueXattr: options.opaqueXattr });
     this.spans = new SpanManager({
       layerDigest: options.layer.digest,
-      layout,
+      layout: layerSpansOf(options.ztoc, options.layer),
       blob: options.blob,
-      diskCache: options.cache,
+      cache: options.cache,
       metrics: withDefaults(options.metrics),
       memoryCache: options.memoryCache,
       memoryBudgetBytes: options.memoryBudgetBytes,
@@ -90,13 +87,13 @@ export class RemoteLayer {
    */
   async readInto(inode: Inode, offset: number, target: Uint8Array): Promise<number> {
     if (inode.kind !== 'file')
-      throw new LazyFsError('NOT_A_FILE', `inode ${inode.ino} is not a regular file`);
+      throw new LazyFsError('LAZYFS_NOT_A_FILE', `inode ${inode.ino} is not a regular file`);
     const n = Math.max(0, Math.min(target.byteLength, inode.size - offset));
     if (n === 0) return 0;
     const start = inode.dataOffset + offset;
     if (start + n > this.spans.uncompressedSize) {
       throw new LazyFsError(
-        'BAD_ZTOC',
+        'LAZYFS_BAD_ZTOC',
         `file data [${inode.dataOffset}, ${inode.dataOffset + inode.size}) lies beyond the layer's ${this.spans.uncompressedSize} tar bytes; the zTOC does not match the layer`,
       );
     }
@@ -126,9 +123,12 @@ export class RemoteLayer {
     return { ...this.spans.stats(), files: this.tree.inodeCount, complete: this.spans.isComplete };
   }
 
+  /** Stops background work and cancels the range requests in flight; reads fail from now on. */
   async close(): Promise<void> {
-    await this.fetcher?.stop();
+    // The fetches are cancelled first, so stopping the fetcher does not wait for them to end.
+    const stopping = this.fetcher?.stop();
     this.spans.close();
+    await stopping;
   }
 
   private prefetchRange(item: string | SpanRangeRequest): SpanRangeRequest[] {
@@ -150,11 +150,14 @@ export class RemoteLayer {
     }
     if (!inode)
       throw new LazyFsError(
-        'NOT_FOUND',
+        'LAZYFS_NOT_FOUND',
         `no file ${JSON.stringify(file)} in layer ${this.options.layer.digest}`,
       );
     if (inode.kind !== 'file') {
-      throw new LazyFsError('NOT_A_FILE', `${JSON.stringify(file)} is a ${inode.kind}, not a regular file`);
+      throw new LazyFsError(
+        'LAZYFS_NOT_A_FILE',
+        `${JSON.stringify(file)} is a ${inode.kind}, not a regular file`,
+      );
     }
     return inode;
   }

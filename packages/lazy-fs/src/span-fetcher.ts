@@ -1,8 +1,8 @@
 import { webcrypto } from 'node:crypto';
 import { untilAborted } from '@soci-ts/oci-referrers';
-import { LazyFsError } from './errors.js';
-import type { LayerSpans } from './layer-spans.js';
-import type { SpanManagerOptions, SpanManagerStats } from './span-manager.js';
+import type { LayerSpans } from '@soci-ts/ztoc';
+import { LazyFsError, messageOf } from './errors.js';
+import type { SpanManagerOptions, SpanManagerStats } from './span-manager-options.js';
 import type { FetchPriority } from './types.js';
 
 /** The counters of SpanManager's stats that fetching moves. */
@@ -14,8 +14,8 @@ export type SpanFetchCounters = Pick<
 /** What the fetcher reports to, and asks of, the SpanManager it works for. */
 export interface SpanFetcherHooks {
   counters: SpanFetchCounters;
-  /** True once the layer is closed: fetches stop retrying. */
-  isClosed(): boolean;
+  /** Aborts when the layer is closed: requests in flight are cancelled and nothing is retried. */
+  closed: AbortSignal;
   /** A span verified and decoded, before it is handed to its reader: caches it. */
   onVerified(spanId: number, decoded: Uint8Array, priority: FetchPriority): void;
 }
@@ -54,29 +54,31 @@ export class SpanFetcher {
     let lastError: unknown;
     let todo = ids;
     const deadline = AbortSignal.timeout(this.fetchDeadlineMs);
-    for (let attempt = 1; attempt <= this.maxAttempts && todo.length > 0 && !deadline.aborted; attempt++) {
-      if (attempt > 1) await sleep(this.retryDelayMs * (attempt - 1));
-      if (this.hooks.isClosed() || deadline.aborted) break;
+    // Every request of this fetch ends at the deadline or when the layer closes, whichever comes first.
+    const signal = AbortSignal.any([deadline, this.hooks.closed]);
+    for (let attempt = 1; attempt <= this.maxAttempts && todo.length > 0 && !signal.aborted; attempt++) {
+      if (attempt > 1) await sleep(this.retryDelayMs * (attempt - 1), signal);
+      if (signal.aborted) break;
       const groups = attempt === 1 ? [todo] : todo.map((id) => [id]);
       const results = await Promise.allSettled(
-        groups.map((group) => this.fetchGroup(group, priority, done, deadline)),
+        groups.map((group) => this.fetchGroup(group, priority, done, signal)),
       );
       for (const r of results) if (r.status === 'rejected') lastError = r.reason;
       todo = ids.filter((id) => !done.has(id));
     }
     if (todo.length > 0) {
-      if (this.hooks.isClosed())
-        throw new LazyFsError('LAYER_CLOSED', 'the layer was closed while a span was fetched');
+      if (this.hooks.closed.aborted)
+        throw new LazyFsError('LAZYFS_LAYER_CLOSED', 'the layer was closed while a span was fetched');
       if (deadline.aborted) {
         throw new LazyFsError(
-          'SPAN_FETCH_FAILED',
+          'LAZYFS_SPAN_FETCH_FAILED',
           `span ${todo[0]} of layer ${this.options.layerDigest} could not be fetched within ${this.fetchDeadlineMs} ms (the registry does not answer); the next read tries again`,
           { cause: lastError },
         );
       }
-      if (lastError instanceof LazyFsError) throw lastError;
+      if (lastError instanceof LazyFsError) throw lastError; // verify/decode failures keep their code
       throw new LazyFsError(
-        'SPAN_FETCH_FAILED',
+        'LAZYFS_SPAN_FETCH_FAILED',
         `could not fetch span ${todo[0]} of layer ${this.options.layerDigest} after ${this.maxAttempts} attempts: ${String(lastError)}`,
         { cause: lastError },
       );
@@ -89,15 +91,15 @@ export class SpanFetcher {
     ids: number[],
     priority: FetchPriority,
     done: Map<number, Uint8Array>,
-    deadline: AbortSignal,
+    signal: AbortSignal,
   ): Promise<void> {
     const start = this.layout.compressedRange(ids[0]!).start;
     const end = this.layout.compressedRange(ids[ids.length - 1]!).end;
     const began = performance.now();
     let bytes: Uint8Array;
     try {
-      // The reader is asked to stop at the deadline; one that does not is left behind all the same.
-      bytes = await untilAborted(this.options.blob.readRange(start, end, { signal: deadline }), deadline);
+      // The reader is asked to stop at the deadline or close; one that does not is left behind all the same.
+      bytes = await untilAborted(this.options.blob.readRange(start, end, { signal }), signal);
       if (bytes.byteLength !== end - start) {
         throw new Error(`got ${bytes.byteLength} bytes for range [${start}, ${end}) of ${end - start}`);
       }
@@ -105,7 +107,7 @@ export class SpanFetcher {
       this.hooks.counters.fetchErrors++;
       this.options.metrics.onFetchError(err);
       throw new LazyFsError(
-        'SPAN_FETCH_FAILED',
+        'LAZYFS_SPAN_FETCH_FAILED',
         `range request for spans ${ids[0]}..${ids.at(-1)} failed: ${err}`,
         {
           cause: err,
@@ -141,23 +143,19 @@ export class SpanFetcher {
       this.hooks.counters.verifyFailures++;
       this.options.metrics.onVerifyFailure(spanId);
       throw new LazyFsError(
-        'SPAN_VERIFY_FAILED',
+        'LAZYFS_SPAN_VERIFY_FAILED',
         `span ${spanId} of layer ${this.options.layerDigest} has digest ${actual}, the zTOC says ${expected}; the registry served different bytes`,
       );
     }
-    const range = this.layout.uncompressedRange(spanId);
     let decoded: Uint8Array;
     try {
+      // ztoc's decode yields exactly the span's uncompressed range, or throws.
       decoded = await this.layout.decode(spanId, compressed);
     } catch (err) {
-      throw new LazyFsError('SPAN_DECODE_FAILED', `span ${spanId} could not be decoded: ${err}`, {
-        cause: err,
-      });
-    }
-    if (decoded.byteLength !== range.end - range.start) {
       throw new LazyFsError(
-        'SPAN_DECODE_FAILED',
-        `span ${spanId} decoded to ${decoded.byteLength} bytes, expected ${range.end - range.start}; the zTOC does not match the layer`,
+        'LAZYFS_SPAN_DECODE_FAILED',
+        `span ${spanId} of layer ${this.options.layerDigest} could not be decoded: ${messageOf(err)}`,
+        { cause: err },
       );
     }
     this.hooks.onVerified(spanId, decoded, priority);
@@ -171,6 +169,17 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   return `sha256:${Buffer.from(digest).toString('hex')}`;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts (the caller looks at the signal next). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', wake);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', wake, { once: true });
+  });
 }

@@ -1,62 +1,9 @@
-import { type DiskSpanCache, spanCacheKey } from './disk-cache.js';
+import type { LayerSpans } from '@soci-ts/ztoc';
+import { spanCacheKey } from './disk-cache.js';
 import { LazyFsError } from './errors.js';
-import type { LayerSpans } from './layer-spans.js';
-import { MemoryLru } from './memory-lru.js';
-import type { LazyFsMetrics } from './metrics.js';
 import { SpanFetcher } from './span-fetcher.js';
-import type { BlobRangeReader, FetchPriority } from './types.js';
-
-export interface SpanManagerOptions {
-  /** Layer digest, the disk cache's key. */
-  layerDigest: string;
-  layout: LayerSpans;
-  blob: BlobRangeReader;
-  diskCache?: DiskSpanCache;
-  metrics: LazyFsMetrics;
-  /**
-   * Decoded spans in memory, shared by the layers given the same one (one budget for all
-   * mounts). Default: one of `memoryBudgetBytes` for this layer alone.
-   */
-  memoryCache?: SpanMemoryCache;
-  /** Budget of the layer's own memory cache when `memoryCache` is not given. Default 64 MiB. */
-  memoryBudgetBytes?: number;
-  /** Largest compressed range one request may cover when adjacent missing spans are merged. Default 16 MiB. */
-  maxCoalesceBytes?: number;
-  /** Fetch attempts per span before a read fails with EIO. Default 3. */
-  maxAttempts?: number;
-  /** Pause before a retry, multiplied by the attempt number. Default 50 ms. */
-  retryDelayMs?: number;
-  /**
-   * Longest a span fetch may take, retries included: then the read waiting for it fails with
-   * EIO (a registry that accepts connections and never answers must not hang a container).
-   * The next read asks the registry again. Default 30 s.
-   */
-  fetchDeadlineMs?: number;
-  /**
-   * Spans after the one a sequential read is in that are loaded from the disk cache ahead of
-   * the reader (never fetched from the blob for this). Default 2; 0 turns it off.
-   */
-  diskReadAheadSpans?: number;
-}
-
-export interface SpanManagerStats {
-  spanCount: number;
-  spansCached: number;
-  fetches: number;
-  bytesFetched: number;
-  bytesServed: number;
-  verifyFailures: number;
-  fetchErrors: number;
-  memoryHits: number;
-  diskHits: number;
-}
-
-/**
- * Decoded spans in memory, keyed by layer and span key, bounded by total bytes. Spans enter it
- * only verified: decoded from compressed bytes that matched their zTOC digest, or read from the
- * disk cache with a matching checksum.
- */
-export class SpanMemoryCache extends MemoryLru<string, Uint8Array> {}
+import { type SpanManagerOptions, type SpanManagerStats, SpanMemoryCache } from './span-manager-options.js';
+import type { FetchPriority } from './types.js';
 
 /**
  * Serves tar byte ranges of one layer from its spans: memory cache, then disk cache, then one
@@ -87,7 +34,8 @@ export class SpanManager {
   /** performance.now() when the last foreground read stopped waiting for bytes (0: none yet). */
   private foregroundEndedAt = 0;
   private idleWaiters: (() => void)[] = [];
-  private closed = false;
+  /** Aborted by close(): cancels the range requests in flight. */
+  private readonly closing = new AbortController();
   private readonly counters = {
     fetches: 0,
     bytesFetched: 0,
@@ -112,12 +60,12 @@ export class SpanManager {
     this.maxCoalesceBytes = options.maxCoalesceBytes ?? 16 * 1024 * 1024;
     this.fetcher = new SpanFetcher(options, {
       counters: this.counters,
-      isClosed: () => this.closed,
+      closed: this.closing.signal,
       onVerified: (spanId, decoded, priority) => this.keepDecoded(spanId, decoded, priority),
     });
     this.diskReadAheadSpans = Math.max(0, options.diskReadAheadSpans ?? 2);
     this.completed = new Uint8Array(this.layout.spanCount);
-    const disk = options.diskCache;
+    const disk = options.cache;
     if (disk) {
       for (let id = 0; id < this.layout.spanCount; id++) {
         if (disk.has(options.layerDigest, this.diskKeys[id]!)) this.markCompleted(id);
@@ -142,7 +90,7 @@ export class SpanManager {
   private isAvailable(spanId: number): boolean {
     return (
       this.memory.has(this.memoryKeys[spanId]!) ||
-      this.options.diskCache?.has(this.options.layerDigest, this.diskKeys[spanId]!) === true
+      this.options.cache?.has(this.options.layerDigest, this.diskKeys[spanId]!) === true
     );
   }
 
@@ -165,7 +113,8 @@ export class SpanManager {
    * stream. Served from memory without waiting when every span is there.
    */
   async readTar(offset: number, target: Uint8Array): Promise<void> {
-    if (this.closed) throw new LazyFsError('LAYER_CLOSED', 'the layer was closed; mount it again to read');
+    if (this.closing.signal.aborted)
+      throw new LazyFsError('LAZYFS_LAYER_CLOSED', 'the layer was closed; mount it again to read');
     const length = target.byteLength;
     if (length === 0) return;
     const first = this.layout.spanForOffset(offset);
@@ -202,7 +151,7 @@ export class SpanManager {
    * (A span evicted between the check and the load is fetched, as any disk miss is.)
    */
   private readAheadFromDisk(from: number): void {
-    const disk = this.options.diskCache;
+    const disk = this.options.cache;
     if (!disk) return;
     const to = Math.min(this.layout.spanCount - 1, from + this.diskReadAheadSpans - 1);
     for (let id = from; id <= to; id++) {
@@ -244,11 +193,11 @@ export class SpanManager {
 
   /** Resolves when the disk cache takes writes again (background work waits; readers never do). */
   whenDiskWritable(): Promise<void> {
-    return this.options.diskCache?.whenWritable() ?? Promise.resolve();
+    return this.options.cache?.whenWritable() ?? Promise.resolve();
   }
 
   close(): void {
-    this.closed = true;
+    this.closing.abort(new LazyFsError('LAZYFS_LAYER_CLOSED', 'the layer was closed'));
     for (const key of this.memoryKeys) this.memory.delete(key);
     this.wakeIdleWaiters();
   }
@@ -288,7 +237,7 @@ export class SpanManager {
     }
     const pending = this.inflight.get(spanId);
     if (pending) return pending;
-    const disk = this.options.diskCache;
+    const disk = this.options.cache;
     if (disk?.has(this.options.layerDigest, this.diskKeys[spanId]!)) {
       return this.track(spanId, this.loadFromDisk(spanId, priority));
     }
@@ -298,7 +247,7 @@ export class SpanManager {
 
   private async loadFromDisk(spanId: number, priority: FetchPriority): Promise<Uint8Array> {
     const range = this.layout.uncompressedRange(spanId);
-    const bytes = await this.options.diskCache!.get(this.options.layerDigest, this.diskKeys[spanId]!);
+    const bytes = await this.options.cache!.get(this.options.layerDigest, this.diskKeys[spanId]!);
     if (bytes && bytes.byteLength === range.end - range.start) {
       this.counters.diskHits++;
       this.options.metrics.onCacheHit('disk');
@@ -369,7 +318,7 @@ export class SpanManager {
   }
 
   private async store(spanId: number, decoded: Uint8Array, priority: FetchPriority): Promise<void> {
-    const disk = this.options.diskCache;
+    const disk = this.options.cache;
     if (disk) {
       try {
         // A reader's span is skipped when too many writes are pending (it is fetched again when

@@ -28,13 +28,13 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-function layerWithQuiet(quietMs: number) {
+function layerWithQuiet(silencePeriodMs: number) {
   const reader = new FileBlobReader(built.blobPath, built.size);
   const layer = new RemoteLayer({
     layer: { digest: built.digest, size: built.size },
     ztoc: built.ztoc,
     blob: reader,
-    background: { concurrency: 1, quietMs },
+    background: { concurrency: 1, silencePeriodMs },
   });
   return { layer, reader };
 }

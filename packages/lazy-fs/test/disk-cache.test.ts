@@ -62,7 +62,7 @@ describe('DiskSpanCache entries', () => {
   it('refuses keys that are not span keys, and digests that are not sha256', async () => {
     const cache = await DiskSpanCache.open({ root: join(work, 'bad-keys'), budgetBytes: 1 << 20 });
     await expect(cache.put(LAYER, '../../etc/passwd', new Uint8Array(1))).rejects.toMatchObject({
-      code: 'BAD_OPTIONS',
+      code: 'LAZYFS_BAD_OPTIONS',
     });
     expect(() => spanCacheKey(0, 1, 'md5:abc')).toThrow(/sha256/);
   });

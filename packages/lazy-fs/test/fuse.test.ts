@@ -157,7 +157,7 @@ describe.skipIf(!canFuse).each(['keeper', 'fuse-native'] as const)(
       const m = await mountRemoteLayer({
         ztoc: layer.ztoc,
         blob,
-        layerDigest: layer.digest,
+        layer: { digest: layer.digest, size: layer.size },
         mountpoint: join(work, 'mnt', name),
         cache,
         background: false,
@@ -253,7 +253,7 @@ describe.skipIf(!canFuse).each(['keeper', 'fuse-native'] as const)(
       const m = await mountRemoteLayer({
         ztoc: layerA.ztoc,
         blob: new FileBlobReader(layerA.blobPath, layerA.size),
-        layerDigest: layerA.digest,
+        layer: { digest: layerA.digest, size: layerA.size },
         mountpoint: join(work, 'mnt', 'recorded'),
         cache,
         background: false,
@@ -295,7 +295,7 @@ describe.skipIf(!canFuse).each(['keeper', 'fuse-native'] as const)(
       const isolated = await mountRemoteLayer({
         ztoc: layerB.ztoc,
         blob: faulty,
-        layerDigest: layerB.digest,
+        layer: { digest: layerB.digest, size: layerB.size },
         mountpoint: join(work, 'mnt', 'faulty'),
         background: false,
         retryDelayMs: 1,
@@ -325,7 +325,7 @@ describe.skipIf(!canFuse).each(['keeper', 'fuse-native'] as const)(
       const err = await mountRemoteLayer({
         ztoc: layerB.ztoc,
         blob: new FileBlobReader(layerB.blobPath, layerB.size),
-        layerDigest: layerB.digest,
+        layer: { digest: layerB.digest, size: layerB.size },
         mountpoint: notADir,
         background: false,
         backend,

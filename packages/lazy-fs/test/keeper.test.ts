@@ -261,7 +261,7 @@ describe.skipIf(!canFuse)('FUSE keeper: mounts outlive the daemon serving them',
     return {
       ztoc: layer.ztoc,
       blob,
-      layerDigest: layer.digest,
+      layer: { digest: layer.digest, size: layer.size },
       mountpoint: join(work, 'mnt', name),
       background: false,
       backend: b,
@@ -585,7 +585,7 @@ describe.skipIf(!canFuse)('FUSE keeper: mounts outlive the daemon serving them',
     // Not after waiting for a daemon to answer a look at the mountpoint (15 s here).
     expect(Date.now() - began).toBeLessThan(5000);
     expect(err).toBeInstanceOf(LazyFsError);
-    expect(err).toMatchObject({ code: 'MOUNT_FAILED' });
+    expect(err).toMatchObject({ code: 'LAZYFS_MOUNT_FAILED' });
     expect(await isMounted(m.mountpoint)).toBe(true);
     expect(await untilDetached(m.mountpoint)).toMatchObject({ attached: false });
 
@@ -639,7 +639,7 @@ describe.skipIf(!canFuse)('FUSE keeper: mounts outlive the daemon serving them',
       (err: unknown) => err,
     );
     expect(second).toBeInstanceOf(LazyFsError);
-    expect(second).toMatchObject({ code: 'KEEPER_REFUSED' });
+    expect(second).toMatchObject({ code: 'LAZYFS_KEEPER_REFUSED' });
     // As a process of its own: it exits without taking the socket.
     const run = spawnTs('test/run-keeper.ts', [socketPath], { killAfterMs: 20_000 });
     const ended = await run.done;
@@ -660,7 +660,7 @@ describe.skipIf(!canFuse)('FUSE keeper: mounts outlive the daemon serving them',
       (err: unknown) => err,
     );
     expect(refused).toBeInstanceOf(LazyFsError);
-    expect(refused).toMatchObject({ code: 'KEEPER_REFUSED' });
+    expect(refused).toMatchObject({ code: 'LAZYFS_KEEPER_REFUSED' });
     expect((await lstat(notASocket)).isFile()).toBe(true);
     expect(await readFile(notASocket, 'utf8')).toBe('a file that is not a socket\n');
   }, 30_000);

@@ -254,8 +254,7 @@ describe.skipIf(!canRegistry)('lazy reads from a real registry through network f
       const mounted = await mountRemoteLayer({
         ztoc: built.ztoc,
         blob: client().repository(`${front.host}/${REPOSITORY}`).blobReader(descriptor),
-        layerDigest: descriptor.digest,
-        layerSize: descriptor.size,
+        layer: { digest: descriptor.digest, size: descriptor.size },
         mountpoint: join(work, 'mnt'),
         background: false,
         retryDelayMs: 1,

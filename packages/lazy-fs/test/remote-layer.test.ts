@@ -1,6 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spanLayout } from '@soci-ts/ztoc';
+import { codesOf } from '@soci-ts/errors';
+import { layerSpans } from '@soci-ts/ztoc';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DiskSpanCache, LazyFsError, RemoteLayer, type RemoteLayerOptions } from '../src/index.js';
@@ -102,8 +103,8 @@ describe('RemoteLayer reads', () => {
 
   it('rejects paths that are missing or not files with typed errors', async () => {
     const { layer } = layerOf(gz);
-    await expect(layer.read('nope', 0, 1)).rejects.toMatchObject({ code: 'NOT_FOUND', errno: 2 });
-    await expect(layer.read('dir0', 0, 1)).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+    await expect(layer.read('nope', 0, 1)).rejects.toMatchObject({ code: 'LAZYFS_NOT_FOUND', errno: 2 });
+    await expect(layer.read('dir0', 0, 1)).rejects.toMatchObject({ code: 'LAZYFS_NOT_A_FILE' });
   });
 
   it('fetches adjacent missing spans of one read with one request', async () => {
@@ -170,7 +171,7 @@ describe('faults', () => {
       expect(err).toBeInstanceOf(LazyFsError);
       expect((err as LazyFsError).errno).toBe(5);
       expect((err as LazyFsError).code).toBe(
-        fault === 'corrupt' ? 'SPAN_VERIFY_FAILED' : 'SPAN_FETCH_FAILED',
+        fault === 'corrupt' ? 'LAZYFS_SPAN_VERIFY_FAILED' : 'LAZYFS_SPAN_FETCH_FAILED',
       );
       if (fault === 'corrupt') expect(failures.length).toBe(3);
       faulty.always = undefined;
@@ -287,7 +288,7 @@ describe('disk cache', () => {
     const got = await layer.read(path, 200, end - 200);
     expect(Buffer.from(got).equals(Buffer.from(files[path]!.subarray(200, end)))).toBe(true);
     const lastRead = layer.spans.spansOfRange(inode.dataOffset, inode.dataOffset + end).last;
-    const lastReadEnd = spanLayout(gz.ztoc).range(lastRead).compressedEnd;
+    const lastReadEnd = layerSpans(gz.ztoc).compressedRange(lastRead).end;
     expect(reader.requests.length).toBeGreaterThan(0);
     for (const r of reader.requests) expect(r.end).toBeLessThanOrEqual(lastReadEnd);
   });
@@ -306,7 +307,7 @@ describe('background fetcher and prefetch', () => {
     const firstFile = layer.tree.lookup('/dir0/file-9.bin')!;
     const { first } = layer.spans.spansOfRange(firstFile.dataOffset, firstFile.dataOffset + 1);
     // The very first request is the prefetch file's first span, not span 0.
-    const startOf = (id: number) => spanLayout(gz.ztoc).range(id).compressedStart;
+    const startOf = (id: number) => layerSpans(gz.ztoc).compressedRange(id).start;
     expect(reader.requests[0]!.start).toBe(startOf(first));
     const total = reader.requests.reduce((n, r) => n + (r.end - r.start), 0);
     // Each span exactly once (spans whose boundary is not byte-aligned share one byte).
@@ -360,7 +361,7 @@ describe('background fetcher and prefetch', () => {
     for (let i = 0; i < 5000 && requests.length < 2; i++) await new Promise((r) => setTimeout(r, 2));
     const file = layer.tree.lookup('/dir2/file-5.bin')!;
     const { first } = layer.spans.spansOfRange(file.dataOffset, file.dataOffset + 1);
-    expect(requests[1]).toBe(spanLayout(gz.ztoc).range(first).compressedStart);
+    expect(requests[1]).toBe(layerSpans(gz.ztoc).compressedRange(first).start);
     release();
     await fg;
     await layer.backgroundDone();
@@ -402,7 +403,9 @@ describe('background fetcher and prefetch', () => {
     expect(n).toBeLessThan(slow.layer.stats().spanCount);
     await new Promise((r) => setTimeout(r, 50));
     expect(slow.reader.requests.length).toBe(n);
-    await expect(slow.layer.read('dir0/file-9.bin', 0, 1)).rejects.toMatchObject({ code: 'LAYER_CLOSED' });
+    await expect(slow.layer.read('dir0/file-9.bin', 0, 1)).rejects.toMatchObject({
+      code: 'LAZYFS_LAYER_CLOSED',
+    });
   });
 });
 
@@ -415,7 +418,26 @@ describe('zTOC checks', () => {
           ztoc: gz.ztoc,
           blob: new FileBlobReader(gz.blobPath, gz.size),
         }),
-    ).toThrow(expect.objectContaining({ code: 'BAD_ZTOC' }));
+    ).toThrow(expect.objectContaining({ code: 'LAZYFS_BAD_ZTOC' }));
+  });
+
+  it('refuses a zTOC whose parts disagree, keeping the ztoc error as its cause', () => {
+    const info = gz.ztoc.compressionInfo;
+    const ztoc = { ...gz.ztoc, compressionInfo: { ...info, spanDigests: info.spanDigests.slice(1) } };
+    const err = (() => {
+      try {
+        new RemoteLayer({
+          layer: { digest: gz.digest, size: gz.size },
+          ztoc,
+          blob: new FileBlobReader(gz.blobPath, gz.size),
+        });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toMatchObject({ code: 'LAZYFS_BAD_ZTOC', errno: 5 });
+    expect((err as Error).message).toContain(gz.digest);
+    expect(codesOf(err)).toEqual(['LAZYFS_BAD_ZTOC', 'ZTOC_INVALID']);
   });
 
   it('matches the tar produced by GNU tar byte for byte over the whole stream', async () => {
@@ -447,7 +469,7 @@ describe('a registry that accepts requests and never answers', () => {
     const err = await layer.read(path, 0, 4096).catch((e: unknown) => e);
     const waited = performance.now() - started;
     expect(err).toBeInstanceOf(LazyFsError);
-    expect(err).toMatchObject({ code: 'SPAN_FETCH_FAILED', errno: expect.any(Number) });
+    expect(err).toMatchObject({ code: 'LAZYFS_SPAN_FETCH_FAILED', errno: expect.any(Number) });
     expect((err as Error).message).toMatch(/within 300 ms/);
     expect(waited).toBeGreaterThanOrEqual(250);
     expect(waited).toBeLessThan(5_000);
@@ -471,7 +493,9 @@ describe('a registry that accepts requests and never answers', () => {
       },
     };
     const { layer } = layerOf(gz, { blob: reader, fetchDeadlineMs: 200 });
-    await expect(layer.read('dir0/file-9.bin', 0, 10)).rejects.toMatchObject({ code: 'SPAN_FETCH_FAILED' });
+    await expect(layer.read('dir0/file-9.bin', 0, 10)).rejects.toMatchObject({
+      code: 'LAZYFS_SPAN_FETCH_FAILED',
+    });
     expect(signals.length).toBeGreaterThan(0);
     expect(signals.every((s) => s?.aborted)).toBe(true);
   });

@@ -3,8 +3,10 @@ import { basicAuthorization, parseTokenResponse, TokenCache, tokenRequest } from
 import { type Challenge, parseChallenges, preferredChallenge } from './challenge.js';
 import { CredentialCache } from './credential-cache.js';
 import type { Credential, CredentialsProvider } from './credentials.js';
+import { untilAborted } from './deadline.js';
 import { codeForResponse, parseErrorBody, RegistryError } from './errors.js';
 import { mapFailure } from './http-failure.js';
+import type { HttpRequest, TimeoutOptions } from './http-request.js';
 import {
   discardBody,
   type HttpResponse,
@@ -13,7 +15,6 @@ import {
   SKIPPED_BODY_LIMIT,
 } from './http-response.js';
 import { redactUrl } from './redact.js';
-import type { HttpRequest, TimeoutOptions } from './transport.js';
 
 export interface AuthorizerOptions {
   credentials: CredentialsProvider | undefined;
@@ -48,12 +49,12 @@ export class Authorizer {
    */
   async refused(req: HttpRequest, generation: number): Promise<void> {
     this.tokens.delete(req.registry, req.scopes);
-    await this.credentials.refresh(req.registry, generation);
+    await this.whileRequestLasts(req, this.credentials.refresh(req.registry, generation));
   }
 
   /**
    * The challenge of a 401 that this client answers (Bearer over Basic), its body discarded; undefined (body
-   * left for the error) when it offers nothing usable. A malformed header is a PROTOCOL error.
+   * left for the error) when it offers nothing usable. A malformed header is a REGISTRY_PROTOCOL error.
    */
   async challengeToAnswer(req: HttpRequest, res: HttpResponse): Promise<Challenge | undefined> {
     let challenges: Challenge[];
@@ -62,7 +63,7 @@ export class Authorizer {
     } catch (error) {
       await discardBody(res, SKIPPED_BODY_LIMIT);
       throw new RegistryError(
-        'PROTOCOL',
+        'REGISTRY_PROTOCOL',
         `${req.what}: ${req.method} ${redactUrl(res.url)} answered 401 with an unreadable WWW-Authenticate header: ${(error as Error).message}`,
         { status: 401, method: req.method, url: redactUrl(res.url), cause: error },
       );
@@ -80,7 +81,7 @@ export class Authorizer {
     const token = this.tokens.get(req.registry, req.scopes);
     if (token) return { header: `Bearer ${token}`, generation: this.credentials.generation(req.registry) };
     if (!this.basicHosts.has(req.registry)) return undefined;
-    const { credential, generation } = await this.credentials.get(req.registry);
+    const { credential, generation } = await this.whileRequestLasts(req, this.credentials.get(req.registry));
     const header = credential && basicAuthorization(credential);
     return header ? { header, generation } : undefined;
   }
@@ -90,7 +91,7 @@ export class Authorizer {
    * request (generation <= `seen`) gets one more try with the provider's fresh answer.
    */
   async authorize(req: HttpRequest, challenge: Challenge, seen: number): Promise<string | undefined> {
-    const { credential, generation } = await this.credentials.get(req.registry);
+    const { credential, generation } = await this.whileRequestLasts(req, this.credentials.get(req.registry));
     if (challenge.scheme === 'basic') {
       this.basicHosts.add(req.registry);
       return credential ? basicAuthorization(credential) : undefined;
@@ -102,9 +103,17 @@ export class Authorizer {
     } catch (error) {
       const refused = error instanceof RegistryError && (error.status === 401 || error.status === 403);
       if (!refused || generation > seen) throw error;
-      const fresh = await this.credentials.refresh(req.registry, generation);
+      const fresh = await this.whileRequestLasts(req, this.credentials.refresh(req.registry, generation));
       return `Bearer ${await this.fetchToken(req, challenge, fresh.credential)}`;
     }
+  }
+
+  /**
+   * The credentials provider's answer, given up as soon as the request aborts (a credential helper may
+   * hang). The question itself goes on: other requests may be waiting for the same answer.
+   */
+  private whileRequestLasts<T>(req: HttpRequest, answer: Promise<T>): Promise<T> {
+    return req.signal ? untilAborted(answer, req.signal) : answer;
   }
 
   private async fetchToken(
@@ -117,7 +126,7 @@ export class Authorizer {
       spec = tokenRequest(challenge, req.scopes, credential);
     } catch {
       throw new RegistryError(
-        'PROTOCOL',
+        'REGISTRY_PROTOCOL',
         `${req.what}: the registry sent a bearer challenge with an invalid realm`,
       );
     }
@@ -136,14 +145,19 @@ export class Authorizer {
     } catch (error) {
       throw mapFailure(error, spec.method, spec.url);
     }
-    const text = (await readLimited(res.body, 1 << 20)).toString();
+    let text: string;
+    try {
+      text = (await readLimited(res.body, 1 << 20)).toString();
+    } catch (error) {
+      throw mapFailure(error, spec.method, spec.url);
+    }
     if (res.statusCode !== 200) {
       const body = parseErrorBody(text);
       const code =
         res.statusCode === 401
-          ? 'UNAUTHORIZED'
+          ? 'REGISTRY_UNAUTHORIZED'
           : res.statusCode === 403
-            ? 'DENIED'
+            ? 'REGISTRY_DENIED'
             : codeForResponse(res.statusCode, body.code);
       throw new RegistryError(
         code,
@@ -157,7 +171,8 @@ export class Authorizer {
       );
     }
     const parsed = parseTokenResponse(text);
-    if (!parsed) throw new RegistryError('PROTOCOL', `${req.what}: ${where} answered without a token`);
+    if (!parsed)
+      throw new RegistryError('REGISTRY_PROTOCOL', `${req.what}: ${where} answered without a token`);
     this.tokens.set(req.registry, req.scopes, parsed.token, parsed.expiresIn);
     return parsed.token;
   }

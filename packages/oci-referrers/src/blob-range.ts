@@ -11,7 +11,10 @@ export interface BlobRangeReader {
 
 export function assertRange(start: number, end: number): void {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-    throw new RegistryError('RANGE_INVALID', `invalid byte range [${start}, ${end}): need 0 <= start <= end`);
+    throw new RegistryError(
+      'REGISTRY_RANGE_INVALID',
+      `invalid byte range [${start}, ${end}): need 0 <= start <= end`,
+    );
   }
 }
 
@@ -39,7 +42,7 @@ export async function readExactly(
     if (filled + chunk.length > length) {
       abandon(body);
       throw new RegistryError(
-        'PROTOCOL',
+        'REGISTRY_PROTOCOL',
         `${what}: the registry sent more bytes than the range it announced`,
       );
     }
@@ -47,7 +50,10 @@ export async function readExactly(
     filled += chunk.length;
   }
   if (filled !== length) {
-    throw new RegistryError('PROTOCOL', `${what}: the body ended after ${filled} of ${length} bytes`);
+    throw new RegistryError(
+      'REGISTRY_PROTOCOL',
+      `${what}: the body ended after ${filled} of ${length} bytes`,
+    );
   }
   return out;
 }
@@ -84,7 +90,10 @@ export async function sliceFullBody(
     }
   }
   if (contentLength !== undefined && offset < contentLength) {
-    throw new RegistryError('PROTOCOL', `${what}: the body ended after ${offset} of ${contentLength} bytes`);
+    throw new RegistryError(
+      'REGISTRY_PROTOCOL',
+      `${what}: the body ended after ${offset} of ${contentLength} bytes`,
+    );
   }
   // No Content-Length and the blob is shorter than `end`: clamp like a 206 at the blob end would.
   return offset <= start ? new Uint8Array(0) : out.subarray(0, offset - start);

@@ -1,8 +1,8 @@
 import { assertDigest, digestOf } from './digest.js';
-import { DigestMismatchError, RegistryError } from './errors.js';
+import { digestMismatch, RegistryError } from './errors.js';
 import { discardBody, header } from './http-response.js';
 import { isDigest } from './reference.js';
-import type { RepositoryEndpoint } from './repository-endpoint.js';
+import type { ReadOptions, RepositoryEndpoint, WriteOptions } from './repository-endpoint.js';
 import { type Descriptor, MediaType } from './types.js';
 
 /** A blob to push that is too big to hold in memory: its bytes as a stream, with digest and size known. */
@@ -12,7 +12,7 @@ export interface BlobSource {
   size: number;
 }
 
-export interface PushBlobOptions {
+export interface PushBlobOptions extends WriteOptions {
   mediaType?: string;
   /** Try a cross-repository mount from these repositories (same registry) before uploading. */
   mountFrom?: string[];
@@ -20,7 +20,7 @@ export interface PushBlobOptions {
 
 /** How an upload asks whether the repository already has a blob (a HEAD). */
 export interface BlobPresence {
-  blobExists(digest: string): Promise<Descriptor | undefined>;
+  blobExists(digest: string, options?: ReadOptions): Promise<Descriptor | undefined>;
 }
 
 /** The blob pushes of one repository: cross-repository mounts, one PUT, or PATCH chunks then a PUT. */
@@ -31,12 +31,19 @@ export class BlobUploader {
   ) {}
 
   /** True when the registry mounted the blob; else the upload session it opened is cancelled. */
-  async mountBlob(descriptor: Descriptor | string, fromRepository: string): Promise<boolean> {
+  mountBlob(
+    descriptor: Descriptor | string,
+    fromRepository: string,
+    options: WriteOptions = {},
+  ): Promise<boolean> {
     const digest = typeof descriptor === 'string' ? descriptor : descriptor.digest;
-    const session = await this.startUpload(digest, fromRepository);
-    if (session === 'mounted') return true;
-    await this.cancelUpload(session);
-    return false;
+    const what = this.endpoint.describe(`mount blob from ${fromRepository}`, digest);
+    return this.endpoint.transport.write(what, options.signal, async (signal) => {
+      const session = await this.startUpload(digest, signal, fromRepository);
+      if (session === 'mounted') return true;
+      await this.cancelUpload(session);
+      return false;
+    });
   }
 
   /** HEAD, then the mounts, then one upload: see Repository.pushBlob. */
@@ -44,20 +51,33 @@ export class BlobUploader {
     const isBytes = content instanceof Uint8Array;
     const digest = isBytes ? digestOf(content) : content.digest;
     assertDigest(digest);
+    const what = this.endpoint.describe('push blob', digest);
+    return this.endpoint.transport.write(what, options.signal, (signal) =>
+      this.push(content, digest, options, what, signal),
+    );
+  }
+
+  private async push(
+    content: Uint8Array | BlobSource,
+    digest: string,
+    options: PushBlobOptions,
+    what: string,
+    signal: AbortSignal | undefined,
+  ): Promise<Descriptor> {
+    const isBytes = content instanceof Uint8Array;
     const size = isBytes ? content.length : content.size;
     const descriptor: Descriptor = { mediaType: options.mediaType ?? MediaType.OctetStream, digest, size };
-    if (await this.presence.blobExists(digest)) return descriptor;
+    if (await this.presence.blobExists(digest, { signal })) return descriptor;
     let session: string | 'mounted' | undefined;
     for (const from of options.mountFrom ?? []) {
       if (session) await this.cancelUpload(session);
-      session = await this.startUpload(digest, from);
+      session = await this.startUpload(digest, signal, from);
       if (session === 'mounted') return descriptor;
     }
-    session ??= await this.startUpload(digest);
-    const what = this.endpoint.describe('push blob', digest);
+    session ??= await this.startUpload(digest, signal);
     let location = session;
     if (isBytes && size <= this.endpoint.context.monolithicUploadLimit) {
-      await this.finishUpload(location, digest, content, what);
+      await this.finishUpload(location, digest, content, what, signal);
       return descriptor;
     }
     let offset = 0;
@@ -76,6 +96,7 @@ export class BlobUploader {
         body: chunk,
         ok: [202],
         what,
+        signal,
       });
       await discardBody(res);
       location = header(res, 'location') ?? location;
@@ -84,16 +105,20 @@ export class BlobUploader {
     if (offset !== size) {
       await this.cancelUpload(location);
       throw new RegistryError(
-        'SIZE_MISMATCH',
+        'REGISTRY_SIZE_MISMATCH',
         `${what}: the stream gave ${offset} bytes, the descriptor says ${size}`,
       );
     }
-    await this.finishUpload(location, digest, undefined, what);
+    await this.finishUpload(location, digest, undefined, what, signal);
     return descriptor;
   }
 
   /** POST an upload (or a mount): the upload Location, or 'mounted'. */
-  private async startUpload(digest: string, mountFrom?: string): Promise<string | 'mounted'> {
+  private async startUpload(
+    digest: string,
+    signal: AbortSignal | undefined,
+    mountFrom?: string,
+  ): Promise<string | 'mounted'> {
     const query = mountFrom
       ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}`
       : '';
@@ -106,13 +131,14 @@ export class BlobUploader {
         mountFrom ? `mount blob from ${mountFrom}` : 'start upload of blob',
         digest,
       ),
+      signal,
     });
     await discardBody(res);
     if (res.status === 201) return 'mounted';
     const location = header(res, 'location');
     if (!location)
       throw new RegistryError(
-        'PROTOCOL',
+        'REGISTRY_PROTOCOL',
         `${this.endpoint.describe('upload of blob', digest)}: 202 without Location`,
       );
     return new URL(location, res.url).href;
@@ -123,6 +149,7 @@ export class BlobUploader {
     digest: string,
     body: Uint8Array | undefined,
     what: string,
+    signal: AbortSignal | undefined,
   ): Promise<void> {
     const url = new URL(location);
     url.searchParams.set('digest', digest);
@@ -134,12 +161,14 @@ export class BlobUploader {
       body: body ?? new Uint8Array(0),
       ok: [201, 204],
       what,
+      signal,
     });
     await discardBody(res);
     const stored = header(res, 'docker-content-digest');
-    if (stored && isDigest(stored) && stored !== digest) throw new DigestMismatchError(what, digest, stored);
+    if (stored && isDigest(stored) && stored !== digest) throw digestMismatch(what, digest, stored);
   }
 
+  /** Best effort, and never aborted: it cleans up after a failure, an abort included. */
   private async cancelUpload(location: string): Promise<void> {
     try {
       const res = await this.endpoint.send({

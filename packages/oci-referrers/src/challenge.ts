@@ -1,4 +1,4 @@
-import { RegistryError } from './errors.js';
+import { RegistryError, type RegistryErrorOptions } from './errors.js';
 
 /** One `WWW-Authenticate` challenge: scheme (lower case), parameters (names lower case), or a token68. */
 export interface Challenge {
@@ -9,17 +9,27 @@ export interface Challenge {
 }
 
 /** A `WWW-Authenticate` header that does not follow RFC 9110's challenge grammar. */
-export class InvalidChallengeError extends RegistryError {
+export class InvalidChallengeError extends RegistryError<'REGISTRY_PROTOCOL'> {
+  override readonly name: string = 'InvalidChallengeError';
   /** Zero-based character index in the header value where parsing stopped. */
   readonly position: number;
-  constructor(why: string, position: number) {
-    super(
-      'PROTOCOL',
-      `the WWW-Authenticate header is not a valid challenge list (${why} at character ${position}); the registry or a proxy in front of it sent a malformed header, report it to its operator`,
-    );
-    this.name = 'InvalidChallengeError';
-    this.position = position;
+
+  constructor(
+    code: 'REGISTRY_PROTOCOL',
+    message: string,
+    options: RegistryErrorOptions & { position: number },
+  ) {
+    super(code, message, options);
+    this.position = options.position;
   }
+}
+
+function invalidChallenge(why: string, position: number): InvalidChallengeError {
+  return new InvalidChallengeError(
+    'REGISTRY_PROTOCOL',
+    `the WWW-Authenticate header is not a valid challenge list (${why} at character ${position}); the registry or a proxy in front of it sent a malformed header, report it to its operator`,
+    { position },
+  );
 }
 
 /**
@@ -31,11 +41,6 @@ export class InvalidChallengeError extends RegistryError {
 export function parseChallenges(header: string | readonly string[] | undefined): Challenge[] {
   const values = header === undefined ? [] : typeof header === 'string' ? [header] : header;
   return values.flatMap((value) => new ChallengeListParser(value).parse());
-}
-
-/** The first challenge of the header(s), or undefined when there is none. Prefer `parseChallenges`. */
-export function parseChallenge(header: string | readonly string[] | undefined): Challenge | undefined {
-  return parseChallenges(header)[0];
 }
 
 /**
@@ -203,6 +208,6 @@ class ChallengeListParser {
   }
 
   private fail(why: string): never {
-    throw new InvalidChallengeError(why, this.pos);
+    throw invalidChallenge(why, this.pos);
   }
 }

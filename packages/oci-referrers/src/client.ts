@@ -1,4 +1,4 @@
-import { InvalidReferenceError } from './errors.js';
+import { invalidReference } from './errors.js';
 import { parseReference, type Reference } from './reference.js';
 import { Repository } from './repository.js';
 import type { RepositoryContext } from './repository-endpoint.js';
@@ -33,7 +33,7 @@ export class RegistryClient {
    */
   repository(reference: string | Reference): Repository {
     const ref = typeof reference === 'string' ? parseReference(reference) : reference;
-    if (!ref.repository) throw new InvalidReferenceError(String(reference), 'it names no repository');
+    if (!ref.repository) throw invalidReference(String(reference), 'it names no repository');
     return new Repository(this.context, ref.registry, ref.repository);
   }
 

@@ -60,12 +60,12 @@ export function dockerConfigCredentials(
         try {
           return JSON.parse(text) as DockerConfigFile;
         } catch {
-          throw new RegistryError('CREDENTIALS', `${path} is not valid JSON; fix or remove it`);
+          throw new RegistryError('REGISTRY_CREDENTIALS', `${path} is not valid JSON; fix or remove it`);
         }
       },
       (e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT') return {};
-        throw new RegistryError('CREDENTIALS', `cannot read ${path}: ${e.code ?? e.message}`);
+        throw new RegistryError('REGISTRY_CREDENTIALS', `cannot read ${path}: ${e.code ?? e.message}`);
       },
     );
   return async (registry) => {
@@ -104,7 +104,7 @@ function credentialFromAuthEntry(
     const colon = decoded.indexOf(':');
     if (colon < 0) {
       throw new RegistryError(
-        'CREDENTIALS',
+        'REGISTRY_CREDENTIALS',
         `${path}: the "auth" of ${registry} is not base64 of user:password`,
       );
     }
@@ -137,7 +137,7 @@ function runCredentialHelper(
           const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'is not on PATH' : 'failed';
           return reject(
             new RegistryError(
-              'CREDENTIALS',
+              'REGISTRY_CREDENTIALS',
               `credential helper ${program} ${why} for ${registry}; check your docker config`,
             ),
           );
@@ -152,7 +152,10 @@ function runCredentialHelper(
           );
         } catch {
           reject(
-            new RegistryError('CREDENTIALS', `credential helper ${program} printed no JSON for ${registry}`),
+            new RegistryError(
+              'REGISTRY_CREDENTIALS',
+              `credential helper ${program} printed no JSON for ${registry}`,
+            ),
           );
         }
       },

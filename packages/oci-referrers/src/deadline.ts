@@ -1,35 +1,40 @@
 import { RegistryError } from './errors.js';
 
 /**
+ * What a read or write fails with when its caller's signal aborts: a RegistryError reason (an enclosing
+ * read's deadline) passes through as is, so it stays a TIMEOUT; any other reason becomes ABORTED, with the
+ * reason as its cause.
+ */
+export function abortedBy(what: string, reason: unknown): RegistryError {
+  return reason instanceof RegistryError
+    ? reason
+    : new RegistryError('REGISTRY_ABORTED', `${what}: aborted by the caller`, { cause: reason });
+}
+
+/**
  * One read's time budget and the caller's AbortSignal as one signal for undici: when the clock runs out
  * the signal aborts with a TIMEOUT RegistryError, when the caller aborts it aborts with ABORTED. undici
  * rejects a request (or fails its body) with the abort reason, so these typed errors reach the caller as is.
+ * Without `ms` there is no clock (a write): only the caller's signal aborts.
  */
 export class Deadline {
   readonly signal: AbortSignal;
   private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout | undefined;
   private readonly unlinkCaller: () => void;
 
-  constructor(ms: number, what: string, callerSignal?: AbortSignal) {
+  constructor(ms: number | undefined, what: string, callerSignal?: AbortSignal) {
     this.signal = this.controller.signal;
-    // An enclosing read's deadline (a RegistryError reason) passes through as is, so it stays a TIMEOUT.
-    const onCallerAbort = () => {
-      const reason: unknown = callerSignal?.reason;
-      this.controller.abort(
-        reason instanceof RegistryError
-          ? reason
-          : new RegistryError('ABORTED', `${what}: aborted by the caller`, { cause: reason }),
-      );
-    };
+    const onCallerAbort = () => this.controller.abort(abortedBy(what, callerSignal?.reason));
     if (callerSignal?.aborted) onCallerAbort();
     else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
     this.unlinkCaller = () => callerSignal?.removeEventListener('abort', onCallerAbort);
+    if (ms === undefined) return;
     this.timer = setTimeout(
       () =>
         this.controller.abort(
           new RegistryError(
-            'TIMEOUT',
+            'REGISTRY_TIMEOUT',
             `${what}: no complete answer within ${ms} ms, retries included; the registry is unreachable or stalled (raise timeouts.readMs if it is only slow)`,
           ),
         ),

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { DigestMismatchError, RegistryError } from './errors.js';
+import { digestMismatch, RegistryError } from './errors.js';
 import { isDigest } from './reference.js';
 
-/** Throws INVALID_DIGEST unless `digest` is `sha256:<64 hex>` or `sha512:<128 hex>`. */
+/** Throws REGISTRY_INVALID_DIGEST unless `digest` is `sha256:<64 hex>` or `sha512:<128 hex>`. */
 export function assertDigest(digest: string): void {
   if (!isDigest(digest)) {
     throw new RegistryError(
-      'INVALID_DIGEST',
+      'REGISTRY_INVALID_DIGEST',
       `"${digest}" is not a digest (expected sha256:<64 lowercase hex>)`,
     );
   }
@@ -23,15 +23,15 @@ export function digestOf(bytes: Uint8Array, like?: string): string {
   return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
 }
 
-/** Throws DigestMismatchError unless the bytes hash to `expected`. */
+/** Throws a DigestMismatchError unless the bytes hash to `expected`. */
 export function verifyBytes(what: string, bytes: Uint8Array, expected: string): void {
   const actual = digestOf(bytes, expected);
-  if (actual !== expected) throw new DigestMismatchError(what, expected, actual);
+  if (actual !== expected) throw digestMismatch(what, expected, actual);
 }
 
 /**
  * A pass-through stream that hashes what flows through and, at the end, fails with DigestMismatchError
- * (or SIZE_MISMATCH) instead of ending cleanly when the bytes are not the expected ones.
+ * (or REGISTRY_SIZE_MISMATCH) instead of ending cleanly when the bytes are not the expected ones.
  */
 export function createVerifyingStream(what: string, expected: string, expectedSize?: number): Transform {
   const hash = createHash(algorithmOf(expected));
@@ -52,14 +52,14 @@ export function createVerifyingStream(what: string, expected: string, expectedSi
         return;
       }
       const actual = `${algorithmOf(expected)}:${hash.digest('hex')}`;
-      callback(actual === expected ? null : new DigestMismatchError(what, expected, actual));
+      callback(actual === expected ? null : digestMismatch(what, expected, actual));
     },
   });
 }
 
 function sizeMismatch(what: string, expected: number, seen: number): RegistryError {
   return new RegistryError(
-    'SIZE_MISMATCH',
+    'REGISTRY_SIZE_MISMATCH',
     `${what}: expected ${expected} bytes but received ${seen > expected ? 'more than that' : seen}; the descriptor or the registry is wrong`,
   );
 }

@@ -1,4 +1,5 @@
 import type { BlobRangeReader } from './blob-range.js';
+import { abortedBy } from './deadline.js';
 import { RegistryError } from './errors.js';
 
 const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
@@ -23,7 +24,10 @@ export class RequestLimit {
   /** `max <= 0` or `Infinity` means unlimited (the slots are still counted in `inFlight`). */
   constructor(max: number) {
     if (Number.isNaN(max) || (Number.isFinite(max) && !Number.isInteger(max))) {
-      throw new RegistryError('RANGE_INVALID', `RequestLimit max must be an integer or Infinity, not ${max}`);
+      throw new RegistryError(
+        'REGISTRY_RANGE_INVALID',
+        `RequestLimit max must be an integer or Infinity, not ${max}`,
+      );
     }
     this.max = max <= 0 ? Number.POSITIVE_INFINITY : max;
   }
@@ -121,7 +125,7 @@ function planOf(options: ParallelFetchOptions): Plan {
   const check = (name: string, value: number, min: number) => {
     if (!Number.isSafeInteger(value) || value < min) {
       throw new RegistryError(
-        'RANGE_INVALID',
+        'REGISTRY_RANGE_INVALID',
         `fetchBlobParallel: ${name} must be an integer >= ${min}, not ${value}`,
       );
     }
@@ -176,15 +180,7 @@ class ChunkWindow {
     private readonly plan: Plan,
   ) {
     const caller = plan.signal;
-    // A RegistryError reason (an enclosing deadline's TIMEOUT) passes through as is, like Deadline does.
-    const onCallerAbort = () =>
-      this.abort(
-        caller?.reason instanceof RegistryError
-          ? caller.reason
-          : new RegistryError('ABORTED', `${this.describe()}: aborted by the caller`, {
-              cause: caller?.reason,
-            }),
-      );
+    const onCallerAbort = () => this.abort(abortedBy(this.describe(), caller?.reason));
     if (caller?.aborted) onCallerAbort();
     else caller?.addEventListener('abort', onCallerAbort, { once: true });
     this.unlinkCaller = () => caller?.removeEventListener('abort', onCallerAbort);
@@ -220,7 +216,7 @@ class ChunkWindow {
   async close(): Promise<void> {
     this.unlinkCaller();
     if (this.chunks.size === 0) return; // the usual end: everything was taken
-    this.abort(new RegistryError('ABORTED', `${this.describe()}: the consumer stopped reading`));
+    this.abort(new RegistryError('REGISTRY_ABORTED', `${this.describe()}: the consumer stopped reading`));
     await Promise.allSettled(this.chunks.values());
   }
 
@@ -237,7 +233,7 @@ class ChunkWindow {
       const bytes = await this.reader.readRange(start, end, { signal });
       if (bytes.length !== end - start) {
         throw new RegistryError(
-          'PROTOCOL',
+          'REGISTRY_PROTOCOL',
           `${this.describe()}: the range [${start}, ${end}) came back with ${bytes.length} bytes instead of ${end - start}; check that the descriptor's size is the blob's real size, else the registry served a wrong range — fetch the blob again`,
         );
       }

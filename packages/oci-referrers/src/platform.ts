@@ -35,7 +35,7 @@ export function parsePlatform(text: string): Platform {
   const [os, architecture, variant, extra] = text.split('/');
   if (!os || !architecture || extra !== undefined) {
     throw new RegistryError(
-      'UNSUPPORTED',
+      'REGISTRY_INVALID_PLATFORM',
       `"${text}" is not a platform (expected os/arch[/variant], e.g. linux/amd64)`,
     );
   }
@@ -61,13 +61,13 @@ export function platformMatches(candidate: Platform | undefined, wanted: Platfor
   return wantedVariant === undefined || normalizedVariant(candidate) === wantedVariant;
 }
 
-/** Picks the manifest for `platform` (default: this host) from an index; PLATFORM_NOT_FOUND otherwise. */
+/** Picks the manifest for `platform` (default: this host) from an index; REGISTRY_PLATFORM_NOT_FOUND otherwise. */
 export function selectPlatform(index: ImageIndex, platform: Platform = hostPlatform()): Descriptor {
   const found = index.manifests.find((d) => !d.artifactType && platformMatches(d.platform, platform));
   if (found) return found;
   const available = index.manifests.flatMap((d) => (d.platform ? [formatPlatform(d.platform)] : []));
   throw new RegistryError(
-    'PLATFORM_NOT_FOUND',
+    'REGISTRY_PLATFORM_NOT_FOUND',
     `the image index has no manifest for ${formatPlatform(platform)} (it has: ${available.join(', ') || 'none'}); choose one of those platforms`,
   );
 }

@@ -1,4 +1,4 @@
-import { InvalidReferenceError } from './errors.js';
+import { invalidReference } from './errors.js';
 
 /** A parsed, normalised image reference. */
 export interface Reference {
@@ -38,15 +38,14 @@ export function isSha256Digest(value: string): boolean {
  * or is `localhost`. Throws InvalidReferenceError quoting the input.
  */
 export function parseReference(input: string): Reference {
-  if (input.length === 0) throw new InvalidReferenceError(input, 'it is empty');
+  if (input.length === 0) throw invalidReference(input, 'it is empty');
   let rest = input;
   let digest: string | undefined;
   const at = rest.indexOf('@');
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST.test(digest))
-      throw new InvalidReferenceError(input, `"${digest}" is not a sha256/sha512 digest`);
+    if (!DIGEST.test(digest)) throw invalidReference(input, `"${digest}" is not a sha256/sha512 digest`);
   }
   let tag: string | undefined;
   const lastSlash = rest.lastIndexOf('/');
@@ -54,14 +53,13 @@ export function parseReference(input: string): Reference {
   if (colon > lastSlash) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) throw new InvalidReferenceError(input, `"${tag}" is not a valid tag`);
+    if (!TAG.test(tag)) throw invalidReference(input, `"${tag}" is not a valid tag`);
   }
   const parts = rest.split('/');
   let registry = DOCKER_HUB;
   const first = parts[0]!;
   if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost')) {
-    if (!DOMAIN.test(first))
-      throw new InvalidReferenceError(input, `"${first}" is not a valid registry host`);
+    if (!DOMAIN.test(first)) throw invalidReference(input, `"${first}" is not a valid registry host`);
     registry = first === 'index.docker.io' || first === 'registry-1.docker.io' ? DOCKER_HUB : first;
     parts.shift();
   }
@@ -70,12 +68,12 @@ export function parseReference(input: string): Reference {
     if (!COMPONENT.test(part)) {
       const why =
         part === '' ? 'the name has an empty path component' : `"${part}" is not a valid name component`;
-      throw new InvalidReferenceError(input, `${why} (lowercase letters, digits and . _ - separators)`);
+      throw invalidReference(input, `${why} (lowercase letters, digits and . _ - separators)`);
     }
   }
   const repository = parts.join('/');
   if (repository.length > MAX_NAME_LENGTH) {
-    throw new InvalidReferenceError(input, `the name is longer than ${MAX_NAME_LENGTH} characters`);
+    throw invalidReference(input, `the name is longer than ${MAX_NAME_LENGTH} characters`);
   }
   if (tag === undefined && digest === undefined) tag = 'latest';
   return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest ? { digest } : {}) };

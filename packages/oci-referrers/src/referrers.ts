@@ -6,6 +6,7 @@ import {
   nextLink,
   type ReadOptions,
   type RepositoryEndpoint,
+  type WriteOptions,
 } from './repository-endpoint.js';
 import { type Descriptor, type ImageIndex, isImageIndex, type Manifest, MediaType } from './types.js';
 
@@ -19,7 +20,10 @@ export interface ReferrersOptions extends ReadOptions {
 /** What the tag fallback needs of its repository: reading and pushing the `sha256-<hex>` index. */
 export interface ManifestAccess {
   fetchManifest(reference: string, options?: ReadOptions): Promise<{ manifest: Manifest }>;
-  pushManifest(manifest: Manifest, options: { tag: string; mediaType: string }): Promise<Descriptor>;
+  pushManifest(
+    manifest: Manifest,
+    options: { tag: string; mediaType: string } & WriteOptions,
+  ): Promise<Descriptor>;
 }
 
 /** Fallback tag of the referrers tag schema: `sha256:<hex>` -> `sha256-<hex>` (at most 128 characters). */
@@ -74,7 +78,7 @@ export class Referrers {
         return { res, text };
       });
       if (!answer) {
-        if (page > 0) throw new RegistryError('PROTOCOL', `${what}: a referrers page link gave 404`);
+        if (page > 0) throw new RegistryError('REGISTRY_PROTOCOL', `${what}: a referrers page link gave 404`);
         if (options.tagFallback === false) return [];
         const index = await this.fetchFallbackIndex(subjectDigest, options);
         return filterByArtifactType(index.manifests, options.artifactType);
@@ -84,10 +88,10 @@ export class Referrers {
       try {
         index = JSON.parse(text) as ImageIndex;
       } catch {
-        throw new RegistryError('PROTOCOL', `${what}: the referrers answer is not JSON`);
+        throw new RegistryError('REGISTRY_PROTOCOL', `${what}: the referrers answer is not JSON`);
       }
       if (!Array.isArray(index.manifests))
-        throw new RegistryError('PROTOCOL', `${what}: the referrers answer is not an index`);
+        throw new RegistryError('REGISTRY_PROTOCOL', `${what}: the referrers answer is not an index`);
       found.push(...index.manifests);
       const applied = (header(res, 'oci-filters-applied') ?? '').split(',').map((s) => s.trim());
       if (!applied.includes('artifactType')) filtered = false;
@@ -97,36 +101,41 @@ export class Referrers {
   }
 
   /** Read-modify-write of the `sha256-<hex>` fallback index: adds `referrer` unless already listed. */
-  async addToFallback(subjectDigest: string, referrer: Descriptor): Promise<void> {
-    const current = await this.fetchFallbackIndex(subjectDigest);
+  async addToFallback(
+    subjectDigest: string,
+    referrer: Descriptor,
+    options: WriteOptions = {},
+  ): Promise<void> {
+    const current = await this.fetchFallbackIndex(subjectDigest, options);
     if (current.manifests.some((d) => d.digest === referrer.digest)) return;
     const next: ImageIndex = { ...current, manifests: [...current.manifests, referrer] };
     await this.manifests.pushManifest(next, {
       tag: referrersTag(subjectDigest),
       mediaType: MediaType.OciIndex,
+      signal: options.signal,
     });
   }
 
-  private async fetchFallbackIndex(subjectDigest: string, options: ReadOptions = {}): Promise<ImageIndex> {
+  private async fetchFallbackIndex(subjectDigest: string, options: ReadOptions): Promise<ImageIndex> {
     try {
-      const { manifest } = await this.manifests.fetchManifest(referrersTag(subjectDigest), options);
+      const { manifest } = await this.manifests.fetchManifest(referrersTag(subjectDigest), {
+        signal: options.signal,
+      });
       if (!isImageIndex(manifest)) {
         throw new RegistryError(
-          'INVALID_MANIFEST',
+          'REGISTRY_INVALID_MANIFEST',
           `${this.endpoint.describe('referrers tag', referrersTag(subjectDigest))} is not an image index; delete that tag`,
         );
       }
       return manifest;
     } catch (error) {
-      if (
+      // No fallback index yet: the registry says the tag (or the repository) is unknown, or just 404.
+      const missing =
         error instanceof RegistryError &&
-        (error.code === 'MANIFEST_UNKNOWN' || error.code === 'NAME_UNKNOWN')
-      ) {
-        return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
-      }
-      if (error instanceof RegistryError && error.status === 404) {
-        return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
-      }
+        (error.code === 'REGISTRY_MANIFEST_UNKNOWN' ||
+          error.code === 'REGISTRY_NAME_UNKNOWN' ||
+          error.status === 404);
+      if (missing) return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
       throw error;
     }
   }

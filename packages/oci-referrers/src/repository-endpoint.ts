@@ -1,10 +1,23 @@
+import type { HttpRequest } from './http-request.js';
 import type { HttpResponse } from './http-response.js';
 import { isDigest } from './reference.js';
-import type { HttpRequest, Transport } from './transport.js';
+import type { Transport } from './transport.js';
 
 /** Options of every read. */
 export interface ReadOptions {
-  /** Aborts the read (its retries and, for a blob stream, the stream) with an ABORTED RegistryError. */
+  /**
+   * Aborts the read (its token request, its retries and, for a blob stream, the stream) with a
+   * REGISTRY_ABORTED RegistryError whose cause is the signal's reason.
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of every write (push, mount). */
+export interface WriteOptions {
+  /**
+   * Aborts the write between or during its requests with REGISTRY_ABORTED (cause: the signal's reason). An
+   * upload session left open expires on the registry.
+   */
   signal?: AbortSignal;
 }
 

@@ -8,7 +8,7 @@ import {
 } from './blob-range.js';
 import { type BlobSource, BlobUploader, type PushBlobOptions } from './blob-upload.js';
 import { assertDigest, createVerifyingStream, digestOf } from './digest.js';
-import { DigestMismatchError, RegistryError } from './errors.js';
+import { digestMismatch, RegistryError } from './errors.js';
 import { bodyFailure, mapFailure } from './http-failure.js';
 import { abandon, discardBody, type HttpResponse, header, readLimited } from './http-response.js';
 import { selectPlatform } from './platform.js';
@@ -20,6 +20,7 @@ import {
   type ReadOptions,
   type RepositoryContext,
   RepositoryEndpoint,
+  type WriteOptions,
 } from './repository-endpoint.js';
 import {
   type Descriptor,
@@ -38,10 +39,19 @@ export interface FetchedManifest<M extends Manifest = Manifest> {
   manifest: M;
 }
 
+/** Options of `Repository.pushManifest`. */
+export interface PushManifestOptions extends WriteOptions {
+  /** Tag to push under; default: the manifest's own digest. */
+  tag?: string;
+  /** Content-Type; default: the manifest's `mediaType`, else OCI manifest or index by its shape. */
+  mediaType?: string;
+}
+
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 
 /**
- * One repository of a registry (`127.0.0.1:5000` + `library/alpine`). All methods throw RegistryError.
+ * One repository of a registry (`127.0.0.1:5000` + `library/alpine`). All methods throw RegistryError; each
+ * read and write takes `{ signal }` and passes it to every request it makes.
  */
 export class Repository {
   private readonly endpoint: RepositoryEndpoint;
@@ -79,7 +89,7 @@ export class Repository {
       if (!digest || !isDigest(digest) || !Number.isSafeInteger(size) || !mediaType) {
         return (await this.fetchManifestOnce(reference, signal)).descriptor;
       }
-      if (isDigest(reference) && digest !== reference) throw new DigestMismatchError(what, reference, digest);
+      if (isDigest(reference) && digest !== reference) throw digestMismatch(what, reference, digest);
       return { mediaType, digest, size };
     });
   }
@@ -113,7 +123,7 @@ export class Repository {
     if (declared > MAX_MANIFEST_BYTES) {
       abandon(res.body);
       throw new RegistryError(
-        'INVALID_MANIFEST',
+        'REGISTRY_INVALID_MANIFEST',
         `${what}: ${declared} bytes is more than the 4 MiB a manifest may have`,
       );
     }
@@ -124,15 +134,14 @@ export class Repository {
       throw bodyFailure(error, 'GET', res.url);
     }
     if (bytes.length > MAX_MANIFEST_BYTES) {
-      throw new RegistryError('INVALID_MANIFEST', `${what}: the manifest is larger than 4 MiB`);
+      throw new RegistryError('REGISTRY_INVALID_MANIFEST', `${what}: the manifest is larger than 4 MiB`);
     }
     const expected = isDigest(ref) ? ref : header(res, 'docker-content-digest');
     const digest = digestOf(bytes, expected && isDigest(expected) ? expected : undefined);
-    if (expected && isDigest(expected) && digest !== expected)
-      throw new DigestMismatchError(what, expected, digest);
+    if (expected && isDigest(expected) && digest !== expected) throw digestMismatch(what, expected, digest);
     if (typeof reference !== 'string' && reference.size !== bytes.length) {
       throw new RegistryError(
-        'SIZE_MISMATCH',
+        'REGISTRY_SIZE_MISMATCH',
         `${what}: the descriptor says ${reference.size} bytes, got ${bytes.length}`,
       );
     }
@@ -140,7 +149,7 @@ export class Repository {
     try {
       manifest = JSON.parse(Buffer.from(bytes).toString('utf8')) as Manifest;
     } catch {
-      throw new RegistryError('INVALID_MANIFEST', `${what}: the manifest is not JSON`);
+      throw new RegistryError('REGISTRY_INVALID_MANIFEST', `${what}: the manifest is not JSON`);
     }
     if (
       typeof manifest !== 'object' ||
@@ -148,7 +157,7 @@ export class Repository {
       (manifest as { schemaVersion?: unknown }).schemaVersion !== 2
     ) {
       throw new RegistryError(
-        'INVALID_MANIFEST',
+        'REGISTRY_INVALID_MANIFEST',
         `${what}: not a schemaVersion 2 manifest (schema 1 is not supported)`,
       );
     }
@@ -175,7 +184,7 @@ export class Repository {
     const image = await this.fetchManifest(chosen, options);
     if (isImageIndex(image.manifest)) {
       throw new RegistryError(
-        'INVALID_MANIFEST',
+        'REGISTRY_INVALID_MANIFEST',
         `${this.endpoint.describe('manifest', chosen.digest)}: an index inside an index`,
       );
     }
@@ -188,7 +197,7 @@ export class Repository {
    */
   async pushManifest(
     manifest: Manifest | Uint8Array,
-    options: { tag?: string; mediaType?: string } = {},
+    options: PushManifestOptions = {},
   ): Promise<Descriptor> {
     const bytes = manifest instanceof Uint8Array ? manifest : Buffer.from(JSON.stringify(manifest));
     let parsed: Manifest;
@@ -198,7 +207,7 @@ export class Repository {
           ? (JSON.parse(Buffer.from(bytes).toString('utf8')) as Manifest)
           : manifest;
     } catch {
-      throw new RegistryError('INVALID_MANIFEST', 'pushManifest: the bytes are not JSON');
+      throw new RegistryError('REGISTRY_INVALID_MANIFEST', 'pushManifest: the bytes are not JSON');
     }
     const mediaType =
       options.mediaType ??
@@ -208,24 +217,28 @@ export class Repository {
     const descriptor: Descriptor = { mediaType, digest, size: bytes.length };
     const ref = options.tag ?? digest;
     const what = this.endpoint.describe('push manifest', ref);
-    const res = await this.endpoint.send({
-      scopes: this.endpoint.scopes(true),
-      method: 'PUT',
-      path: `/v2/${this.name}/manifests/${ref}`,
-      headers: { 'content-type': mediaType },
-      body: bytes,
-      ok: [200, 201, 202],
-      what,
+    return this.endpoint.transport.write(what, options.signal, async (signal) => {
+      const res = await this.endpoint.send({
+        scopes: this.endpoint.scopes(true),
+        method: 'PUT',
+        path: `/v2/${this.name}/manifests/${ref}`,
+        headers: { 'content-type': mediaType },
+        body: bytes,
+        ok: [200, 201, 202],
+        what,
+        signal,
+      });
+      await discardBody(res);
+      const stored = header(res, 'docker-content-digest');
+      if (stored && isDigest(stored) && stored.startsWith('sha256:') && stored !== digest) {
+        throw digestMismatch(what, digest, stored);
+      }
+      if (parsed.subject && !header(res, 'oci-subject')) {
+        const referrer = referrerDescriptor(parsed, descriptor);
+        await this.referrersOf.addToFallback(parsed.subject.digest, referrer, { signal });
+      }
+      return descriptor;
     });
-    await discardBody(res);
-    const stored = header(res, 'docker-content-digest');
-    if (stored && isDigest(stored) && stored.startsWith('sha256:') && stored !== digest) {
-      throw new DigestMismatchError(what, digest, stored);
-    }
-    if (parsed.subject && !header(res, 'oci-subject')) {
-      await this.referrersOf.addToFallback(parsed.subject.digest, referrerDescriptor(parsed, descriptor));
-    }
-    return descriptor;
   }
 
   // ---- referrers ----
@@ -260,7 +273,7 @@ export class Repository {
   }
 
   /**
-   * Streams a blob. The stream fails with DigestMismatchError (or SIZE_MISMATCH when the descriptor has a
+   * Streams a blob. The stream fails with DigestMismatchError (or REGISTRY_SIZE_MISMATCH when the descriptor has a
    * size) instead of ending when the bytes are not the blob asked for. `timeouts.readMs` bounds the wait for
    * the headers; the body, however long, only `timeouts.bodyStallMs` between chunks (and the signal).
    */
@@ -355,7 +368,7 @@ export class Repository {
       if (!range || range.first !== start || (range.last !== endExclusive - 1 && !clampedAtEnd)) {
         abandon(res.body);
         throw new RegistryError(
-          'PROTOCOL',
+          'REGISTRY_PROTOCOL',
           `${what}: the registry answered 206 with Content-Range "${header(res, 'content-range') ?? ''}", not the range asked for`,
         );
       }
@@ -375,8 +388,12 @@ export class Repository {
   }
 
   /** Cross-repository mount of a blob from `fromRepository` (same registry): true when the registry did it. */
-  mountBlob(descriptor: Descriptor | string, fromRepository: string): Promise<boolean> {
-    return this.uploads.mountBlob(descriptor, fromRepository);
+  mountBlob(
+    descriptor: Descriptor | string,
+    fromRepository: string,
+    options: WriteOptions = {},
+  ): Promise<boolean> {
+    return this.uploads.mountBlob(descriptor, fromRepository, options);
   }
 
   /**
@@ -403,7 +420,7 @@ export class Repository {
       try {
         tags.push(...((JSON.parse(text) as { tags?: string[] | null }).tags ?? []));
       } catch {
-        throw new RegistryError('PROTOCOL', `${what}: the answer is not JSON`);
+        throw new RegistryError('REGISTRY_PROTOCOL', `${what}: the answer is not JSON`);
       }
       path = nextLink(header(res, 'link'), res.url);
     }

@@ -5,6 +5,7 @@ import { Deadline, sleep } from './deadline.js';
 import { codeForResponse, parseErrorBody, RegistryError } from './errors.js';
 import { type HostsConfig, hostOptionsForOrigin, registryOrigin } from './hosts.js';
 import { isRetryableFailure, mapFailure, TransientBodyError } from './http-failure.js';
+import type { HttpRequest, Method, TimeoutOptions } from './http-request.js';
 import { discardBody, type HttpResponse, header, readLimited, SKIPPED_BODY_LIMIT } from './http-response.js';
 import { redactUrl } from './redact.js';
 
@@ -19,25 +20,6 @@ export interface RetryOptions {
   maxDelayMs?: number;
   /** A `Retry-After` longer than this fails at once instead of waiting. Default 30 s. */
   maxRetryAfterMs?: number;
-}
-
-export interface TimeoutOptions {
-  /** TCP + TLS connect. Default 10 s. */
-  connectMs?: number;
-  /** Reads (GET, HEAD) and token requests: from request sent to response headers. Default 10 s. */
-  headersMs?: number;
-  /**
-   * Writes (PUT, POST, PATCH, DELETE): from request sent to response headers. Default 60 s: a registry may
-   * hash or copy a whole upload before it answers the last PUT.
-   */
-  writeHeadersMs?: number;
-  /** Longest gap between two body chunks (a stalled body). Default 10 s. */
-  bodyStallMs?: number;
-  /**
-   * Whole budget of one read (manifest, range, HEAD, tags or referrers page, with its token request and all
-   * its retries; a blob stream up to its headers), after which it fails with TIMEOUT. Default 30 s.
-   */
-  readMs?: number;
 }
 
 export interface AgentOptions {
@@ -87,26 +69,6 @@ export interface TransportOptions {
   userAgent?: string;
 }
 
-export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
-
-export interface HttpRequest {
-  registry: string;
-  method: Method;
-  /** `/v2/...` on the registry, or an absolute URL the registry gave (upload Location). */
-  path: string;
-  headers?: Record<string, string>;
-  body?: Uint8Array;
-  /** Token scopes this request needs, e.g. `repository:library/alpine:pull`. */
-  scopes: readonly string[];
-  /** Statuses the caller handles; any other status becomes a RegistryError. */
-  ok: readonly number[];
-  /** What is being fetched, for error messages (`manifest docker.io/library/alpine:3`). */
-  what: string;
-  /** Whether failures may be retried. Default: true except for PATCH. */
-  retry?: boolean;
-  signal?: AbortSignal;
-}
-
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 function retryAfterMs(value: string | undefined): number | undefined {
   if (!value) return undefined;
@@ -116,7 +78,7 @@ function retryAfterMs(value: string | undefined): number | undefined {
 }
 
 /**
- * Where a redirect points. A bad Location fails here as PROTOCOL: left to `new URL`, its TypeError would
+ * Where a redirect points. A bad Location fails here as REGISTRY_PROTOCOL: left to `new URL`, its TypeError would
  * carry the raw text (and any signature in its query) in `input`.
  */
 function redirectTarget(location: string, from: URL, what: string): URL {
@@ -128,7 +90,7 @@ function redirectTarget(location: string, from: URL, what: string): URL {
   }
   if (target?.protocol !== 'http:' && target?.protocol !== 'https:') {
     throw new RegistryError(
-      'PROTOCOL',
+      'REGISTRY_PROTOCOL',
       `${what}: ${redactUrl(from)} redirected to ${redactUrl(location)}, which is not an http(s) URL`,
     );
   }
@@ -235,12 +197,30 @@ export class Transport {
           return await read(deadline.signal);
         } catch (error) {
           if (!(error instanceof TransientBodyError)) throw error;
-          if (attempt >= this.retry.maxRetries) throw error.error;
+          if (attempt >= this.retry.maxRetries) throw error.failure;
           await sleep(this.backoff(attempt), deadline.signal);
         }
       }
     } finally {
       deadline.dispose();
+    }
+  }
+
+  /**
+   * Runs a write (a push of several requests, a mount) so that the caller's signal aborts it with REGISTRY_ABORTED.
+   * No time budget: each request keeps its own timeouts (`writeHeadersMs`), as an upload may take long.
+   */
+  async write<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    write: (signal: AbortSignal | undefined) => Promise<T>,
+  ): Promise<T> {
+    if (!signal) return write(undefined);
+    const scope = new Deadline(undefined, what, signal);
+    try {
+      return await write(scope.signal);
+    } finally {
+      scope.dispose();
     }
   }
 
@@ -259,14 +239,15 @@ export class Transport {
     const code = codeForResponse(res.status, body.code);
     const detail = body.code ? `${body.code}: ${body.message ?? ''}`.trim() : `HTTP ${res.status}`;
     const refusedElsewhere =
-      (code === 'UNAUTHORIZED' || code === 'DENIED') && res.url.origin !== this.origin(req.registry);
+      (code === 'REGISTRY_UNAUTHORIZED' || code === 'REGISTRY_DENIED') &&
+      res.url.origin !== this.origin(req.registry);
     const hint = refusedElsewhere
       ? '; that host is not the registry (it redirected there, e.g. to blob storage) and never gets credentials from this client: a pre-signed URL may have expired, retry'
-      : code === 'UNAUTHORIZED'
+      : code === 'REGISTRY_UNAUTHORIZED'
         ? '; check the credentials for this registry (docker login / config.json)'
-        : code === 'DENIED'
+        : code === 'REGISTRY_DENIED'
           ? '; the credentials lack permission for this repository'
-          : code === 'TOOMANYREQUESTS'
+          : code === 'REGISTRY_TOOMANYREQUESTS'
             ? '; the registry rate-limits you, retry later'
             : '';
     return new RegistryError(
@@ -335,6 +316,9 @@ export class Transport {
         body = undefined;
       }
     }
-    throw new RegistryError('PROTOCOL', `${req.what}: more than 5 redirects from ${redactUrl(start)}`);
+    throw new RegistryError(
+      'REGISTRY_PROTOCOL',
+      `${req.what}: more than 5 redirects from ${redactUrl(start)}`,
+    );
   }
 }

@@ -51,7 +51,7 @@ describe('WWW-Authenticate with several challenges (a token front on 127.0.0.1)'
   it('a malformed WWW-Authenticate is a PROTOCOL error naming the 401, not a silent UNAUTHORIZED', async () => {
     front.challenge = (realm) => `Bearer realm="${realm}`;
     const error = await fetchV1().catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'PROTOCOL', status: 401 });
+    expect(error).toMatchObject({ code: 'REGISTRY_PROTOCOL', status: 401 });
     expect((error as Error).message).toMatch(/answered 401 with an unreadable WWW-Authenticate header/);
     expect(front.tokenRequests).toEqual([]);
   });
@@ -117,7 +117,10 @@ describe('rotated credentials work without a restart (token front whose password
     await repo.fetchManifest('v1');
     rotate({ revokeTokens: true, providerKnows: false });
     const manifestRequestsBefore = front.manifestRequests.length;
-    await expect(repo.fetchManifest('v1')).rejects.toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+    await expect(repo.fetchManifest('v1')).rejects.toMatchObject({
+      code: 'REGISTRY_UNAUTHORIZED',
+      status: 401,
+    });
     expect(rotation.calls).toBe(2);
     expect(front.tokenRequests).toEqual([{ password }, { password }]);
     expect(front.manifestRequests.length - manifestRequestsBefore).toBe(1);

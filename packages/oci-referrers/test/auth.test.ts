@@ -57,7 +57,7 @@ describe('basic auth (docker-registry with htpasswd)', () => {
 
     const anonymous = new RegistryClient();
     await expect(anonymous.repository(`${registry.host}/private/app`).resolve('v1')).rejects.toMatchObject({
-      code: 'UNAUTHORIZED',
+      code: 'REGISTRY_UNAUTHORIZED',
       status: 401,
     });
     await anonymous.close();
@@ -70,7 +70,7 @@ describe('basic auth (docker-registry with htpasswd)', () => {
       .repository(`${registry.host}/private/app`)
       .fetchManifest('v1')
       .catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+    expect(error).toMatchObject({ code: 'REGISTRY_UNAUTHORIZED', status: 401 });
     expectNoSecrets(error, [wrongPassword, password]);
     await bad.close();
   });
@@ -119,7 +119,7 @@ describe('basic auth (docker-registry with htpasswd)', () => {
         .repository(`${registry.host}/private/app`)
         .resolve('v1')
         .catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: 'CREDENTIALS' });
+      expect(error).toMatchObject({ code: 'REGISTRY_CREDENTIALS' });
       expect((error as Error).message).toContain('docker-credential-not-installed');
       await broken.close();
       expect(
@@ -182,7 +182,7 @@ describe('bearer tokens (token server in front of docker-registry)', () => {
       .repository(`${proxy.host}/team/app`)
       .resolve('v1')
       .catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+    expect(error).toMatchObject({ code: 'REGISTRY_UNAUTHORIZED', status: 401 });
     expectNoSecrets(error, [wrong, password]);
     await client.close();
   });

@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import {
   type Challenge,
   InvalidChallengeError,
-  parseChallenge,
   parseChallenges,
   preferredChallenge,
   RegistryError,
@@ -53,10 +52,10 @@ describe('parseChallenges', () => {
     ]);
     expect(parseChallenges(undefined)).toEqual([]);
     expect(parseChallenges([])).toEqual([]);
-    expect(parseChallenge('Basic realm="a", Bearer realm="https://b"')?.scheme).toBe('basic');
+    expect(parseChallenges('Basic realm="a", Bearer realm="https://b"')[0]?.scheme).toBe('basic');
   });
 
-  it('a malformed header is an InvalidChallengeError (code PROTOCOL) that says where', () => {
+  it('a malformed header is an InvalidChallengeError (code REGISTRY_PROTOCOL) that says where', () => {
     for (const [garbage, position] of [
       ['', 0],
       ['=abc', 0],
@@ -78,7 +77,7 @@ describe('parseChallenges', () => {
       })();
       expect(error, garbage).toBeInstanceOf(InvalidChallengeError);
       expect(error).toBeInstanceOf(RegistryError);
-      expect(error).toMatchObject({ code: 'PROTOCOL', position });
+      expect(error).toMatchObject({ code: 'REGISTRY_PROTOCOL', position });
       expect((error as Error).message).toContain('malformed header');
     }
   });

@@ -46,7 +46,7 @@ describe('a registry that accepts connections and never answers', () => {
     );
     await client.close();
     expect(error).toBeInstanceOf(RegistryError);
-    expect(error).toMatchObject({ code: 'TIMEOUT' });
+    expect(error).toMatchObject({ code: 'REGISTRY_TIMEOUT' });
     expect((error as Error).message).toContain('no complete answer within 500 ms, retries included');
     expect(ms).toBeLessThan(GENEROUS_MS);
   });
@@ -62,7 +62,7 @@ describe('a registry that accepts connections and never answers', () => {
       () => repo.tags(),
     ]) {
       const { error, ms } = await failure(read);
-      expect(error).toMatchObject({ code: 'TIMEOUT' });
+      expect(error).toMatchObject({ code: 'REGISTRY_TIMEOUT' });
       expect(ms).toBeLessThan(GENEROUS_MS);
     }
     await client.close();
@@ -74,7 +74,7 @@ describe('a registry that accepts connections and never answers', () => {
     const { error, ms } = await failure(() =>
       repo.fetchBlobRange(digest, 0, 100, { signal: AbortSignal.timeout(300) }),
     );
-    expect(error).toMatchObject({ code: 'ABORTED' });
+    expect(error).toMatchObject({ code: 'REGISTRY_ABORTED' });
     expect(ms).toBeLessThan(GENEROUS_MS);
     const before = silent.connections();
     const controller = new AbortController();
@@ -82,7 +82,7 @@ describe('a registry that accepts connections and never answers', () => {
     await expect(
       repo.blobReader({ mediaType: 'x', digest, size: 1 }).readRange(0, 1, controller),
     ).rejects.toMatchObject({
-      code: 'ABORTED',
+      code: 'REGISTRY_ABORTED',
     });
     expect(silent.connections()).toBe(before);
     await client.close();
@@ -97,7 +97,7 @@ describe('a registry that accepts connections and never answers', () => {
     const { error, ms } = await failure(() => client.repository(`${registry.host}/app`).fetchManifest('v1'));
     await client.close();
     await registry.stop();
-    expect(error).toMatchObject({ code: 'TIMEOUT' });
+    expect(error).toMatchObject({ code: 'REGISTRY_TIMEOUT' });
     expect(ms).toBeLessThan(GENEROUS_MS);
   });
 });
@@ -139,7 +139,7 @@ describe('a registry that stops sending mid-body, or sends slowly', () => {
       client.repository(`${registry.host}/app`).fetchBlobRange(digest, 0, 100),
     );
     await client.close();
-    expect(error).toMatchObject({ code: 'TIMEOUT' });
+    expect(error).toMatchObject({ code: 'REGISTRY_TIMEOUT' });
     expect(ms).toBeLessThan(GENEROUS_MS);
   });
 
@@ -153,7 +153,7 @@ describe('a registry that stops sending mid-body, or sends slowly', () => {
     const stream = await repo.fetchBlob(digest, { signal: controller.signal });
     stream.once('data', () => controller.abort());
     const error = await drain(stream).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'ABORTED' });
+    expect(error).toMatchObject({ code: 'REGISTRY_ABORTED' });
     await client.close();
   });
 });

@@ -200,7 +200,7 @@ describe('fetchBlobParallel', () => {
       { size: 10, concurrency: 0 },
     ]) {
       expect(() => fetchBlobParallel(reader, options)).toThrow(
-        expect.objectContaining({ code: 'RANGE_INVALID' }) as Error,
+        expect.objectContaining({ code: 'REGISTRY_RANGE_INVALID' }) as Error,
       );
     }
   });
@@ -268,7 +268,7 @@ describe('errors, abort and early stop', () => {
     const first = iterator.next();
     await settle();
     expect(reader.calls).toHaveLength(4);
-    const failure = new RegistryError('UNAVAILABLE', 'boom');
+    const failure = new RegistryError('REGISTRY_UNAVAILABLE', 'boom');
     reader.calls[2]!.reject(failure); // a later chunk fails while the consumer waits for chunk 0
     await expect(first).rejects.toBe(failure);
     expect(reader.calls.every((c) => c.settled)).toBe(true);
@@ -313,7 +313,7 @@ describe('errors, abort and early stop', () => {
     for (const call of reader.calls.slice(2)) call.resolve();
     const error = (await result.catch((e: unknown) => e)) as RegistryError;
     expect(error).toBeInstanceOf(RegistryError);
-    expect(error.code).toBe('PROTOCOL');
+    expect(error.code).toBe('REGISTRY_PROTOCOL');
     expect(error.message).toContain('[20, 30)');
     expect(error.message).toContain('5 bytes instead of 10');
     expect(limit.inFlight).toBe(0);
@@ -337,7 +337,7 @@ describe('errors, abort and early stop', () => {
     controller.abort();
     const error = (await result.catch((e: unknown) => e)) as RegistryError;
     expect(error).toBeInstanceOf(RegistryError);
-    expect(error.code).toBe('ABORTED');
+    expect(error.code).toBe('REGISTRY_ABORTED');
     expect(reader.calls.every((c) => c.signal?.aborted && c.settled)).toBe(true);
     expect(limits.map((l) => l.inFlight)).toEqual([0, 0]);
     await settle();
@@ -346,11 +346,11 @@ describe('errors, abort and early stop', () => {
 
   it('a RegistryError abort reason (an enclosing deadline) passes through as is', async () => {
     const reader = controlledReader(randomBytes(100));
-    const timeout = new RegistryError('TIMEOUT', 'deadline');
+    const timeout = new RegistryError('REGISTRY_TIMEOUT', 'deadline');
     const result = collect(
       fetchBlobParallel(reader, { size: 100, chunkSize: 10, signal: AbortSignal.timeout(20) }),
     ).catch((e: unknown) => e);
-    expect(((await result) as RegistryError).code).toBe('ABORTED'); // a DOMException reason is wrapped
+    expect(((await result) as RegistryError).code).toBe('REGISTRY_ABORTED'); // a DOMException reason is wrapped
     const controller = new AbortController();
     const second = collect(
       fetchBlobParallel(reader, { size: 100, chunkSize: 10, signal: controller.signal }),
@@ -381,13 +381,13 @@ describe('errors, abort and early stop', () => {
     await settle();
     expect(reader.calls.slice(1).every((c) => c.signal?.aborted && c.settled)).toBe(true);
     expect(limit.inFlight).toBe(0);
-    await expect(iterator.next()).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(iterator.next()).rejects.toMatchObject({ code: 'REGISTRY_ABORTED' });
   });
 
   it('an already aborted signal sends no request', async () => {
     const reader = controlledReader(randomBytes(100));
     const result = collect(fetchBlobParallel(reader, { size: 100, signal: AbortSignal.abort() }));
-    await expect(result).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(result).rejects.toMatchObject({ code: 'REGISTRY_ABORTED' });
     expect(reader.calls).toHaveLength(0);
   });
 
@@ -444,7 +444,9 @@ describe('RequestLimit', () => {
   });
 
   it('rejects a max that is not an integer', () => {
-    expect(() => new RequestLimit(1.5)).toThrow(expect.objectContaining({ code: 'RANGE_INVALID' }) as Error);
+    expect(() => new RequestLimit(1.5)).toThrow(
+      expect.objectContaining({ code: 'REGISTRY_RANGE_INVALID' }) as Error,
+    );
     expect(() => new RequestLimit(Number.NaN)).toThrow(RegistryError);
   });
 

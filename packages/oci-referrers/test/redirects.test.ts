@@ -94,7 +94,7 @@ describe('redirects to another host never carry credentials', () => {
       const error = await repo.fetchBlobRange(digest, 0, 100).catch((e: unknown) => e);
       await client.close();
       expect(error).toBeInstanceOf(RegistryError);
-      expect(error).toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+      expect(error).toMatchObject({ code: 'REGISTRY_UNAUTHORIZED', status: 401 });
       expect((error as Error).message).toContain('never gets credentials');
       // One GET, no retry with credentials and no token request to the realm the storage named.
       expect(storageRequests).toHaveLength(1);
@@ -111,7 +111,7 @@ describe('redirects to another host never carry credentials', () => {
       .fetchBlobBytes(digest)
       .catch((e: unknown) => e);
     await client.close();
-    expect(error).toMatchObject({ code: 'DENIED', status: 403 });
+    expect(error).toMatchObject({ code: 'REGISTRY_DENIED', status: 403 });
     const e = error as RegistryError;
     expect(e.message).toContain(`${storage.url}/bucket/${digest.slice(7)}?<redacted>`);
     expect(e.url).toBe(`${storage.url}/bucket/${digest.slice(7)}?<redacted>`);

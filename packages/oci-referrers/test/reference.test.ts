@@ -8,7 +8,7 @@ import {
   type ImageIndex,
   InvalidReferenceError,
   MediaType,
-  parseChallenge,
+  parseChallenges,
   parsePlatform,
   parseReference,
   RegistryError,
@@ -62,7 +62,7 @@ describe('parseReference', () => {
     })();
     expect(error).toBeInstanceOf(InvalidReferenceError);
     expect(error).toBeInstanceOf(RegistryError);
-    expect((error as RegistryError).code).toBe('INVALID_REFERENCE');
+    expect((error as RegistryError).code).toBe('REGISTRY_INVALID_REFERENCE');
     expect((error as Error).message).toContain(JSON.stringify(input));
   });
 
@@ -143,7 +143,7 @@ describe('platforms', () => {
     expect(selectPlatform(index, parsePlatform('linux/arm/v6')).digest).toMatch(/2{64}$/);
     expect(selectPlatform(index, parsePlatform('linux/arm64/v8')).digest).toMatch(/4{64}$/);
     expect(() => selectPlatform(index, parsePlatform('linux/s390x'))).toThrow(
-      expect.objectContaining({ code: 'PLATFORM_NOT_FOUND' }),
+      expect.objectContaining({ code: 'REGISTRY_PLATFORM_NOT_FOUND' }),
     );
   });
 
@@ -160,21 +160,25 @@ describe('platforms', () => {
 describe('protocol helpers', () => {
   it('parses WWW-Authenticate challenges', () => {
     expect(
-      parseChallenge(
+      parseChallenges(
         'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"',
       ),
-    ).toEqual({
-      scheme: 'bearer',
-      params: {
-        realm: 'https://auth.example/token',
-        service: 'registry.example',
-        scope: 'repository:a/b:pull,push',
+    ).toEqual([
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.example/token',
+          service: 'registry.example',
+          scope: 'repository:a/b:pull,push',
+        },
       },
-    });
-    expect(parseChallenge('Basic realm="Registry Realm"')).toEqual({
-      scheme: 'basic',
-      params: { realm: 'Registry Realm' },
-    });
+    ]);
+    expect(parseChallenges('Basic realm="Registry Realm"')).toEqual([
+      {
+        scheme: 'basic',
+        params: { realm: 'Registry Realm' },
+      },
+    ]);
   });
 
   it('merges scopes per resource', () => {

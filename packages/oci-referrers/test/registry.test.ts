@@ -119,10 +119,17 @@ describe('reading an image pushed by skopeo', () => {
   it('a wrong digest for a blob is BLOB_UNKNOWN, a wrong tag MANIFEST_UNKNOWN, with the registry error', async () => {
     const repo = client.repository(`${registry.host}/test/app`);
     const missing = digestOf(Buffer.from('not there'));
-    await expect(repo.fetchBlobBytes(missing)).rejects.toMatchObject({ code: 'BLOB_UNKNOWN', status: 404 });
+    await expect(repo.fetchBlobBytes(missing)).rejects.toMatchObject({
+      code: 'REGISTRY_BLOB_UNKNOWN',
+      status: 404,
+    });
     const err = await repo.fetchManifest('nope').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RegistryError);
-    expect(err).toMatchObject({ code: 'MANIFEST_UNKNOWN', status: 404, registryCode: 'MANIFEST_UNKNOWN' });
+    expect(err).toMatchObject({
+      code: 'REGISTRY_MANIFEST_UNKNOWN',
+      status: 404,
+      registryCode: 'MANIFEST_UNKNOWN',
+    });
     expect(await repo.blobExists(missing)).toBeUndefined();
   });
 });

@@ -75,10 +75,13 @@ describe('retries and timeouts through a fault-injecting proxy', () => {
     const repo = client.repository(`${proxy.host}/app`);
     for (let i = 0; i < 3; i++) proxy.inject({ kind: 'status', status: 503, match: isManifest });
     const error = await repo.fetchManifest('v1').catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'UNAVAILABLE', status: 503, registryCode: 'UNAVAILABLE' });
+    expect(error).toMatchObject({ code: 'REGISTRY_UNAVAILABLE', status: 503, registryCode: 'UNAVAILABLE' });
     // A Retry-After beyond the limit fails at once instead of sleeping.
     proxy.inject({ kind: 'status', status: 429, retryAfter: '3600', match: isManifest });
-    await expect(repo.fetchManifest('v1')).rejects.toMatchObject({ code: 'TOOMANYREQUESTS', status: 429 });
+    await expect(repo.fetchManifest('v1')).rejects.toMatchObject({
+      code: 'REGISTRY_TOOMANYREQUESTS',
+      status: 429,
+    });
     await client.close();
   });
 
@@ -86,7 +89,7 @@ describe('retries and timeouts through a fault-injecting proxy', () => {
     const client = new RegistryClient({ retry: { ...fast, maxRetries: 0 }, timeouts: { headersMs: 300 } });
     proxy.inject({ kind: 'stall-headers', match: isManifest });
     await expect(client.repository(`${proxy.host}/app`).resolve('v1')).rejects.toMatchObject({
-      code: 'TIMEOUT',
+      code: 'REGISTRY_TIMEOUT',
     });
     await client.close();
     const retrying = new RegistryClient({ retry: fast, timeouts: { headersMs: 300 } });
@@ -101,9 +104,11 @@ describe('retries and timeouts through a fault-injecting proxy', () => {
     proxy.inject({ kind: 'stall-body', afterBytes: 1000, match: isBlob });
     const error = await drain(await repo.fetchBlob(layer)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RegistryError);
-    expect(error).toMatchObject({ code: 'TIMEOUT' });
+    expect(error).toMatchObject({ code: 'REGISTRY_TIMEOUT' });
     proxy.inject({ kind: 'stall-body', afterBytes: 10, match: isBlob });
-    await expect(repo.fetchBlobRange(layer.digest, 0, 50_000)).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await expect(repo.fetchBlobRange(layer.digest, 0, 50_000)).rejects.toMatchObject({
+      code: 'REGISTRY_TIMEOUT',
+    });
     await client.close();
   });
 
@@ -123,7 +128,7 @@ describe('retries and timeouts through a fault-injecting proxy', () => {
     const port = await freePort();
     const client = new RegistryClient({ retry: { ...fast, maxRetries: 1 } });
     await expect(client.repository(`127.0.0.1:${port}/app`).resolve('v1')).rejects.toMatchObject({
-      code: 'NETWORK',
+      code: 'REGISTRY_NETWORK',
     });
     await client.close();
   });
@@ -220,9 +225,9 @@ describe('a small fake registry: wrong bytes, 200 to ranges, redirects', () => {
     mode = 'corrupt';
     const error = await drain(await repo.fetchBlob(digest)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DigestMismatchError);
-    expect(error).toMatchObject({ code: 'DIGEST_MISMATCH', expected: digest });
+    expect(error).toMatchObject({ code: 'REGISTRY_DIGEST_MISMATCH', expected: digest });
     await expect(repo.fetchBlobBytes({ mediaType: 'x', digest, size: blob.length })).rejects.toMatchObject({
-      code: 'DIGEST_MISMATCH',
+      code: 'REGISTRY_DIGEST_MISMATCH',
     });
     await expect(repo.fetchManifest(digestOf(manifestBytes))).rejects.toBeInstanceOf(DigestMismatchError);
     mode = 'ok';
@@ -236,7 +241,7 @@ describe('a small fake registry: wrong bytes, 200 to ranges, redirects', () => {
     const client = newClient();
     mode = 'bad-range';
     await expect(client.repository(`${host}/x`).fetchBlobRange(digest, 5, 20)).rejects.toMatchObject({
-      code: 'PROTOCOL',
+      code: 'REGISTRY_PROTOCOL',
     });
     await client.close();
   });

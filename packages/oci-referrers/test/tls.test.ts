@@ -77,7 +77,7 @@ describe('per-host TLS options', () => {
   };
 
   it('refuses an unknown certificate with a NETWORK error', async () => {
-    await expect(read({})).rejects.toMatchObject({ code: 'NETWORK' });
+    await expect(read({})).rejects.toMatchObject({ code: 'REGISTRY_NETWORK' });
   });
 
   it('accepts it with insecureSkipVerify or with the CA given, and speaks HTTP/2', async () => {

@@ -105,7 +105,10 @@ export class CheckpointBuilder {
   constructor(options: CheckpointBuilderOptions) {
     const { spanSize } = options;
     if (!Number.isSafeInteger(spanSize) || spanSize <= 0) {
-      throw new SeekableGzipError('INVALID_ARGUMENT', `spanSize must be a positive integer, got ${spanSize}`);
+      throw new SeekableGzipError(
+        'GZIP_INVALID_ARGUMENT',
+        `spanSize must be a positive integer, got ${spanSize}`,
+      );
     }
     this.spanSize = spanSize;
     this.onData = options.onData;
@@ -140,7 +143,7 @@ export class CheckpointBuilder {
           ? 'the blob is empty'
           : `the gzip member starting at offset ${this.memberStart} is incomplete (${this.phaseName()})`;
       this.failure = new SeekableGzipError(
-        'TRUNCATED_GZIP',
+        'GZIP_TRUNCATED',
         `gzip stream truncated after ${this.chunkStart} bytes: ${what}; fetch the whole blob again`,
       );
       throw this.failure;
@@ -208,13 +211,13 @@ export class CheckpointBuilder {
     const isize = (t[4]! | (t[5]! << 8) | (t[6]! << 16) | (t[7]! << 24)) >>> 0;
     if (crc !== this.memberCrc) {
       throw new SeekableGzipError(
-        'CRC_MISMATCH',
+        'GZIP_CRC_MISMATCH',
         `CRC32 mismatch in the gzip member at offset ${this.memberStart}: trailer says ${hex(crc)}, data gives ${hex(this.memberCrc)}; the blob is corrupt`,
       );
     }
     if (isize !== this.memberSize % 2 ** 32) {
       throw new SeekableGzipError(
-        'CRC_MISMATCH',
+        'GZIP_CRC_MISMATCH',
         `length mismatch in the gzip member at offset ${this.memberStart}: trailer says ${isize} bytes (mod 2^32), data has ${this.memberSize}; the blob is corrupt`,
       );
     }
@@ -377,7 +380,7 @@ export class CheckpointBuilder {
 
   private corrupt(detail: string, chunkIndex: number): SeekableGzipError {
     return new SeekableGzipError(
-      'CORRUPT_GZIP',
+      'GZIP_CORRUPT',
       `invalid deflate data in the gzip member at offset ${this.memberStart} (near compressed offset ${this.chunkStart + chunkIndex}): ${detail}`,
     );
   }
@@ -387,14 +390,17 @@ export class CheckpointBuilder {
     this.failure =
       err instanceof SeekableGzipError
         ? err
-        : new SeekableGzipError('CORRUPT_GZIP', `gzip decoding failed: ${String(err)}`, { cause: err });
+        : new SeekableGzipError('GZIP_CORRUPT', `gzip decoding failed: ${String(err)}`, { cause: err });
     throw this.failure;
   }
 
   private checkUsable(): void {
     if (this.failure) throw this.failure;
     if (this.finished) {
-      throw new SeekableGzipError('INVALID_ARGUMENT', 'CheckpointBuilder already finished; create a new one');
+      throw new SeekableGzipError(
+        'GZIP_INVALID_ARGUMENT',
+        'CheckpointBuilder already finished; create a new one',
+      );
     }
   }
 

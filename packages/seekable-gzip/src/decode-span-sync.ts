@@ -37,7 +37,7 @@ export function planSpanDecode(
   const expected = r.compressedEnd - r.compressedStart;
   if (compressed.length !== expected) {
     throw new SeekableGzipError(
-      'BAD_SPAN',
+      'GZIP_BAD_SPAN',
       `span ${spanId} has ${expected} compressed bytes [${r.compressedStart}, ${r.compressedEnd}) but ${compressed.length} were given`,
     );
   }
@@ -103,7 +103,7 @@ export function decodePlannedSync(plan: SpanPlan, compressed: Uint8Array): Uint8
     }
     if (ret !== Z_OK && ret !== Z_BUF_ERROR) {
       throw new SeekableGzipError(
-        'BAD_SPAN',
+        'GZIP_BAD_SPAN',
         `span ${plan.spanId} does not decode (${strm.msg || `zlib error ${ret}`}); its compressed bytes are wrong`,
       );
     }
@@ -122,7 +122,7 @@ function skipToNextMember(plan: SpanPlan, compressed: Uint8Array, pos: number): 
     end = new GzipHeaderParser(headerStart).feed(compressed, headerStart, compressed.length);
   } catch (err) {
     throw new SeekableGzipError(
-      'BAD_SPAN',
+      'GZIP_BAD_SPAN',
       `span ${plan.spanId} crosses a gzip member end but ${String(err)}`,
       {
         cause: err,
@@ -136,7 +136,7 @@ function skipToNextMember(plan: SpanPlan, compressed: Uint8Array, pos: number): 
 function shortSpan(plan: SpanPlan, produced: number, need: number): SeekableGzipError {
   const detail = produced >= 0 ? ` (${produced} of ${need} bytes decoded)` : '';
   return new SeekableGzipError(
-    'BAD_SPAN',
+    'GZIP_BAD_SPAN',
     `span ${plan.spanId} compressed bytes end before its uncompressed end${detail}; its compressed bytes are wrong`,
   );
 }

@@ -81,7 +81,7 @@ export class GzipHeaderParser {
             const stored = this.crcBytes[0]! | (this.crcBytes[1]! << 8);
             if (stored !== (this.crc & 0xffff)) {
               throw new SeekableGzipError(
-                'CRC_MISMATCH',
+                'GZIP_CRC_MISMATCH',
                 `gzip header CRC16 mismatch in the member at offset ${this.offset}: the header is corrupt`,
               );
             }
@@ -106,20 +106,20 @@ export class GzipHeaderParser {
     const h = this.fixed;
     if (h[0] !== 0x1f || h[1] !== 0x8b) {
       throw new SeekableGzipError(
-        'CORRUPT_GZIP',
+        'GZIP_CORRUPT',
         `no gzip magic (1f 8b) at offset ${this.offset}: the blob is not gzip or has trailing garbage`,
       );
     }
     if (h[2] !== 8) {
       throw new SeekableGzipError(
-        'CORRUPT_GZIP',
+        'GZIP_CORRUPT',
         `unsupported gzip compression method ${h[2]} at offset ${this.offset} (only 8, deflate, exists)`,
       );
     }
     this.flags = h[3]!;
     if (this.flags & FTEXT_RESERVED) {
       throw new SeekableGzipError(
-        'CORRUPT_GZIP',
+        'GZIP_CORRUPT',
         `reserved gzip header flags set (0x${this.flags.toString(16)}) at offset ${this.offset}`,
       );
     }

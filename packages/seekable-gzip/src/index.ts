@@ -4,7 +4,6 @@ export {
   CheckpointBuilder,
   type CheckpointBuilderOptions,
 } from './checkpoint-builder.js';
-export { crc32 } from './crc32.js';
 export { decodeSpan } from './decode-span.js';
 export { decodeSpanSync } from './decode-span-sync.js';
 export { SeekableGzipError, type SeekableGzipErrorCode } from './errors.js';

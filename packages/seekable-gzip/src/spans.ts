@@ -71,11 +71,11 @@ export function resolveRange(
   if (!range) return { offset: 0, length: spanLength };
   const { offset, length } = range;
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-    throw new SeekableGzipError('BAD_SPAN', `read range offset=${offset} length=${length} is invalid`);
+    throw new SeekableGzipError('GZIP_BAD_SPAN', `read range offset=${offset} length=${length} is invalid`);
   }
   if (offset + length > spanLength) {
     throw new SeekableGzipError(
-      'BAD_SPAN',
+      'GZIP_BAD_SPAN',
       `read range [${offset}, ${offset + length}) is outside the span's ${spanLength} uncompressed bytes`,
     );
   }
@@ -85,7 +85,7 @@ export function resolveRange(
 function checkSpanId(spanId: number, count: number): void {
   if (!Number.isInteger(spanId) || spanId < 0 || spanId >= count) {
     throw new SeekableGzipError(
-      'BAD_SPAN',
+      'GZIP_BAD_SPAN',
       `span id ${spanId} does not exist (the layer has ${count} spans)`,
     );
   }
@@ -94,7 +94,7 @@ function checkSpanId(spanId: number, count: number): void {
 function checkOffset(offset: number, size: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0 || offset >= size) {
     throw new SeekableGzipError(
-      'BAD_SPAN',
+      'GZIP_BAD_SPAN',
       `uncompressed offset ${offset} is outside the ${size}-byte stream`,
     );
   }
@@ -102,6 +102,9 @@ function checkOffset(offset: number, size: number): void {
 
 function checkSpanSize(spanSize: number): void {
   if (!Number.isSafeInteger(spanSize) || spanSize <= 0) {
-    throw new SeekableGzipError('INVALID_ARGUMENT', `spanSize must be a positive integer, got ${spanSize}`);
+    throw new SeekableGzipError(
+      'GZIP_INVALID_ARGUMENT',
+      `spanSize must be a positive integer, got ${spanSize}`,
+    );
   }
 }

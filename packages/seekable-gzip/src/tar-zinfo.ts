@@ -25,7 +25,7 @@ export function encodeTarZinfo(o: { spanSize: number; size: number }): Uint8Arra
   ] as const) {
     if (!Number.isSafeInteger(v) || v < 0) {
       throw new SeekableGzipError(
-        'INVALID_ARGUMENT',
+        'GZIP_INVALID_ARGUMENT',
         `TarZinfo ${name} must be a non-negative integer, got ${v}`,
       );
     }
@@ -98,5 +98,5 @@ function int64(view: DataView, pos: number, what: string): number {
 }
 
 function bad(what: string): never {
-  throw new SeekableGzipError('BAD_ZINFO', `invalid TarZinfo flatbuffer: ${what}; rebuild the zTOC`);
+  throw new SeekableGzipError('GZIP_BAD_ZINFO', `invalid TarZinfo flatbuffer: ${what}; rebuild the zTOC`);
 }

@@ -21,7 +21,7 @@ export function encodeZinfo(index: GzipIndex): Uint8Array {
   for (const cp of index.checkpoints) {
     if (cp.window.length !== WINDOW_SIZE) {
       throw new SeekableGzipError(
-        'BAD_ZINFO',
+        'GZIP_BAD_ZINFO',
         `checkpoint window must be ${WINDOW_SIZE} bytes, got ${cp.window.length}`,
       );
     }
@@ -102,5 +102,5 @@ function readSize(view: DataView, pos: number, what: string): number {
 }
 
 function bad(what: string): never {
-  throw new SeekableGzipError('BAD_ZINFO', `invalid zinfo checkpoints: ${what}; rebuild the zTOC`);
+  throw new SeekableGzipError('GZIP_BAD_ZINFO', `invalid zinfo checkpoints: ${what}; rebuild the zTOC`);
 }

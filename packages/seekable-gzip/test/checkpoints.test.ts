@@ -190,7 +190,7 @@ test('zinfo v2 layout is the documented little-endian one', async () => {
   );
 });
 
-test('malformed zinfo blobs are BAD_ZINFO', async () => {
+test('malformed zinfo blobs are GZIP_BAD_ZINFO', async () => {
   const f = fixtures[0]!;
   const { index } = await buildGzipIndex([f.gz], { spanSize: 300_000 });
   const blob = encodeZinfo(index);
@@ -201,7 +201,7 @@ test('malformed zinfo blobs are BAD_ZINFO', async () => {
     const b = blob.slice();
     const out = mutate(b, new DataView(b.buffer)) ?? b;
     expect(() => decodeZinfo(out, { ...sizes(f), ...s })).toThrowError(
-      expect.objectContaining({ code: 'BAD_ZINFO' }),
+      expect.objectContaining({ code: 'GZIP_BAD_ZINFO' }),
     );
   };
   bad((b) => b.subarray(0, 11));

@@ -1,5 +1,7 @@
 // Damaged gzip input must end in a SeekableGzipError with the right code: never a hang, a crash, or an
 // index over wrong bytes. Both inflaters are held to the same verdicts.
+
+import { findCode, isSociError } from '@soci-ts/errors';
 import fc from 'fast-check';
 import { beforeAll, expect, test } from 'vitest';
 import { buildGzipIndex, CheckpointBuilder, SeekableGzipError } from '../src/index.js';
@@ -63,7 +65,7 @@ test('flipped bits: a typed error, or (header bytes that do not matter) exactly 
         for (const [pos, bit] of flips) gz[pos % gz.length]! ^= 1 << bit;
         const v = await bothVerdicts(gz, maxChunk);
         if (v.ok) expect(Buffer.compare(v.out, s.plain)).toBe(0);
-        else expect(['CORRUPT_GZIP', 'CRC_MISMATCH', 'TRUNCATED_GZIP']).toContain(v.code);
+        else expect(['GZIP_CORRUPT', 'GZIP_CRC_MISMATCH', 'GZIP_TRUNCATED']).toContain(v.code);
       },
     ),
     { numRuns: 150 },
@@ -112,7 +114,7 @@ test("a flip in the final deflate byte's padding bits changes nothing; in its us
   }
 });
 
-test('truncation anywhere is TRUNCATED_GZIP, except right after a member (a valid shorter gzip)', async () => {
+test('truncation anywhere is GZIP_TRUNCATED, except right after a member (a valid shorter gzip)', async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.boolean(),
@@ -126,7 +128,7 @@ test('truncation anywhere is TRUNCATED_GZIP, except right after a member (a vali
           expect(v.ok).toBe(true);
           if (v.ok) expect(Buffer.compare(v.out, gunzipOracle(s.gz.subarray(0, cut)))).toBe(0);
         } else {
-          expect(v).toEqual({ ok: false, code: 'TRUNCATED_GZIP' });
+          expect(v).toEqual({ ok: false, code: 'GZIP_TRUNCATED' });
         }
       },
     ),
@@ -137,60 +139,73 @@ test('truncation anywhere is TRUNCATED_GZIP, except right after a member (a vali
     expect((await bothVerdicts(multi.gz.subarray(0, end), 4096)).ok).toBe(true);
 });
 
-test('garbage instead of a header, bad method, reserved flags, trailing garbage: CORRUPT_GZIP', async () => {
+test('garbage instead of a header, bad method, reserved flags, trailing garbage: GZIP_CORRUPT', async () => {
   await fc.assert(
     fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 200 }), async (junk) => {
       fc.pre(!(junk[0] === 0x1f && junk[1] === 0x8b));
       expect(await bothVerdicts(junk.length >= 2 ? junk : concat(junk, junk), 64)).toMatchObject({
         ok: false,
-        code: expect.stringMatching(/CORRUPT_GZIP|TRUNCATED_GZIP/),
+        code: expect.stringMatching(/GZIP_CORRUPT|GZIP_TRUNCATED/),
       });
-      expect(await bothVerdicts(concat(junk, single.gz), 4096)).toEqual({ ok: false, code: 'CORRUPT_GZIP' });
+      expect(await bothVerdicts(concat(junk, single.gz), 4096)).toEqual({ ok: false, code: 'GZIP_CORRUPT' });
       expect(await bothVerdicts(concat(single.gz, junk), 4096)).toMatchObject({ ok: false });
     }),
     { numRuns: 40 },
   );
   const method = single.gz.slice();
   method[2] = 7;
-  expect(await bothVerdicts(method, 4096)).toEqual({ ok: false, code: 'CORRUPT_GZIP' });
+  expect(await bothVerdicts(method, 4096)).toEqual({ ok: false, code: 'GZIP_CORRUPT' });
   const flags = single.gz.slice();
   flags[3] = 0x20;
-  expect(await bothVerdicts(flags, 4096)).toEqual({ ok: false, code: 'CORRUPT_GZIP' });
+  expect(await bothVerdicts(flags, 4096)).toEqual({ ok: false, code: 'GZIP_CORRUPT' });
   expect(await bothVerdicts(concat(single.gz, new Uint8Array(16)), 4096)).toEqual({
     ok: false,
-    code: 'CORRUPT_GZIP',
+    code: 'GZIP_CORRUPT',
   });
 });
 
-test('bad CRC32, bad ISIZE and bad header CRC16 are CRC_MISMATCH', async () => {
+test('bad CRC32, bad ISIZE and bad header CRC16 are GZIP_CRC_MISMATCH', async () => {
   for (const at of [8, 4]) {
     const gz = single.gz.slice();
     gz[gz.length - at]! ^= 0x40; // CRC32 at -8..-5, ISIZE at -4..-1
-    expect(await bothVerdicts(gz, 10_000)).toEqual({ ok: false, code: 'CRC_MISMATCH' });
+    expect(await bothVerdicts(gz, 10_000)).toEqual({ ok: false, code: 'GZIP_CRC_MISMATCH' });
   }
   const crafted = craftedHeaderMember(single.plain.subarray(0, 50_000));
   const hcrc = crafted.slice();
   // FHCRC is the 2 bytes before the deflate data: header = 10 + 2 + 9 (extra) + 9 (name) + 10 (comment).
   hcrc[40]! ^= 1;
   expect(await bothVerdicts(crafted, 1000)).toMatchObject({ ok: true });
-  expect(await bothVerdicts(hcrc, 1000)).toEqual({ ok: false, code: 'CRC_MISMATCH' });
+  expect(await bothVerdicts(hcrc, 1000)).toEqual({ ok: false, code: 'GZIP_CRC_MISMATCH' });
 });
 
-test('empty input is TRUNCATED_GZIP; a failed or finished builder stays failed', () => {
+test("errors are soci-ts errors: prefixed code, own name, found on a wrapper's cause chain", () => {
+  let thrown: unknown;
+  try {
+    new CheckpointBuilder({ spanSize: 1000 }).push(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
+  } catch (err) {
+    thrown = err;
+  }
+  expect(isSociError(thrown)).toBe(true);
+  expect(thrown).toMatchObject({ name: 'SeekableGzipError', code: 'GZIP_CORRUPT' });
+  const wrapped = new Error('indexing the layer failed', { cause: thrown });
+  expect(findCode(wrapped, 'GZIP_CORRUPT', 'GZIP_TRUNCATED')).toBe(thrown);
+});
+
+test('empty input is GZIP_TRUNCATED; a failed or finished builder stays failed', () => {
   expect(() => new CheckpointBuilder({ spanSize: 1 }).finish()).toThrowError(
-    expect.objectContaining({ code: 'TRUNCATED_GZIP' }),
+    expect.objectContaining({ code: 'GZIP_TRUNCATED' }),
   );
   const b = new CheckpointBuilder({ spanSize: 1000 });
   expect(() => b.push(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10))).toThrowError(SeekableGzipError);
-  expect(() => b.push(single.gz)).toThrowError(expect.objectContaining({ code: 'CORRUPT_GZIP' }));
-  expect(() => b.finish()).toThrowError(expect.objectContaining({ code: 'CORRUPT_GZIP' }));
+  expect(() => b.push(single.gz)).toThrowError(expect.objectContaining({ code: 'GZIP_CORRUPT' }));
+  expect(() => b.finish()).toThrowError(expect.objectContaining({ code: 'GZIP_CORRUPT' }));
   const done = new CheckpointBuilder({ spanSize: 1000 });
   done.push(single.gz);
   done.finish();
-  expect(() => done.push(single.gz)).toThrowError(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  expect(() => done.push(single.gz)).toThrowError(expect.objectContaining({ code: 'GZIP_INVALID_ARGUMENT' }));
   for (const spanSize of [0, -1, 1.5, Number.NaN]) {
     expect(() => new CheckpointBuilder({ spanSize })).toThrowError(
-      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+      expect.objectContaining({ code: 'GZIP_INVALID_ARGUMENT' }),
     );
   }
 });

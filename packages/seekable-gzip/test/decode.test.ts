@@ -118,7 +118,7 @@ test('wrong compressed bytes for a span give a typed error, never a crash or a h
         // Wrong length is always refused.
         for (const bad of [good.subarray(1), Buffer.concat([good, junk])]) {
           expect(() => decodeSpanSync(index, id, bad)).toThrowError(SeekableGzipError);
-          await expect(decodeSpan(index, id, bad)).rejects.toMatchObject({ code: 'BAD_SPAN' });
+          await expect(decodeSpan(index, id, bad)).rejects.toMatchObject({ code: 'GZIP_BAD_SPAN' });
         }
         // Right length, wrong content: a typed error, or bytes of the requested length (the span digest
         // is what catches the rest).
@@ -133,7 +133,7 @@ test('wrong compressed bytes for a span give a typed error, never a crash or a h
             expect((await attempt()).length).toBe(want);
           } catch (err) {
             expect(err).toBeInstanceOf(SeekableGzipError);
-            expect((err as SeekableGzipError).code).toBe('BAD_SPAN');
+            expect((err as SeekableGzipError).code).toBe('GZIP_BAD_SPAN');
           }
         }
       },
@@ -142,23 +142,25 @@ test('wrong compressed bytes for a span give a typed error, never a crash or a h
   );
 });
 
-test('a span whose data stops early is BAD_SPAN', async () => {
+test('a span whose data stops early is GZIP_BAD_SPAN', async () => {
   const f = fixtures.find((x) => x.name === 'gzip -6')!;
   const index = await indexOf(f, 64 * 1024);
   const r = spanRange(index, 1);
   const zeros = new Uint8Array(r.compressedEnd - r.compressedStart);
-  await expect(decodeSpan(index, 1, zeros)).rejects.toMatchObject({ code: 'BAD_SPAN' });
-  expect(() => decodeSpanSync(index, 1, zeros)).toThrowError(expect.objectContaining({ code: 'BAD_SPAN' }));
+  await expect(decodeSpan(index, 1, zeros)).rejects.toMatchObject({ code: 'GZIP_BAD_SPAN' });
+  expect(() => decodeSpanSync(index, 1, zeros)).toThrowError(
+    expect.objectContaining({ code: 'GZIP_BAD_SPAN' }),
+  );
 });
 
-test('span ids and ranges outside the index are BAD_SPAN', async () => {
+test('span ids and ranges outside the index are GZIP_BAD_SPAN', async () => {
   const f = fixtures[0]!;
   const index = await indexOf(f, 64 * 1024);
   const n = spanCount(index);
   const r = spanRange(index, 0);
   const c = f.gz.subarray(r.compressedStart, r.compressedEnd);
   for (const id of [-1, n, 1.5, Number.NaN]) {
-    expect(() => spanRange(index, id)).toThrowError(expect.objectContaining({ code: 'BAD_SPAN' }));
+    expect(() => spanRange(index, id)).toThrowError(expect.objectContaining({ code: 'GZIP_BAD_SPAN' }));
   }
   const len = r.uncompressedEnd - r.uncompressedStart;
   for (const range of [
@@ -167,7 +169,7 @@ test('span ids and ranges outside the index are BAD_SPAN', async () => {
     { offset: len, length: 1 },
   ]) {
     expect(() => decodeSpanSync(index, 0, c, range)).toThrowError(
-      expect.objectContaining({ code: 'BAD_SPAN' }),
+      expect.objectContaining({ code: 'GZIP_BAD_SPAN' }),
     );
   }
   expect(decodeSpanSync(index, 0, c, { offset: len, length: 0 }).length).toBe(0);

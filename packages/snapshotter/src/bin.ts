@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { isSociError } from '@soci-ts/errors';
 import {
-  ConfigError,
   defaultConfig,
   formatConfig,
   loadConfigFile,
   redactConfig,
   type SnapshotterConfig,
 } from './config.js';
+import { ConfigError } from './config-error.js';
 import { installCrashGuard } from './crash-guard.js';
 import { createLogger, startSnapshotter } from './daemon.js';
 import { registryFromConfig } from './soci/registry-from-config.js';
@@ -77,8 +78,10 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    // Errors with a code are ours and say what to do; anything else gets its stack for a bug report.
-    const known = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
+    // soci-ts errors say what to do and Node's system errors (EACCES, EADDRINUSE ...) what failed:
+    // their message is enough. Anything else gets its stack for a bug report.
+    const known =
+      isSociError(err) || (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string');
     process.stderr.write(
       `soci-snapshotter: ${known ? (err as Error).message : ((err as Error)?.stack ?? String(err))}\n`,
     );

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { DEFAULT_SPAN_CACHE_BYTES } from '@soci-ts/lazy-fs';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
+import { configError } from './config-error.js';
 import type { DecoderChoice } from './unpack/decoder.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
@@ -131,18 +132,6 @@ export function defaultConfig(root = DEFAULT_ROOT): SnapshotterConfig {
   };
 }
 
-/** A configuration value is wrong; `key` is its dotted TOML path. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'CONFIG_INVALID';
-  constructor(
-    readonly key: string,
-    problem: string,
-  ) {
-    super(key === '' ? `config: ${problem}` : `config: ${key}: ${problem}`);
-  }
-}
-
 type Table = Record<string, unknown>;
 const isTable = (v: unknown): v is Table =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
@@ -183,23 +172,23 @@ class TableReader {
   string(key: string, fallback: string, check?: (v: string) => string | undefined): string {
     const v = this.take(key);
     if (v === undefined) return fallback;
-    if (typeof v !== 'string') throw new ConfigError(this.path(key), `must be a string, got ${typeof v}`);
+    if (typeof v !== 'string') throw configError(this.path(key), `must be a string, got ${typeof v}`);
     const problem = check?.(v);
-    if (problem) throw new ConfigError(this.path(key), problem);
+    if (problem) throw configError(this.path(key), problem);
     return v;
   }
 
   optionalString(key: string): string | undefined {
     const v = this.take(key);
     if (v === undefined) return undefined;
-    if (typeof v !== 'string') throw new ConfigError(this.path(key), `must be a string, got ${typeof v}`);
+    if (typeof v !== 'string') throw configError(this.path(key), `must be a string, got ${typeof v}`);
     return v;
   }
 
   boolean(key: string, fallback: boolean): boolean {
     const v = this.take(key);
     if (v === undefined) return fallback;
-    if (typeof v !== 'boolean') throw new ConfigError(this.path(key), 'must be true or false');
+    if (typeof v !== 'boolean') throw configError(this.path(key), 'must be true or false');
     return v;
   }
 
@@ -208,7 +197,7 @@ class TableReader {
     if (v === undefined) return fallback;
     const n = typeof v === 'bigint' ? Number(v) : v;
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
-      throw new ConfigError(this.path(key), `must be an integer >= ${min}`);
+      throw configError(this.path(key), `must be an integer >= ${min}`);
     }
     return n;
   }
@@ -218,10 +207,10 @@ class TableReader {
     if (v === undefined) return fallbackMs;
     const ms = typeof v === 'string' ? parseDuration(v) : undefined;
     if (ms === undefined) {
-      throw new ConfigError(this.path(key), 'must be a duration string such as "500ms", "30s", "2m" or "1h"');
+      throw configError(this.path(key), 'must be a duration string such as "500ms", "30s", "2m" or "1h"');
     }
     if (ms < (range.minMs ?? 0) || ms > (range.maxMs ?? Number.MAX_SAFE_INTEGER)) {
-      throw new ConfigError(
+      throw configError(
         this.path(key),
         `must be between ${formatDuration(range.minMs ?? 0)} and ${formatDuration(range.maxMs ?? Number.MAX_SAFE_INTEGER)}`,
       );
@@ -233,7 +222,7 @@ class TableReader {
     const v = this.take(key);
     if (v === undefined) return fallback;
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {
-      throw new ConfigError(this.path(key), 'must be an array of strings');
+      throw configError(this.path(key), 'must be an array of strings');
     }
     return v as string[];
   }
@@ -241,14 +230,14 @@ class TableReader {
   table_(key: string): TableReader {
     const v = this.take(key);
     if (v === undefined) return new TableReader({}, this.path(key));
-    if (!isTable(v)) throw new ConfigError(this.path(key), 'must be a table');
+    if (!isTable(v)) throw configError(this.path(key), 'must be a table');
     return new TableReader(v, this.path(key));
   }
 
   entries(): [string, TableReader][] {
     return Object.entries(this.table).map(([k, v]) => {
       this.used.add(k);
-      if (!isTable(v)) throw new ConfigError(this.path(JSON.stringify(k)), 'must be a table');
+      if (!isTable(v)) throw configError(this.path(JSON.stringify(k)), 'must be a table');
       return [k, new TableReader(v, this.path(JSON.stringify(k)))];
     });
   }
@@ -256,7 +245,7 @@ class TableReader {
   /** Fails on the first key no reader asked for (most likely a typo). */
   done(): void {
     for (const key of Object.keys(this.table)) {
-      if (!this.used.has(key)) throw new ConfigError(this.path(key), 'unknown key');
+      if (!this.used.has(key)) throw configError(this.path(key), 'unknown key');
     }
   }
 }
@@ -307,7 +296,7 @@ export function configFromToml(doc: Table): SnapshotterConfig {
     };
     for (const [i, e] of config.registry.hosts[host].endpoints.entries()) {
       const problem = url(e);
-      if (problem) throw new ConfigError(`registry.hosts.${JSON.stringify(host)}.endpoints[${i}]`, problem);
+      if (problem) throw configError(`registry.hosts.${JSON.stringify(host)}.endpoints[${i}]`, problem);
     }
     h.done();
   }
@@ -404,9 +393,10 @@ export function parseConfig(text: string): SnapshotterConfig {
     doc = parseToml(text) as Table;
   } catch (err) {
     if (err instanceof TomlError) {
-      throw new ConfigError(
+      throw configError(
         '',
         `TOML syntax error at line ${err.line}, column ${err.column}: ${err.message.split('\n')[0]}`,
+        { cause: err },
       );
     }
     throw err;
@@ -419,7 +409,7 @@ export async function loadConfigFile(path: string): Promise<SnapshotterConfig> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new ConfigError('', `cannot read ${path}: ${(err as Error).message}`);
+    throw configError('', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   return parseConfig(text);
 }

@@ -4,6 +4,7 @@
 // that does not answer or is too old gets one log line with a typed error, and the daemon goes on
 // serving every call as before.
 import { ContainerdClient } from '@soci-ts/containerd-client';
+import { SociError } from '@soci-ts/errors';
 import type { Logger } from 'pino';
 
 /** The containerd release lines the e2e suite runs against (scripts/install-containerd and Debian's). */
@@ -15,18 +16,13 @@ export const TESTED_CONTAINERD_LINES = ['1.6', '1.7', '2.2'] as const;
  */
 export const MIN_CONTAINERD = { major: 1, minor: 6 } as const;
 
-export type ContainerdContactErrorCode = 'CONTAINERD_UNREACHABLE' | 'CONTAINERD_TOO_OLD';
+export type ContainerdContactErrorCode =
+  | 'SNAPSHOTTER_CONTAINERD_UNREACHABLE'
+  | 'SNAPSHOTTER_CONTAINERD_TOO_OLD';
 
 /** containerd could not be asked for its version, or is older than soci-ts supports. */
-export class ContainerdContactError extends Error {
+export class ContainerdContactError extends SociError<ContainerdContactErrorCode> {
   override readonly name = 'ContainerdContactError';
-  constructor(
-    readonly code: ContainerdContactErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 export interface ContainerdVersion {
@@ -56,7 +52,7 @@ export function judgeVersion(answer: { version: string; revision: string }): Con
     (line.major === MIN_CONTAINERD.major && line.minor < MIN_CONTAINERD.minor);
   if (tooOld) {
     throw new ContainerdContactError(
-      'CONTAINERD_TOO_OLD',
+      'SNAPSHOTTER_CONTAINERD_TOO_OLD',
       `containerd ${answer.version} is older than ${MIN_CONTAINERD.major}.${MIN_CONTAINERD.minor}: its pulls do not pass ` +
         'the image labels lazy loading needs, so images are pulled in full; upgrade containerd',
     );
@@ -124,7 +120,7 @@ export class ContainerdContact {
         }),
       ]).catch((cause: unknown) => {
         throw new ContainerdContactError(
-          'CONTAINERD_UNREACHABLE',
+          'SNAPSHOTTER_CONTAINERD_UNREACHABLE',
           `containerd did not tell its version at ${address} (${cause instanceof Error ? cause.message : String(cause)}); ` +
             'set containerd_address to the socket of the containerd that uses this snapshotter. Snapshots are served anyway.',
           { cause },
@@ -154,7 +150,7 @@ export class ContainerdContact {
       const error =
         err instanceof ContainerdContactError
           ? err
-          : new ContainerdContactError('CONTAINERD_UNREACHABLE', String(err), { cause: err });
+          : new ContainerdContactError('SNAPSHOTTER_CONTAINERD_UNREACHABLE', String(err), { cause: err });
       logger.warn({ code: error.code, address }, error.message);
       return error;
     } finally {

@@ -2,6 +2,7 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { SociError } from '@soci-ts/errors';
 import { removeStaleSocket, socketPathState } from '@soci-ts/lazy-fs';
 import { type Logger, pino } from 'pino';
 import type { Registry } from 'prom-client';
@@ -41,14 +42,8 @@ export interface RunningSnapshotter {
 }
 
 /** The daemon cannot start as configured; `code` says why, the message what to do. */
-export class DaemonStartError extends Error {
+export class DaemonStartError extends SociError<'SNAPSHOTTER_SOCKET_IN_USE'> {
   override readonly name = 'DaemonStartError';
-  constructor(
-    readonly code: 'SOCKET_IN_USE',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /**
@@ -60,13 +55,13 @@ export async function claimSocket(path: string): Promise<void> {
   const state = await socketPathState(path);
   if (state === 'live') {
     throw new DaemonStartError(
-      'SOCKET_IN_USE',
+      'SNAPSHOTTER_SOCKET_IN_USE',
       `another process serves ${path} (a soci-snapshotter still running?); stop it first, or give this one another socket`,
     );
   }
   if (state === 'not-a-socket') {
     throw new DaemonStartError(
-      'SOCKET_IN_USE',
+      'SNAPSHOTTER_SOCKET_IN_USE',
       `${path} exists and is not a socket; fix \`socket\` in the config`,
     );
   }

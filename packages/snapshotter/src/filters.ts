@@ -14,6 +14,8 @@
  * A list of filter strings matches when any of them matches; the selectors of one string must all match.
  */
 
+import { SociError, type SociErrorOptions } from '@soci-ts/errors';
+
 /** Gives a field's value for a path, or undefined when the object has no such field. */
 export type FieldAdaptor = (fieldpath: readonly string[]) => string | undefined;
 
@@ -21,15 +23,19 @@ export interface Filter {
   match(field: FieldAdaptor): boolean;
 }
 
-export class FilterSyntaxError extends Error {
+/** A filter string is not valid; `input` is the string, `position` the offset of the bad token. */
+export class FilterSyntaxError extends SociError<'SNAPSHOTTER_FILTER_SYNTAX'> {
   override readonly name = 'FilterSyntaxError';
-  readonly code = 'FILTER_SYNTAX';
+  readonly input: string;
+  readonly position: number;
   constructor(
-    readonly input: string,
-    readonly position: number,
-    detail: string,
+    code: 'SNAPSHOTTER_FILTER_SYNTAX',
+    message: string,
+    options: SociErrorOptions & { input: string; position: number },
   ) {
-    super(`filters: parse error: [${input}] at offset ${position}: ${detail}`);
+    super(code, message, options);
+    this.input = options.input;
+    this.position = options.position;
   }
 }
 
@@ -252,7 +258,11 @@ class Parser {
   }
 
   private error(pos: number, detail: string): FilterSyntaxError {
-    return new FilterSyntaxError(this.input, pos, detail);
+    return new FilterSyntaxError(
+      'SNAPSHOTTER_FILTER_SYNTAX',
+      `filters: parse error: [${this.input}] at offset ${pos}: ${detail}`,
+      { input: this.input, position: pos },
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SociError } from '@soci-ts/errors';
 
 export type SnapshotKind = 'view' | 'active' | 'committed';
 
@@ -30,15 +31,11 @@ export interface StoreState {
   snapshots: Record<string, SnapshotRecord>;
 }
 
-export class MetadataStoreError extends Error {
+export type MetadataStoreErrorCode = 'SNAPSHOTTER_METADATA_CORRUPT' | 'SNAPSHOTTER_METADATA_IO';
+
+/** The snapshot metadata file is damaged, or cannot be read or written. */
+export class MetadataStoreError extends SociError<MetadataStoreErrorCode> {
   override readonly name = 'MetadataStoreError';
-  constructor(
-    readonly code: 'METADATA_CORRUPT' | 'METADATA_IO',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 const FILE_NAME = 'metadata.json';
@@ -65,20 +62,20 @@ export function decodeState(text: string, path: string): StoreState {
     envelope = JSON.parse(text) as FileEnvelope;
   } catch (err) {
     throw new MetadataStoreError(
-      'METADATA_CORRUPT',
+      'SNAPSHOTTER_METADATA_CORRUPT',
       `${path} is not valid JSON; restore it from a backup or move it away to start empty`,
       { cause: err },
     );
   }
   if (envelope?.format !== FORMAT || typeof envelope.state !== 'object' || envelope.state === null) {
     throw new MetadataStoreError(
-      'METADATA_CORRUPT',
+      'SNAPSHOTTER_METADATA_CORRUPT',
       `${path} is not a soci-ts metadata file (format ${String(envelope?.format)})`,
     );
   }
   if (checksumOf(JSON.stringify(envelope.state)) !== envelope.checksum) {
     throw new MetadataStoreError(
-      'METADATA_CORRUPT',
+      'SNAPSHOTTER_METADATA_CORRUPT',
       `${path} fails its checksum; restore it from a backup or move it away to start empty`,
     );
   }
@@ -120,9 +117,13 @@ export class MetadataStore {
       text = await readFile(path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new MetadataStoreError('METADATA_IO', `cannot read ${path}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new MetadataStoreError(
+          'SNAPSHOTTER_METADATA_IO',
+          `cannot read ${path}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
     }
     const state = text === undefined ? { nextId: 1, snapshots: {} } : decodeState(text, path);
@@ -190,9 +191,13 @@ export class MetadataStore {
       }
     } catch (err) {
       await rm(tmp, { force: true });
-      throw new MetadataStoreError('METADATA_IO', `cannot write ${this.path}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new MetadataStoreError(
+        'SNAPSHOTTER_METADATA_IO',
+        `cannot write ${this.path}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 }

@@ -131,7 +131,7 @@ export class RemoteSnapshots {
     } catch (err) {
       await this.host.remote.unmount(mountpoint, 'mount-abandoned').catch(() => undefined);
       await this.host.remove(record.name).catch(() => undefined);
-      if (isSnapshotError(err, 'ALREADY_EXISTS')) return true;
+      if (isSnapshotError(err, 'SNAPSHOTTER_ALREADY_EXISTS')) return true;
       throw err;
     }
   }
@@ -164,7 +164,7 @@ export class RemoteSnapshots {
       const restored = this.restores.get(name);
       if (restored && !(await restored)) {
         throw new SnapshotError(
-          'UNAVAILABLE',
+          'SNAPSHOTTER_UNAVAILABLE',
           `layer ${name} could not be mounted again after the snapshotter restarted (see its log); remove the image and pull it again`,
         );
       }

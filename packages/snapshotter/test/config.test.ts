@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  ConfigError,
   defaultConfig,
   formatConfig,
   formatDuration,
@@ -11,6 +10,7 @@ import {
   parseDuration,
   type SnapshotterConfig,
 } from '../src/config.js';
+import { ConfigError } from '../src/config-error.js';
 import { spawnTs, withTempDir } from './helpers.js';
 
 const errorOf = (toml: string): ConfigError => {
@@ -117,7 +117,7 @@ wait_for_daemon = "2m"
     ['registry = 1', 'registry'],
   ])('rejects %j naming the key %s', (toml, key) => {
     const err = errorOf(toml);
-    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.code).toBe('SNAPSHOTTER_CONFIG_INVALID');
     expect(err.key).toBe(key);
     expect(err.message).toContain(key);
     expect(err.message).not.toContain('\n');

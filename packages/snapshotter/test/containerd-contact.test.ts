@@ -50,7 +50,7 @@ describe('judgeVersion', () => {
       }
     })();
     expect(err).toBeInstanceOf(ContainerdContactError);
-    expect((err as ContainerdContactError).code).toBe('CONTAINERD_TOO_OLD');
+    expect((err as ContainerdContactError).code).toBe('SNAPSHOTTER_CONTAINERD_TOO_OLD');
     expect((err as Error).message).toMatch(/1\.5\.18.*upgrade containerd/);
   });
 });
@@ -106,11 +106,11 @@ describe('ContainerdContact', () => {
     const verdict = await contact.checked;
     expect(Date.now() - t0).toBeLessThan(2_000);
     expect(verdict).toBeInstanceOf(ContainerdContactError);
-    expect((verdict as ContainerdContactError).code).toBe('CONTAINERD_UNREACHABLE');
+    expect((verdict as ContainerdContactError).code).toBe('SNAPSHOTTER_CONTAINERD_UNREACHABLE');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({
       level: 40,
-      code: 'CONTAINERD_UNREACHABLE',
+      code: 'SNAPSHOTTER_CONTAINERD_UNREACHABLE',
       address: '/run/silent.sock',
     });
     expect(String(lines[0]!.msg)).toMatch(/containerd_address/);
@@ -125,7 +125,7 @@ describe('ContainerdContact', () => {
     });
     contact.first();
     const verdict = await contact.checked;
-    expect((verdict as ContainerdContactError).code).toBe('CONTAINERD_UNREACHABLE');
+    expect((verdict as ContainerdContactError).code).toBe('SNAPSHOTTER_CONTAINERD_UNREACHABLE');
     expect(lines).toHaveLength(1);
   });
 
@@ -138,8 +138,8 @@ describe('ContainerdContact', () => {
     });
     contact.first();
     contact.first();
-    expect(((await contact.checked) as ContainerdContactError).code).toBe('CONTAINERD_TOO_OLD');
+    expect(((await contact.checked) as ContainerdContactError).code).toBe('SNAPSHOTTER_CONTAINERD_TOO_OLD');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 40, code: 'CONTAINERD_TOO_OLD' });
+    expect(lines[0]).toMatchObject({ level: 40, code: 'SNAPSHOTTER_CONTAINERD_TOO_OLD' });
   });
 });

@@ -67,16 +67,17 @@ describe('soci-snapshotter process', () => {
     // typed code, and every call above was answered meanwhile.
     await waitUntil(
       'the daemon to give up on the silent containerd',
-      async () => /CONTAINERD_UNREACHABLE/.test(first.proc.stderr()),
+      async () => /SNAPSHOTTER_CONTAINERD_UNREACHABLE/.test(first.proc.stderr()),
       30_000,
     );
     const warnings = first.proc
       .stderr()
       .split('\n')
-      .filter((l) => l.includes('CONTAINERD_UNREACHABLE'));
+      .filter((l) => l.includes('SNAPSHOTTER_CONTAINERD_UNREACHABLE'));
     expect(warnings).toHaveLength(1);
     expect(JSON.parse(warnings[0]!)).toMatchObject({
       level: 40,
+      code: 'SNAPSHOTTER_CONTAINERD_UNREACHABLE',
       msg: expect.stringMatching(/containerd_address/),
     });
     expect((await first.call('Stat', { key: 'layer' })).info).toMatchObject({ kind: 'COMMITTED' });

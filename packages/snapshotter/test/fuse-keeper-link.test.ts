@@ -66,7 +66,7 @@ describe.skipIf(!canFuse || !built)("the daemon's link to the FUSE keeper", () =
     const { config, link } = await setup(false);
     const err = await link.withKeeper((backend) => backend.sessions()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LazyFsError);
-    expect((err as LazyFsError).code).toBe('KEEPER_UNAVAILABLE');
+    expect((err as LazyFsError).code).toBe('LAZYFS_KEEPER_UNAVAILABLE');
     expect((err as Error).message).toContain(config.fuseKeeper.socket);
     expect((err as Error).message).toMatch(/start soci-fuse-keeper/);
     expect(await socketPathState(config.fuseKeeper.socket)).toBe('absent');

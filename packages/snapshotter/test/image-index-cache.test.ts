@@ -69,3 +69,62 @@ describe('ImageIndexCache', () => {
     expect(repo.referrerCalls).toBe(2);
   });
 });
+
+/** A repository whose referrers call hangs until its signal aborts (or `release()`), recording the signals it got. */
+function hangingRepository() {
+  const base = fakeRepository();
+  const signals: (AbortSignal | undefined)[] = [];
+  let release: () => void = () => {};
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  const repo = {
+    ...base,
+    fetchManifest: (digest: string, options?: { signal?: AbortSignal }) => {
+      signals.push(options?.signal);
+      return base.fetchManifest(digest);
+    },
+    referrers: (_digest: string, options?: { signal?: AbortSignal }) => {
+      signals.push(options?.signal);
+      const signal = options?.signal;
+      return new Promise<never[]>((resolve, reject) => {
+        signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+        released.then(() => resolve([]));
+      });
+    },
+  };
+  return {
+    repo: repo as unknown as DiscoveryRepository & { registry: string; name: string },
+    signals,
+    release,
+  };
+}
+
+describe('ImageIndexCache cancellation', () => {
+  it("a caller's signal stops its wait, not the discovery others share", async () => {
+    const { repo, signals, release } = hangingRepository();
+    const cache = new ImageIndexCache(modes, 50);
+    const first = new AbortController();
+    const waiting = cache.image(repo, IMAGE, undefined, first.signal);
+    const other = cache.image(repo, IMAGE);
+    await new Promise((r) => setTimeout(r, 20));
+    first.abort(new Error('containerd gave up on this Prepare'));
+    await expect(waiting).rejects.toThrow('containerd gave up on this Prepare');
+    // The shared discovery was not given the caller's signal, and goes on for the other caller.
+    expect(signals.every((s) => s !== first.signal)).toBe(true);
+    release();
+    expect((await other).soci).toBeUndefined();
+  });
+
+  it('the lifetime signal (daemon shutdown) stops the discovery in flight', async () => {
+    const { repo, signals } = hangingRepository();
+    const lifetime = new AbortController();
+    const cache = new ImageIndexCache(modes, 50, undefined, lifetime.signal);
+    const discovery = cache.image(repo, IMAGE);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(signals.length).toBeGreaterThan(0);
+    expect(signals.every((s) => s === lifetime.signal)).toBe(true);
+    lifetime.abort(new Error('shutting down'));
+    await expect(discovery).rejects.toMatchObject({ code: 'INDEX_ABORTED' });
+  });
+});

@@ -93,7 +93,7 @@ describe('MetadataStore', () => {
       });
       const text = await readFile(join(dir, 'metadata.json'), 'utf8');
       await writeFile(join(dir, 'metadata.json'), text.replace('"x"', '"y"'));
-      await expect(MetadataStore.open(dir)).rejects.toMatchObject({ code: 'METADATA_CORRUPT' });
+      await expect(MetadataStore.open(dir)).rejects.toMatchObject({ code: 'SNAPSHOTTER_METADATA_CORRUPT' });
     });
   });
 

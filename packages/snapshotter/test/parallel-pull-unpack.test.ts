@@ -655,7 +655,7 @@ describe('a layer whose bytes do not match its digest', () => {
       const mountpoint = await freshDir('mnt');
       const err = await expectRejects(prepare(pull, ins, 'sha256:image-6', [layer], 0, { mountpoint }));
       expect(err).toBeInstanceOf(UnpackError);
-      expect((err as UnpackError).code, (err as Error).message).toBe('DIGEST_MISMATCH');
+      expect((err as UnpackError).code, (err as Error).message).toBe('SNAPSHOTTER_DIGEST_MISMATCH');
       expect(await readdir(mountpoint)).toEqual([]);
       expect(await readdir(staging)).toEqual([]);
       const asked = ins.fetchBlobCalls.length + ins.rangeCalls.length;

@@ -69,7 +69,7 @@ describe('Snapshotter (overlay semantics)', () => {
       await writeFile(join(m1[0]!.source, 'file'), 'x'.repeat(10_000));
       await sn.commit('l1', 'ns/1/a', { keep: 'yes' });
       expect(sn.stat('l1')).toMatchObject({ kind: 'committed', parent: '', labels: { keep: 'yes' } });
-      await expectCode(() => sn.stat('ns/1/a'), 'NOT_FOUND');
+      await expectCode(() => sn.stat('ns/1/a'), 'SNAPSHOTTER_NOT_FOUND');
       const u = await sn.usage('l1');
       expect(u.size).toBeGreaterThanOrEqual(10_000);
       expect(u.inodes).toBe(2);
@@ -109,20 +109,24 @@ describe('Snapshotter (overlay semantics)', () => {
     await withTempDir(async (root) => {
       const sn = await open(root);
       await sn.prepare('a', '');
-      await expectCode(sn.prepare('a', ''), 'ALREADY_EXISTS');
-      await expectCode(sn.prepare('b', 'missing'), 'NOT_FOUND');
-      await expectCode(sn.prepare('b', 'a'), 'INVALID_ARGUMENT', 'is not committed');
-      await expectCode(sn.commit('x', 'missing'), 'NOT_FOUND');
+      await expectCode(sn.prepare('a', ''), 'SNAPSHOTTER_ALREADY_EXISTS');
+      await expectCode(sn.prepare('b', 'missing'), 'SNAPSHOTTER_NOT_FOUND');
+      await expectCode(sn.prepare('b', 'a'), 'SNAPSHOTTER_INVALID_ARGUMENT', 'is not committed');
+      await expectCode(sn.commit('x', 'missing'), 'SNAPSHOTTER_NOT_FOUND');
       await sn.commit('c', 'a');
-      await expectCode(sn.commit('c', 'c'), 'ALREADY_EXISTS');
-      await expectCode(() => sn.mounts('c'), 'FAILED_PRECONDITION', 'not active or view');
+      await expectCode(sn.commit('c', 'c'), 'SNAPSHOTTER_ALREADY_EXISTS');
+      await expectCode(() => sn.mounts('c'), 'SNAPSHOTTER_FAILED_PRECONDITION', 'not active or view');
       await sn.view('v', 'c');
-      await expectCode(sn.commit('vv', 'v'), 'FAILED_PRECONDITION', 'is not active');
-      await expectCode(sn.remove('c'), 'FAILED_PRECONDITION', 'cannot remove snapshot with child');
-      await expectCode(sn.remove('nope'), 'NOT_FOUND');
-      await expectCode(sn.prepare('big', '', { k: 'v'.repeat(4096) }), 'INVALID_ARGUMENT');
-      await expectCode(() => sn.list(['name==']), 'INVALID_ARGUMENT');
-      await expectCode(sn.update({ name: 'c', labels: {} }, ['parent']), 'INVALID_ARGUMENT');
+      await expectCode(sn.commit('vv', 'v'), 'SNAPSHOTTER_FAILED_PRECONDITION', 'is not active');
+      await expectCode(
+        sn.remove('c'),
+        'SNAPSHOTTER_FAILED_PRECONDITION',
+        'cannot remove snapshot with child',
+      );
+      await expectCode(sn.remove('nope'), 'SNAPSHOTTER_NOT_FOUND');
+      await expectCode(sn.prepare('big', '', { k: 'v'.repeat(4096) }), 'SNAPSHOTTER_INVALID_ARGUMENT');
+      await expectCode(() => sn.list(['name==']), 'SNAPSHOTTER_INVALID_ARGUMENT');
+      await expectCode(sn.update({ name: 'c', labels: {} }, ['parent']), 'SNAPSHOTTER_INVALID_ARGUMENT');
       await sn.remove('v');
       await sn.remove('c');
       expect(sn.list()).toEqual([]);
@@ -146,7 +150,7 @@ describe('Snapshotter (overlay semantics)', () => {
       expect(after.labels).toEqual({ r: '1' });
       expect(after.updated.getTime()).toBeGreaterThan(before.updated.getTime());
       expect(after.created).toEqual(before.created);
-      await expectCode(sn.update({ name: 'zz', labels: {} }), 'NOT_FOUND');
+      await expectCode(sn.update({ name: 'zz', labels: {} }), 'SNAPSHOTTER_NOT_FOUND');
     });
   });
 
@@ -185,7 +189,7 @@ describe('Snapshotter remote flow', () => {
       const sn = await open(root, { remote, onRemoteOutcome: (o) => outcomes.push(o) });
       await expectCode(
         sn.prepare('ns/1/extract-1 sha256:t1', '', labels('sha256:t1')),
-        'ALREADY_EXISTS',
+        'SNAPSHOTTER_ALREADY_EXISTS',
         'sha256:t1',
       );
       expect(remote.calls[0]).toMatchObject({
@@ -198,7 +202,7 @@ describe('Snapshotter remote flow', () => {
       expect(info.kind).toBe('committed');
       expect(info.labels[LABEL.remote]).toBeDefined();
       expect(info.labels[LABEL.snapshotRef]).toBe('sha256:t1');
-      await expectCode(() => sn.stat('ns/1/extract-1 sha256:t1'), 'NOT_FOUND');
+      await expectCode(() => sn.stat('ns/1/extract-1 sha256:t1'), 'SNAPSHOTTER_NOT_FOUND');
       // What containerd's metadata layer then looks up:
       expect(
         sn.list([`labels."containerd.io/snapshot.ref"==sha256:t1,parent==""`]).map((i) => i.name),
@@ -206,11 +210,14 @@ describe('Snapshotter remote flow', () => {
       // The next layer stacks on the remote one.
       await expectCode(
         sn.prepare('ns/2/extract-2 sha256:t2', 'sha256:t1', labels('sha256:t2')),
-        'ALREADY_EXISTS',
+        'SNAPSHOTTER_ALREADY_EXISTS',
       );
       expect(remote.calls[1]!.parent).toBe('sha256:t1');
       // Preparing a target that exists does not ask the source again.
-      await expectCode(sn.prepare('ns/3/extract-3 sha256:t1', '', labels('sha256:t1')), 'ALREADY_EXISTS');
+      await expectCode(
+        sn.prepare('ns/3/extract-3 sha256:t1', '', labels('sha256:t1')),
+        'SNAPSHOTTER_ALREADY_EXISTS',
+      );
       expect(remote.calls).toHaveLength(2);
       expect(outcomes).toEqual(['mounted', 'mounted']);
       // Removal and shutdown unmount through the source.
@@ -236,7 +243,7 @@ describe('Snapshotter remote flow', () => {
     await withTempDir(async (root) => {
       const first = await open(root, { remote: new FakeRemote(async () => 'mounted') });
       for (const t of ['sha256:r1', 'sha256:r2', 'sha256:r3', 'sha256:r4', 'sha256:r5']) {
-        await expectCode(first.prepare(`x ${t}`, '', labels(t)), 'ALREADY_EXISTS');
+        await expectCode(first.prepare(`x ${t}`, '', labels(t)), 'SNAPSHOTTER_ALREADY_EXISTS');
       }
       await first.close();
 
@@ -269,7 +276,11 @@ describe('Snapshotter remote flow', () => {
       gates.get('sha256:r5')!();
       await sn.whenRestored();
       // A layer that could not be restored fails the calls that need it, with what to do.
-      await expectCode(sn.prepare('container-on-r5', 'sha256:r5'), 'UNAVAILABLE', 'pull it again');
+      await expectCode(
+        sn.prepare('container-on-r5', 'sha256:r5'),
+        'SNAPSHOTTER_UNAVAILABLE',
+        'pull it again',
+      );
       await sn.close();
     });
   });
@@ -305,7 +316,7 @@ describe('Snapshotter remote flow', () => {
   it('starts even when restoring a remote layer hangs (gives up after the mount timeout)', async () => {
     await withTempDir(async (root) => {
       const first = await open(root, { remote: new FakeRemote(async () => 'mounted') });
-      await expectCode(first.prepare('k', '', labels('sha256:r')), 'ALREADY_EXISTS');
+      await expectCode(first.prepare('k', '', labels('sha256:r')), 'SNAPSHOTTER_ALREADY_EXISTS');
       await first.close();
       let signal: AbortSignal | undefined;
       const hanging = new FakeRemote(async () => 'mounted');
@@ -317,7 +328,7 @@ describe('Snapshotter remote flow', () => {
       await again.whenRestored();
       expect(signal?.aborted).toBe(true);
       expect(again.stat('sha256:r').kind).toBe('committed');
-      await expectCode(again.prepare('on-r', 'sha256:r'), 'UNAVAILABLE');
+      await expectCode(again.prepare('on-r', 'sha256:r'), 'SNAPSHOTTER_UNAVAILABLE');
     });
   });
 });

@@ -100,20 +100,24 @@ describe('hostile tars', () => {
   ];
 
   it('rejects ".." components, also in PAX path records and deep inside names', async () => {
-    await expectRejected([...before, { name: '../evil', type: 'file', data: 'x' }], 'UNSAFE_PATH', '../evil');
+    await expectRejected(
+      [...before, { name: '../evil', type: 'file', data: 'x' }],
+      'SNAPSHOTTER_UNSAFE_PATH',
+      '../evil',
+    );
     await expectRejected(
       [...before, { name: '../outside/évil-ü', type: 'file' }],
-      'UNSAFE_PATH',
+      'SNAPSHOTTER_UNSAFE_PATH',
       '../outside/évil-ü',
     );
     await expectRejected(
       [...before, { name: 'ok/a/../../../x', type: 'file' }],
-      'UNSAFE_PATH',
+      'SNAPSHOTTER_UNSAFE_PATH',
       'ok/a/../../../x',
     );
     await expectRejected(
       [{ name: `${'d/'.repeat(60)}../../${'../'.repeat(70)}x`, type: 'dir' }],
-      'UNSAFE_PATH',
+      'SNAPSHOTTER_UNSAFE_PATH',
     );
   });
 
@@ -131,12 +135,12 @@ describe('hostile tars', () => {
           { name: link, type: 'symlink', linkname: target },
           { name: `${link}/file`, type: 'file', data: 'x' },
         ],
-        'UNSAFE_PATH',
+        'SNAPSHOTTER_UNSAFE_PATH',
         `${link}/file`,
       );
       await expectRejected(
         [...before, { name: link, type: 'symlink', linkname: target }, { name: `${link}/sub/`, type: 'dir' }],
-        'UNSAFE_PATH',
+        'SNAPSHOTTER_UNSAFE_PATH',
       );
       await expectRejected(
         [
@@ -144,7 +148,7 @@ describe('hostile tars', () => {
           { name: link, type: 'symlink', linkname: target },
           { name: `${link}/.wh..wh..opq`, type: 'file' },
         ],
-        'UNSAFE_PATH',
+        'SNAPSHOTTER_UNSAFE_PATH',
       );
       await expectRejected(
         [
@@ -152,7 +156,7 @@ describe('hostile tars', () => {
           { name: link, type: 'symlink', linkname: target },
           { name: `${link}/.wh.secret`, type: 'file' },
         ],
-        'UNSAFE_PATH',
+        'SNAPSHOTTER_UNSAFE_PATH',
       );
     }
   });
@@ -168,7 +172,7 @@ describe('hostile tars', () => {
           { name: 'ok', type: 'symlink', linkname: target },
           { name: 'ok/file2', type: 'file', data: 'x' },
         ],
-        'UNSAFE_PATH',
+        'SNAPSHOTTER_UNSAFE_PATH',
         'ok/file2',
       );
       await expectRejected(
@@ -177,7 +181,7 @@ describe('hostile tars', () => {
           { name: 'ok', type: 'symlink', linkname: target },
           { name: 'ok/.wh.secret', type: 'file' },
         ],
-        'UNSAFE_PATH',
+        'SNAPSHOTTER_UNSAFE_PATH',
       );
     }
   });
@@ -185,7 +189,7 @@ describe('hostile tars', () => {
   it('keeps hardlinks inside dest', async () => {
     await expectRejected(
       [...before, { name: 'passwd', type: 'hardlink', linkname: '../../etc/passwd' }],
-      'UNSAFE_PATH',
+      'SNAPSHOTTER_UNSAFE_PATH',
     );
     await expectRejected(
       [
@@ -193,15 +197,21 @@ describe('hostile tars', () => {
         { name: 'up', type: 'symlink', linkname: '../outside' },
         { name: 'h', type: 'hardlink', linkname: 'up/secret' },
       ],
-      'UNSAFE_PATH',
+      'SNAPSHOTTER_UNSAFE_PATH',
     );
-    await expectRejected([...before, { name: 'h', type: 'hardlink', linkname: 'ok' }], 'UNSAFE_PATH');
-    await expectRejected([...before, { name: 'h', type: 'hardlink', linkname: 'missing' }], 'BAD_LAYER');
+    await expectRejected(
+      [...before, { name: 'h', type: 'hardlink', linkname: 'ok' }],
+      'SNAPSHOTTER_UNSAFE_PATH',
+    );
+    await expectRejected(
+      [...before, { name: 'h', type: 'hardlink', linkname: 'missing' }],
+      'SNAPSHOTTER_BAD_LAYER',
+    );
   });
 
   it('rejects whiteouts that name no file', async () => {
     for (const name of ['.wh.', 'ok/.wh..', 'ok/.wh...']) {
-      await expectRejected([...before, { name, type: 'file' }], 'UNSAFE_PATH', name);
+      await expectRejected([...before, { name, type: 'file' }], 'SNAPSHOTTER_UNSAFE_PATH', name);
     }
   });
 

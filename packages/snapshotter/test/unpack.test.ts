@@ -448,7 +448,7 @@ describe.each(IMPLEMENTATIONS)('unpackLayer against GNU tar, %s', (_label, impl)
       const dest = await freshDir('dest');
       const err = await expectUnpackError(
         unpack({ digest: sha256(gz), mediaType: GZIP, dest, ...options }),
-        'DIGEST_MISMATCH',
+        'SNAPSHOTTER_DIGEST_MISMATCH',
       );
       expect(err.message, what).toMatch(/fetch it again/);
       await expectEmpty(dest);
@@ -463,7 +463,7 @@ describe.each(IMPLEMENTATIONS)('unpackLayer against GNU tar, %s', (_label, impl)
       for (const cut of [gz.length - 8, Math.floor(gz.length * 0.7), 5]) {
         const dest = await freshDir('dest');
         const decoders = { gzip, zstd: 'auto' } as const;
-        await expectUnpackError(unpackBlob(gz.subarray(0, cut), dest, { decoders }), 'BAD_LAYER');
+        await expectUnpackError(unpackBlob(gz.subarray(0, cut), dest, { decoders }), 'SNAPSHOTTER_BAD_LAYER');
         await expectEmpty(dest);
       }
     }
@@ -475,13 +475,16 @@ describe.each(IMPLEMENTATIONS)('unpackLayer against GNU tar, %s', (_label, impl)
       for (const cut of [zst.length - 3, Math.floor(zst.length * 0.7), 5]) {
         const dest = await freshDir('dest');
         const options = { mediaType: ZSTD, decoders: { gzip: 'auto', zstd } } as const;
-        await expectUnpackError(unpackBlob(zst.subarray(0, cut), dest, options), 'BAD_LAYER');
+        await expectUnpackError(unpackBlob(zst.subarray(0, cut), dest, options), 'SNAPSHOTTER_BAD_LAYER');
         await expectEmpty(dest);
       }
     }
     // A complete gzip of a tar cut short is a truncated tar: also BAD_LAYER.
     const dest = await freshDir('dest');
-    await expectUnpackError(unpackBlob(gzipSync(tarBytes.subarray(0, 300_000)), dest), 'BAD_LAYER');
+    await expectUnpackError(
+      unpackBlob(gzipSync(tarBytes.subarray(0, 300_000)), dest),
+      'SNAPSHOTTER_BAD_LAYER',
+    );
     await expectEmpty(dest);
   });
 });
@@ -497,17 +500,20 @@ describe.each(IMPLEMENTATIONS)('unpackLayer arguments and abort, %s', (_label, i
       'application/json',
       '__proto__',
     ]) {
-      const err = await expectUnpackError(unpackBlob(tiny, dest, { mediaType }), 'UNSUPPORTED_MEDIA_TYPE');
+      const err = await expectUnpackError(
+        unpackBlob(tiny, dest, { mediaType }),
+        'SNAPSHOTTER_UNSUPPORTED_MEDIA_TYPE',
+      );
       expect(err.message).toContain(mediaType);
     }
   });
 
   it('refuses a malformed digest and a destination that is missing or not empty', async () => {
     const dest = await freshDir('dest');
-    await expectUnpackError(unpackBlob(tiny, dest, { digest: 'sha256:abc' }), 'BAD_ARGUMENT');
-    await expectUnpackError(unpackBlob(tiny, join(dest, 'missing')), 'BAD_DESTINATION');
+    await expectUnpackError(unpackBlob(tiny, dest, { digest: 'sha256:abc' }), 'SNAPSHOTTER_BAD_ARGUMENT');
+    await expectUnpackError(unpackBlob(tiny, join(dest, 'missing')), 'SNAPSHOTTER_BAD_DESTINATION');
     await writeFile(join(dest, 'occupied'), 'x');
-    await expectUnpackError(unpackBlob(tiny, dest), 'BAD_DESTINATION');
+    await expectUnpackError(unpackBlob(tiny, dest), 'SNAPSHOTTER_BAD_DESTINATION');
     expect(await readdir(dest)).toEqual(['occupied']);
   });
 
@@ -524,12 +530,12 @@ describe.each(IMPLEMENTATIONS)('unpackLayer arguments and abort, %s', (_label, i
     const dest = await freshDir('dest');
     const err = await expectUnpackError(
       unpack({ blob: stalling(), digest: sha256(gz), mediaType: GZIP, dest, signal: controller.signal }),
-      'ABORTED',
+      'SNAPSHOTTER_ABORTED',
     );
     expect((err.cause as Error).message).toBe('snapshot removed');
     await expectEmpty(dest);
     // An already aborted signal stops before anything happens.
-    await expectUnpackError(unpackBlob(gz, dest, { signal: AbortSignal.abort() }), 'ABORTED');
+    await expectUnpackError(unpackBlob(gz, dest, { signal: AbortSignal.abort() }), 'SNAPSHOTTER_ABORTED');
   });
 
   it('stops writing when aborted in the middle of a large file, and nothing lands later', async () => {
@@ -551,7 +557,7 @@ describe.each(IMPLEMENTATIONS)('unpackLayer arguments and abort, %s', (_label, i
       dest,
       signal: controller.signal,
     };
-    await expectUnpackError(unpack(options), 'ABORTED');
+    await expectUnpackError(unpack(options), 'SNAPSHOTTER_ABORTED');
     await expectEmpty(dest);
     await new Promise((resolve) => setTimeout(resolve, 300));
     await expectEmpty(dest);
@@ -576,7 +582,10 @@ describe.each(IMPLEMENTATIONS)('unpackLayer arguments and abort, %s', (_label, i
     await Promise.all(layers.map(check));
     for (const layer of layers) await check(layer);
     // A failed layer between good ones does not leave its worker unusable.
-    await expectUnpackError(unpackBlob(gzipSync(Buffer.alloc(5000, 1)), await freshDir('dest')), 'BAD_LAYER');
+    await expectUnpackError(
+      unpackBlob(gzipSync(Buffer.alloc(5000, 1)), await freshDir('dest')),
+      'SNAPSHOTTER_BAD_LAYER',
+    );
     await check(layers[0]!);
   });
 });

@@ -4,6 +4,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import type { AbortOptions } from './abort.js';
 import { SociIndexError } from './errors.js';
 import { parseLayoutIndex, pickLayoutEntry } from './layout-source.js';
 import type { Descriptor } from './oci.js';
@@ -40,7 +41,7 @@ function normalize(name: string): string {
 /** Regular files of a tar file by normalized path. */
 async function scanTar(path: string): Promise<Map<string, Member>> {
   const handle = await open(path, 'r').catch((err) => {
-    throw new SociIndexError('NOT_FOUND', `cannot open oci-archive ${path}: ${(err as Error).message}`);
+    throw new SociIndexError('INDEX_NOT_FOUND', `cannot open oci-archive ${path}: ${(err as Error).message}`);
   });
   const members = new Map<string, Member>();
   try {
@@ -96,13 +97,14 @@ export class ArchiveSource implements ImageSource {
     return this.readMember(blobName(descriptor));
   }
 
-  async *fetchBlob(descriptor: Descriptor): AsyncIterable<Uint8Array> {
+  async *fetchBlob(descriptor: Descriptor, options: AbortOptions = {}): AsyncIterable<Uint8Array> {
     const member = await this.member(blobName(descriptor));
     if (member.size === 0) return;
     const stream = createReadStream(this.file, {
       start: member.offset,
       end: member.offset + member.size - 1,
       highWaterMark: 1 << 20,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     for await (const chunk of stream) yield chunk as Uint8Array;
   }
@@ -123,7 +125,7 @@ export class ArchiveSource implements ImageSource {
   private async member(name: string): Promise<Member> {
     this.members ??= scanTar(this.file);
     const member = (await this.members).get(name);
-    if (!member) throw new SociIndexError('NOT_FOUND', `${this.reference} has no ${name}`);
+    if (!member) throw new SociIndexError('INDEX_NOT_FOUND', `${this.reference} has no ${name}`);
     return member;
   }
 

@@ -12,7 +12,7 @@ export function checkIndexSubject(index: SociIndex, manifestDigest: string, inde
   const subject = index.subject?.digest;
   if (subject === manifestDigest || (subject === undefined && index.version === 'v2')) return;
   throw new SociIndexError(
-    'WRONG_SUBJECT',
+    'INDEX_WRONG_SUBJECT',
     `SOCI index ${indexDigest} ${subject === undefined ? 'has no subject' : `is for image manifest ${subject}`}, ` +
       `not for ${manifestDigest}: it cannot be used for this image; rebuild the index for it with \`soci create\``,
   );

@@ -10,6 +10,7 @@ import { digestOf } from '@soci-ts/oci-referrers';
 
 import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
 
+import { type AbortOptions, abortable, abortableChunks } from './abort.js';
 import { largestFirst, mapConcurrent } from './concurrency.js';
 
 import {
@@ -48,7 +49,7 @@ export interface BuildProgress {
   reason?: string;
 }
 
-export interface BuildOptions {
+export interface BuildOptions extends AbortOptions {
   /** Uncompressed bytes per span (default 4 MiB). */
   spanSize?: number;
   /** Layers with fewer compressed bytes get no zTOC (default 10 MiB). */
@@ -91,18 +92,36 @@ export function ztocNeedsXattrs(ztoc: Ztoc): boolean {
   return ztoc.toc.some((f) => Object.keys(f.xattrs).length > 0 || /(^|\/)\.wh\.\.wh\.\.opq$/.test(f.name));
 }
 
-export async function buildSociIndex(
+/**
+ * Builds the SOCI index of one platform image of `source`. With `signal`, an abort stops every
+ * layer stream and ends the build with INDEX_ABORTED.
+ */
+export function buildSociIndex(
   source: ImageSource,
   image: PlatformImage,
   options: BuildOptions = {},
 ): Promise<BuiltSociIndex> {
+  const what = `indexing ${image.descriptor.digest} of ${source.reference}`;
+  return abortable(options.signal, what, () => build(source, image, options, what));
+}
+
+async function build(
+  source: ImageSource,
+  image: PlatformImage,
+  options: BuildOptions,
+  what: string,
+): Promise<BuiltSociIndex> {
+  const { signal } = options;
   const spanSize = options.spanSize ?? DEFAULT_SPAN_SIZE;
   const minLayerSize = options.minLayerSize ?? DEFAULT_MIN_LAYER_SIZE;
   const version = options.version ?? 'v2';
   const buildToolIdentifier = options.buildToolIdentifier ?? BUILD_TOOL_IDENTIFIER;
   const report = options.onProgress ?? (() => {});
   if (!Number.isSafeInteger(spanSize) || spanSize <= 0) {
-    throw new SociIndexError('INVALID_IMAGE', `span size must be a positive integer, got ${spanSize}`);
+    throw new SociIndexError(
+      'INDEX_INVALID_ARGUMENT',
+      `span size must be a positive integer, got ${spanSize}`,
+    );
   }
   const layers = image.manifest.layers;
   // Classify every layer before reading any, so an unsupported one fails fast.
@@ -129,7 +148,8 @@ export async function buildSociIndex(
       const hash = createHash('sha256');
       async function* counted(): AsyncIterable<Uint8Array> {
         report({ imageDigest: image.descriptor.digest, layer, layerIndex, state: 'reading', bytesRead });
-        for await (const chunk of source.fetchBlob(layer)) {
+        const chunks = abortableChunks(source.fetchBlob(layer, { signal }), signal, what);
+        for await (const chunk of chunks) {
           hash.update(chunk);
           bytesRead += chunk.length;
           report({ imageDigest: image.descriptor.digest, layer, layerIndex, state: 'reading', bytesRead });
@@ -146,7 +166,7 @@ export async function buildSociIndex(
       } catch (err) {
         if (err instanceof SociIndexError) throw err;
         throw new SociIndexError(
-          'LAYER_BUILD_FAILED',
+          'INDEX_LAYER_BUILD_FAILED',
           `cannot index layer ${layer.digest} of ${source.reference}: ${(err as Error).message}`,
           { cause: err },
         );
@@ -154,7 +174,7 @@ export async function buildSociIndex(
       const actual = `sha256:${hash.digest('hex')}`;
       if (layer.digest.startsWith('sha256:') && actual !== layer.digest) {
         throw new SociIndexError(
-          'DIGEST_MISMATCH',
+          'INDEX_DIGEST_MISMATCH',
           `layer ${layer.digest} of ${source.reference} has different content (${actual}); the image source is corrupt`,
         );
       }
@@ -174,7 +194,7 @@ export async function buildSociIndex(
   const indexed = results.flatMap((r) => (r.ztoc ? [r.ztoc] : []));
   if (indexed.length === 0) {
     throw new SociIndexError(
-      'NO_LAYERS_INDEXED',
+      'INDEX_NO_LAYERS_INDEXED',
       `no layer of ${source.reference} is ${minLayerSize} bytes or larger, so there is nothing to index; lower --min-layer-size`,
     );
   }

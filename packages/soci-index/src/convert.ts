@@ -4,6 +4,7 @@
  * repository in dependency order: blobs, SOCI indexes, manifests, and the index last.
  */
 import type { Repository } from '@soci-ts/oci-referrers';
+import { type AbortOptions, abortable, checkAborted } from './abort.js';
 import { type BuildOptions, type BuiltSociIndex, buildSociIndex } from './build.js';
 import {
   annotateManifestForV2,
@@ -62,39 +63,65 @@ export interface PushStep {
   result?: 'present' | 'mounted' | 'uploaded' | 'pushed';
 }
 
+export interface PushConvertedOptions extends AbortOptions {
+  /** Called as each step starts (blobs copied, manifests pushed). */
+  onStep?: (step: PushStep) => void;
+}
+
 /**
  * Pushes a converted image to `target` under `tag`. Manifests the conversion did not touch
  * (other platforms, attestations) are copied with their blobs.
  */
-export async function pushConvertedImage(
+export function pushConvertedImage(
   source: ImageSource,
   target: Repository,
   converted: ConvertedImage,
   tag: string,
-  onStep: (step: PushStep) => void = () => {},
+  options: PushConvertedOptions = {},
 ): Promise<Descriptor> {
+  const onStep = options.onStep ?? (() => {});
+  const what = `pushing the converted image to ${target.name}:${tag}`;
+  return abortable(options.signal, what, () =>
+    pushConverted(source, target, converted, tag, onStep, { signal: options.signal, what }),
+  );
+}
+
+async function pushConverted(
+  source: ImageSource,
+  target: Repository,
+  converted: ConvertedImage,
+  tag: string,
+  onStep: (step: PushStep) => void,
+  { signal, what }: { signal: AbortSignal | undefined; what: string },
+): Promise<Descriptor> {
+  const copy = (blob: Descriptor) => copyBlob(source, target, blob, { signal });
+  const pushManifest = (bytes: Uint8Array, o: { mediaType: string; tag?: string }) => {
+    checkAborted(signal, what);
+    return target.pushManifest(bytes, { ...o, signal });
+  };
   const produced = new Set<string>();
   for (const p of converted.platforms) {
     for (const blob of [p.manifest.manifest.config, ...p.manifest.manifest.layers]) {
-      onStep({ what: 'blob', digest: blob.digest, result: await copyBlob(source, target, blob) });
+      onStep({ what: 'blob', digest: blob.digest, result: await copy(blob) });
     }
-    await pushSociIndex(target, { manifestBytes: p.built.manifest.bytes, blobs: p.built.blobs });
+    await pushSociIndex(target, { manifestBytes: p.built.manifest.bytes, blobs: p.built.blobs }, { signal });
     onStep({ what: 'manifest', digest: p.built.manifest.descriptor.digest, result: 'pushed' });
-    await target.pushManifest(p.manifest.bytes, { mediaType: p.manifest.descriptor.mediaType });
+    await pushManifest(p.manifest.bytes, { mediaType: p.manifest.descriptor.mediaType });
     onStep({ what: 'manifest', digest: p.manifest.descriptor.digest, result: 'pushed' });
     produced.add(p.manifest.descriptor.digest).add(p.built.manifest.descriptor.digest);
   }
   for (const d of converted.index.manifest.manifests) {
     if (produced.has(d.digest)) continue;
-    const bytes = await source.fetchManifest(d);
+    checkAborted(signal, what);
+    const bytes = await source.fetchManifest(d, { signal });
     const manifest = JSON.parse(new TextDecoder().decode(bytes)) as Partial<ImageManifest>;
     for (const blob of [...(manifest.config ? [manifest.config] : []), ...(manifest.layers ?? [])]) {
-      onStep({ what: 'blob', digest: blob.digest, result: await copyBlob(source, target, blob) });
+      onStep({ what: 'blob', digest: blob.digest, result: await copy(blob) });
     }
-    await target.pushManifest(bytes, { mediaType: d.mediaType });
+    await pushManifest(bytes, { mediaType: d.mediaType });
     onStep({ what: 'manifest', digest: d.digest, result: 'pushed' });
   }
-  const pushed = await target.pushManifest(converted.index.bytes, {
+  const pushed = await pushManifest(converted.index.bytes, {
     tag,
     mediaType: converted.index.descriptor.mediaType,
   });

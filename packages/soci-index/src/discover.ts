@@ -2,16 +2,17 @@
  * Finding the SOCI index of an image manifest in a registry, in the reference snapshotter's
  * order: an explicit index digest; the v2 annotation on the manifest; v1 referrers (first).
  * An index that names another image manifest as its subject (or a v1 index naming none) is
- * refused with WRONG_SUBJECT, whichever way it was found.
+ * refused with INDEX_WRONG_SUBJECT, whichever way it was found.
  */
 import type { Repository } from '@soci-ts/oci-referrers';
+import { type AbortOptions, abortable, checkAborted } from './abort.js';
 import { checkIndexSubject } from './binding.js';
 import { ANNOTATION_INDEX_DIGEST, SOCI_INDEX_V1 } from './constants.js';
 import { parseIndexManifest, type SociIndex } from './index-manifest.js';
 import type { ParseOptions } from './limits.js';
 import type { Descriptor, ImageManifest } from './oci.js';
 
-export interface FindOptions extends ParseOptions {
+export interface FindOptions extends ParseOptions, AbortOptions {
   /** An index digest given by the user (e.g. a snapshot label); tried first. */
   explicitDigest?: string;
   /** Look at the v2 annotation on the manifest (default true). */
@@ -32,13 +33,30 @@ export interface FoundSociIndex {
 /** Registry reads discovery needs (a Repository of @soci-ts/oci-referrers fits). */
 export type DiscoveryRepository = Pick<Repository, 'fetchManifest' | 'referrers'>;
 
-export async function findSociIndex(
+/**
+ * The SOCI index of an image manifest, or undefined when it has none. With `signal`, an abort
+ * cancels the registry reads in flight and ends the call with INDEX_ABORTED.
+ */
+export function findSociIndex(
   repo: DiscoveryRepository,
   manifestDigest: string,
   options: FindOptions = {},
 ): Promise<FoundSociIndex | undefined> {
+  return abortable(options.signal, `finding the SOCI index of ${manifestDigest}`, () =>
+    discover(repo, manifestDigest, options),
+  );
+}
+
+async function discover(
+  repo: DiscoveryRepository,
+  manifestDigest: string,
+  options: FindOptions,
+): Promise<FoundSociIndex | undefined> {
+  const { signal } = options;
+  const what = `finding the SOCI index of ${manifestDigest}`;
   const load = async (digest: string, via: FoundSociIndex['via']): Promise<FoundSociIndex> => {
-    const fetched = await repo.fetchManifest(digest);
+    checkAborted(signal, what);
+    const fetched = await repo.fetchManifest(digest, { signal });
     const found: FoundSociIndex = {
       descriptor: fetched.descriptor,
       bytes: fetched.bytes,
@@ -50,14 +68,17 @@ export async function findSociIndex(
   };
   if (options.explicitDigest) return load(options.explicitDigest, 'explicit');
   if (options.v2 ?? true) {
-    const { manifest } = await repo.fetchManifest(manifestDigest);
+    checkAborted(signal, what);
+    const { manifest } = await repo.fetchManifest(manifestDigest, { signal });
     const digest = (manifest as ImageManifest).annotations?.[ANNOTATION_INDEX_DIGEST];
     if (digest) return load(digest, 'v2-annotation');
   }
   if (options.v1 ?? true) {
+    checkAborted(signal, what);
     const [first] = await repo.referrers(manifestDigest, {
       artifactType: SOCI_INDEX_V1,
       tagFallback: options.referrersTagFallback ?? true,
+      signal,
     });
     if (first) return load(first.digest, 'v1-referrers');
   }

@@ -4,6 +4,7 @@
  * size) are fetched whole and indexed in memory, as a lazy-loading snapshotter would.
  */
 import { buildZtoc, decodeZtoc, extractFileBytes, type FetchRange, type Ztoc } from '@soci-ts/ztoc';
+import { type AbortOptions, abortable, abortableChunks } from './abort.js';
 import { SociIndexError } from './errors.js';
 import { collect, type PlatformImage } from './image.js';
 import { type SociIndex, ztocForLayer } from './index-manifest.js';
@@ -17,7 +18,7 @@ async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
 
 interface LayerAccess {
   ztoc: Ztoc;
-  fetchRange: FetchRange;
+  fetchRange: (options: AbortOptions) => FetchRange;
 }
 
 export class ImageFiles {
@@ -27,29 +28,35 @@ export class ImageFiles {
   ) {}
 
   /**
-   * @param readZtoc returns the verified bytes of a zTOC blob (local store or registry).
+   * @param readZtoc returns the verified bytes of a zTOC blob (local store or registry); it gets
+   * the call's `signal`.
    */
-  static async open(
+  static open(
     source: ImageSource,
     image: PlatformImage,
     index: SociIndex,
-    readZtoc: (digest: string) => Promise<Uint8Array>,
+    readZtoc: (digest: string, options: AbortOptions) => Promise<Uint8Array>,
+    options: AbortOptions = {},
   ): Promise<ImageFiles> {
-    const layers = await Promise.all(
-      image.manifest.layers.map(async (layer): Promise<LayerAccess> => {
-        const ref = ztocForLayer(index, layer.digest);
-        if (ref) {
-          return {
-            ztoc: decodeZtoc(await readZtoc(ref.digest)),
-            fetchRange: (start, end) => source.fetchBlobRange(layer, start, end),
-          };
-        }
-        const blob = await collect(source.fetchBlob(layer));
-        const ztoc = await buildZtoc(once(blob), { compression: layerCompression(layer) });
-        return { ztoc, fetchRange: async (start, end) => blob.subarray(start, end) };
-      }),
-    );
-    return new ImageFiles(layers, new MergedView(layers.map((l) => l.ztoc.toc)));
+    const { signal } = options;
+    const what = `opening the files of ${source.reference}`;
+    return abortable(signal, what, async () => {
+      const layers = await Promise.all(
+        image.manifest.layers.map(async (layer): Promise<LayerAccess> => {
+          const ref = ztocForLayer(index, layer.digest);
+          if (ref) {
+            return {
+              ztoc: decodeZtoc(await readZtoc(ref.digest, { signal })),
+              fetchRange: (o) => (start, end) => source.fetchBlobRange(layer, start, end, o),
+            };
+          }
+          const blob = await collect(abortableChunks(source.fetchBlob(layer, { signal }), signal, what));
+          const ztoc = await buildZtoc(once(blob), { compression: layerCompression(layer) });
+          return { ztoc, fetchRange: () => async (start, end) => blob.subarray(start, end) };
+        }),
+      );
+      return new ImageFiles(layers, new MergedView(layers.map((l) => l.ztoc.toc)));
+    });
   }
 
   /** The merged entry a path names (symlinks followed). */
@@ -58,15 +65,17 @@ export class ImageFiles {
   }
 
   /** The bytes of a regular file of the merged tree. */
-  async readFile(path: string): Promise<Uint8Array> {
+  async readFile(path: string, options: AbortOptions = {}): Promise<Uint8Array> {
     const hit = this.view.resolve(path);
     if (hit.entry.type !== 'reg' && hit.entry.type !== 'hardlink') {
       throw new SociIndexError(
-        'NOT_FOUND',
+        'INDEX_NOT_FOUND',
         `${path} is a ${hit.entry.type === 'dir' ? 'directory' : hit.entry.type}, not a regular file`,
       );
     }
     const layer = this.layers[hit.layer]!;
-    return extractFileBytes(layer.ztoc, hit.path, layer.fetchRange);
+    return abortable(options.signal, `reading ${path}`, () =>
+      extractFileBytes(layer.ztoc, hit.path, layer.fetchRange(options)),
+    );
   }
 }

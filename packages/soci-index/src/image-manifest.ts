@@ -6,7 +6,7 @@ import type { ImageManifest } from './oci.js';
 
 /**
  * Reads an image manifest (OCI or Docker schema 2) from a registry: a config descriptor and a
- * list of layer descriptors. Throws INVALID_IMAGE naming `what`, or LIMIT_EXCEEDED past
+ * list of layer descriptors. Throws INDEX_INVALID_IMAGE naming `what`, or INDEX_LIMIT_EXCEEDED past
  * `options.limits` (maxManifestBytes, maxLayers).
  */
 export function parseImageManifest(
@@ -15,7 +15,7 @@ export function parseImageManifest(
   what = 'the image manifest',
 ): ImageManifest {
   const invalid = (why: string): never => {
-    throw new SociIndexError('INVALID_IMAGE', `${what} is not an image manifest: ${why}`);
+    throw new SociIndexError('INDEX_INVALID_IMAGE', `${what} is not an image manifest: ${why}`);
   };
   const limits = limitsOf(options);
   const json = parseJsonObject(input, limits, 'maxManifestBytes', what, invalid);

@@ -111,14 +111,14 @@ export function sociVersionOf(manifest: {
 
 function invalid(what: string): never {
   throw new SociIndexError(
-    'INVALID_SOCI_INDEX',
+    'INDEX_INVALID',
     `not a valid SOCI index: ${what}; rebuild the index with \`soci create\``,
   );
 }
 
 /**
  * Reads a SOCI index manifest (v1 or v2; artifact type in config.mediaType or artifactType).
- * Throws INVALID_SOCI_INDEX, or LIMIT_EXCEEDED past `options.limits` (DEFAULT_SOCI_INDEX_LIMITS).
+ * Throws INDEX_INVALID, or INDEX_LIMIT_EXCEEDED past `options.limits` (DEFAULT_SOCI_INDEX_LIMITS).
  */
 export function parseIndexManifest(
   input: Uint8Array | string | object,

@@ -1,3 +1,7 @@
+// @soci-ts/soci-index: SOCI indexes (v1, v2) for OCI images: build, store, bind, discover.
+// OCI shapes, digests, platforms and the registry client are @soci-ts/oci-referrers'; import them from there.
+
+export type { AbortOptions } from './abort.js';
 export { ArchiveSource } from './archive-source.js';
 export {
   type BuildOptions,
@@ -5,13 +9,30 @@ export {
   type BuiltSociIndex,
   buildSociIndex,
   type LayerResult,
-  ztocNeedsXattrs,
 } from './build.js';
-export * from './constants.js';
+export {
+  ANNOTATION_BUILD_TOOL,
+  ANNOTATION_DISABLE_XATTRS,
+  ANNOTATION_IMAGE_MANIFEST_DIGEST,
+  ANNOTATION_INDEX_DIGEST,
+  ANNOTATION_LAYER_DIGEST,
+  ANNOTATION_LAYER_MEDIA_TYPE,
+  ANNOTATION_SPAN_SIZE,
+  artifactTypeOf,
+  BUILD_TOOL_IDENTIFIER,
+  DEFAULT_MIN_LAYER_SIZE,
+  DEFAULT_SPAN_SIZE,
+  PREFETCH_MEDIA_TYPE,
+  SOCI_INDEX_V1,
+  SOCI_INDEX_V2,
+  type SociIndexVersion,
+  ZTOC_MEDIA_TYPE,
+} from './constants.js';
 export {
   type ConvertedImage,
   type ConvertedPlatformImage,
   convertImage,
+  type PushConvertedOptions,
   type PushStep,
   pushConvertedImage,
 } from './convert.js';
@@ -19,7 +40,6 @@ export {
   annotateManifestForV2,
   type ConvertedPlatform,
   convertImageIndex,
-  ociMediaType,
   wrapManifestInIndex,
 } from './convert-manifests.js';
 export {
@@ -28,7 +48,7 @@ export {
   type FoundSociIndex,
   findSociIndex,
 } from './discover.js';
-export { type EncodedManifest, encodeManifest } from './encode.js';
+export type { EncodedManifest } from './encode.js';
 export { SociIndexError, type SociIndexErrorCode } from './errors.js';
 export {
   type ImageRoot,
@@ -41,6 +61,13 @@ export {
 export { ImageFiles } from './image-files.js';
 export { parseImageManifest } from './image-manifest.js';
 export {
+  type BlobRepository,
+  type FetchZtocOptions,
+  fetchPrefetch,
+  fetchZtoc,
+  type IndexBlobRef,
+} from './index-blobs.js';
+export {
   buildIndexManifest,
   type PrefetchRef,
   parseIndexManifest,
@@ -49,12 +76,9 @@ export {
   type ZtocRef,
   ztocForLayer,
 } from './index-manifest.js';
-export { type LayerCompression, layerCompression } from './layer-kind.js';
 export { LayoutSource } from './layout-source.js';
 export { DEFAULT_SOCI_INDEX_LIMITS, type ParseOptions, type SociIndexLimits } from './limits.js';
 export { type MergedEntry, MergedView } from './merged-view.js';
-export * from './oci.js';
-export { formatPlatform, hostPlatform, parsePlatform, platformMatches } from './platform.js';
 export { encodePrefetch, type PrefetchSpan, parsePrefetch } from './prefetch.js';
 export {
   formatPrefetchEntry,

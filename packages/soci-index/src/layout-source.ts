@@ -5,6 +5,7 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isSha256Digest } from '@soci-ts/oci-referrers';
 
+import type { AbortOptions } from './abort.js';
 import { SociIndexError } from './errors.js';
 
 import type { Descriptor, ImageIndex } from './oci.js';
@@ -25,7 +26,7 @@ export function pickLayoutEntry(
   if (tagOrDigest === undefined) {
     if (entries.length === 1) return entries[0]!;
     throw new SociIndexError(
-      'INVALID_SOURCE',
+      'INDEX_INVALID_SOURCE',
       `${where} holds ${entries.length} images; name one as ${where}:<tag>`,
     );
   }
@@ -35,7 +36,7 @@ export function pickLayoutEntry(
   if (!hit) {
     const tags = entries.map((d) => d.annotations?.[REF_NAME]).filter(Boolean);
     throw new SociIndexError(
-      'NOT_FOUND',
+      'INDEX_NOT_FOUND',
       `${where} has no image "${tagOrDigest}"${tags.length ? ` (tags: ${tags.join(', ')})` : ''}`,
     );
   }
@@ -51,7 +52,7 @@ export function parseLayoutIndex(bytes: Uint8Array | string, where: string): Ima
     return index;
   } catch (err) {
     throw new SociIndexError(
-      'INVALID_SOURCE',
+      'INDEX_INVALID_SOURCE',
       `${where} is not an OCI image layout (index.json: ${(err as Error).message})`,
     );
   }
@@ -72,7 +73,7 @@ export class LayoutSource implements ImageSource {
     try {
       text = await readFile(join(this.dir, 'index.json'), 'utf8');
     } catch {
-      throw new SociIndexError('NOT_FOUND', `${this.dir} is not an OCI image layout (no index.json)`);
+      throw new SociIndexError('INDEX_NOT_FOUND', `${this.dir} is not an OCI image layout (no index.json)`);
     }
     return pickLayoutEntry(parseLayoutIndex(text, this.dir), this.tag, `oci:${this.dir}`);
   }
@@ -81,8 +82,11 @@ export class LayoutSource implements ImageSource {
     return readFile(this.blobPath(descriptor)).catch((err) => this.missing(descriptor, err));
   }
 
-  async *fetchBlob(descriptor: Descriptor): AsyncIterable<Uint8Array> {
-    const stream = createReadStream(this.blobPath(descriptor), { highWaterMark: 1 << 20 });
+  async *fetchBlob(descriptor: Descriptor, options: AbortOptions = {}): AsyncIterable<Uint8Array> {
+    const stream = createReadStream(this.blobPath(descriptor), {
+      highWaterMark: 1 << 20,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
     try {
       for await (const chunk of stream) yield chunk as Uint8Array;
     } catch (err) {
@@ -104,14 +108,17 @@ export class LayoutSource implements ImageSource {
   private blobPath(descriptor: Descriptor): string {
     const [algorithm, hex] = descriptor.digest.split(':');
     if (!algorithm || !hex || hex.includes('/')) {
-      throw new SociIndexError('INVALID_SOURCE', `bad digest ${descriptor.digest} in ${this.reference}`);
+      throw new SociIndexError(
+        'INDEX_INVALID_SOURCE',
+        `bad digest ${descriptor.digest} in ${this.reference}`,
+      );
     }
     return join(this.dir, 'blobs', algorithm, hex);
   }
 
   private missing(descriptor: Descriptor, err: unknown): never {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new SociIndexError('NOT_FOUND', `${this.reference} has no blob ${descriptor.digest}`);
+      throw new SociIndexError('INDEX_NOT_FOUND', `${this.reference} has no blob ${descriptor.digest}`);
     }
     throw err;
   }

@@ -2,7 +2,7 @@ import { SociIndexError } from './errors.js';
 
 /**
  * Bounds on the JSON artifacts this package reads from a registry (SOCI index manifests, image
- * manifests, prefetch blobs): past one, parsing stops with LIMIT_EXCEEDED before it spends memory
+ * manifests, prefetch blobs): past one, parsing stops with INDEX_LIMIT_EXCEEDED before it spends memory
  * or event-loop time on a hostile artifact. The defaults are far above what real artifacts need.
  */
 export interface SociIndexLimits {
@@ -37,7 +37,7 @@ export function limitsOf(options: ParseOptions = {}): SociIndexLimits {
   for (const [key, value] of Object.entries(limits)) {
     if (!Number.isSafeInteger(value) || value <= 0 || !(key in DEFAULT_SOCI_INDEX_LIMITS)) {
       throw new SociIndexError(
-        'INVALID_ARGUMENT',
+        'INDEX_INVALID_ARGUMENT',
         `limit ${key} = ${String(value)} is not a known limit with a positive integer value`,
       );
     }
@@ -45,7 +45,7 @@ export function limitsOf(options: ParseOptions = {}): SociIndexLimits {
   return limits;
 }
 
-/** Throws LIMIT_EXCEEDED when `value` is above `limits[key]`; `what` names the artifact part. */
+/** Throws INDEX_LIMIT_EXCEEDED when `value` is above `limits[key]`; `what` names the artifact part. */
 export function checkLimit(
   limits: SociIndexLimits,
   key: keyof SociIndexLimits,
@@ -54,7 +54,7 @@ export function checkLimit(
 ): void {
   if (value > limits[key]) {
     throw new SociIndexError(
-      'LIMIT_EXCEEDED',
+      'INDEX_LIMIT_EXCEEDED',
       `${what} is ${value}, above the limit ${key} = ${limits[key]}: the artifact is hostile or ` +
         `unusual; if you trust it, raise ${key}`,
     );

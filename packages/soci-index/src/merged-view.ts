@@ -78,22 +78,23 @@ export class MergedView {
       }
       const next = [...current, name].join('/');
       const hit = this.lookup(next);
-      if (!hit) throw new SociIndexError('NOT_FOUND', `${path}: no such file in the image`);
+      if (!hit) throw new SociIndexError('INDEX_NOT_FOUND', `${path}: no such file in the image`);
       if (hit.entry.type === 'symlink') {
         if (++hops > MAX_SYMLINK_HOPS)
-          throw new SociIndexError('NOT_FOUND', `${path}: too many levels of symbolic links`);
+          throw new SociIndexError('INDEX_NOT_FOUND', `${path}: too many levels of symbolic links`);
         if (hit.entry.linkname.startsWith('/')) current = [];
         remaining = [...hit.entry.linkname.split('/'), ...remaining];
         continue;
       }
       if (remaining.some((r) => r !== '' && r !== '.') && hit.entry.type !== 'dir') {
-        throw new SociIndexError('NOT_FOUND', `${path}: ${next} is not a directory in the image`);
+        throw new SociIndexError('INDEX_NOT_FOUND', `${path}: ${next} is not a directory in the image`);
       }
       current = next.split('/');
     }
     const final = current.join('/');
     const hit = final ? this.lookup(final) : undefined;
-    if (!hit) throw new SociIndexError('NOT_FOUND', `${path} is the image's root directory, not a file`);
+    if (!hit)
+      throw new SociIndexError('INDEX_NOT_FOUND', `${path} is the image's root directory, not a file`);
     return hit;
   }
 

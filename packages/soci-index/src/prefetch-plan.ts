@@ -40,7 +40,7 @@ export function parsePrefetchList(text: string): PrefetchEntry[] {
       const [offset, length] = numbers.map((n) => (/^\d+$/.test(n) ? Number(n) : Number.NaN));
       if (numbers.length !== 2 || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length)) {
         throw new SociIndexError(
-          'INVALID_PREFETCH_LIST',
+          'INDEX_INVALID_PREFETCH_LIST',
           `prefetch list line "${line}" is neither "<path>" nor "<path><TAB><offset><TAB><length>"`,
         );
       }
@@ -99,7 +99,8 @@ function filesAt(
   try {
     hit = view.resolve(path);
   } catch (err) {
-    if (err instanceof SociIndexError && err.code === 'NOT_FOUND') return { directory: false, list: [] };
+    if (err instanceof SociIndexError && err.code === 'INDEX_NOT_FOUND')
+      return { directory: false, list: [] };
     throw err;
   }
   if (hit.entry.type !== 'dir') {

@@ -27,7 +27,7 @@ export function encodePrefetch(spans: PrefetchSpan[]): Uint8Array {
 }
 
 /**
- * Reads a prefetch blob. Throws INVALID_SOCI_INDEX, or LIMIT_EXCEEDED past `options.limits`
+ * Reads a prefetch blob. Throws INDEX_INVALID, or INDEX_LIMIT_EXCEEDED past `options.limits`
  * (maxPrefetchBytes, maxPrefetchSpans; defaults in DEFAULT_SOCI_INDEX_LIMITS).
  */
 export function parsePrefetch(bytes: Uint8Array | string, options: ParseOptions = {}): PrefetchSpan[] {
@@ -59,5 +59,5 @@ export function parsePrefetch(bytes: Uint8Array | string, options: ParseOptions 
 }
 
 function bad(why: string): never {
-  throw new SociIndexError('INVALID_SOCI_INDEX', `not a valid SOCI prefetch blob: ${why}; rebuild the index`);
+  throw new SociIndexError('INDEX_INVALID', `not a valid SOCI prefetch blob: ${why}; rebuild the index`);
 }

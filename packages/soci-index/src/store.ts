@@ -12,11 +12,9 @@ import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf, isSha256Digest } from '@soci-ts/oci-referrers';
-
+import { type AbortOptions, abortable } from './abort.js';
 import { checkIndexSubject } from './binding.js';
-
 import { ANNOTATION_IMAGE_MANIFEST_DIGEST, artifactTypeOf, EMPTY_CONFIG_BYTES } from './constants.js';
-
 import { SociIndexError } from './errors.js';
 
 import { parseIndexManifest, type SociIndex } from './index-manifest.js';
@@ -64,7 +62,10 @@ export class LocalStore {
 
   blobPath(digest: string): string {
     if (!isSha256Digest(digest)) {
-      throw new SociIndexError('NOT_FOUND', `"${digest}" is not a sha256 digest (sha256:<64 hex digits>)`);
+      throw new SociIndexError(
+        'INDEX_INVALID_DIGEST',
+        `"${digest}" is not a sha256 digest (sha256:<64 hex digits>)`,
+      );
     }
     return join(this.root, 'blobs', 'sha256', digest.slice('sha256:'.length));
   }
@@ -74,19 +75,25 @@ export class LocalStore {
   }
 
   /** Reads a blob and checks it against its digest. */
-  async readBlob(digest: string): Promise<Uint8Array> {
+  readBlob(digest: string, options: AbortOptions = {}): Promise<Uint8Array> {
+    return abortable(options.signal, `reading ${digest} from the local store`, () =>
+      this.readChecked(digest, options),
+    );
+  }
+
+  private async readChecked(digest: string, { signal }: AbortOptions): Promise<Uint8Array> {
     let bytes: Uint8Array;
     try {
-      bytes = await readFile(this.blobPath(digest));
+      bytes = await readFile(this.blobPath(digest), signal ? { signal } : {});
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new SociIndexError('NOT_FOUND', `${digest} is not in the local store at ${this.root}`);
+        throw new SociIndexError('INDEX_NOT_FOUND', `${digest} is not in the local store at ${this.root}`);
       }
       throw err;
     }
     if (digestOf(bytes) !== digest) {
       throw new SociIndexError(
-        'STORE_CORRUPT',
+        'INDEX_STORE_CORRUPT',
         `blob ${digest} in ${this.root} is corrupt (content does not match its digest); ` +
           'remove the index that uses it with `soci index rm` and create it again',
       );
@@ -98,15 +105,18 @@ export class LocalStore {
   async writeBlob(bytes: Uint8Array, expectedDigest?: string): Promise<{ digest: string; size: number }> {
     const digest = digestOf(bytes);
     if (expectedDigest !== undefined && expectedDigest !== digest) {
-      throw new SociIndexError('DIGEST_MISMATCH', `content has digest ${digest}, expected ${expectedDigest}`);
+      throw new SociIndexError(
+        'INDEX_DIGEST_MISMATCH',
+        `content has digest ${digest}, expected ${expectedDigest}`,
+      );
     }
     const path = this.blobPath(digest);
     if (!(await exists(path))) await this.writeFileAtomic(path, bytes);
     return { digest, size: bytes.length };
   }
 
-  async readSociIndex(digest: string): Promise<SociIndex> {
-    return parseIndexManifest(await this.readBlob(digest));
+  async readSociIndex(digest: string, options: AbortOptions = {}): Promise<SociIndex> {
+    return parseIndexManifest(await this.readBlob(digest, options));
   }
 
   async listIndexes(): Promise<StoredIndex[]> {
@@ -203,7 +213,7 @@ export class LocalStore {
       value = JSON.parse(await readFile(path, 'utf8'));
     } catch (err) {
       throw new SociIndexError(
-        'STORE_CORRUPT',
+        'INDEX_STORE_CORRUPT',
         `cannot read ${path} (${(err as Error).message}); move the store aside or remove it and create the indexes again`,
         { cause: err },
       );
@@ -211,7 +221,7 @@ export class LocalStore {
     const index = value as ImageIndex;
     if (!index || !Array.isArray(index.manifests)) {
       throw new SociIndexError(
-        'STORE_CORRUPT',
+        'INDEX_STORE_CORRUPT',
         `${path} is not an OCI image index; remove it to start a new store`,
       );
     }
@@ -256,7 +266,7 @@ export class LocalStore {
         if (s && Date.now() - s.mtimeMs > LOCK_STALE_MS) await rm(path, { force: true });
         else if (Date.now() > deadline) {
           throw new SociIndexError(
-            'STORE_LOCKED',
+            'INDEX_STORE_LOCKED',
             `the store at ${this.root} is locked by another soci process (${path}); retry, or delete the lock file if no soci process runs`,
           );
         } else await new Promise((r) => setTimeout(r, 50));

@@ -4,6 +4,7 @@
  * queued per worker (flow control by acknowledgements).
  */
 import { Worker } from 'node:worker_threads';
+import { SociError } from '@soci-ts/errors';
 import type { BuildZtocOptions } from '@soci-ts/ztoc';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import type { ZtocBuilder } from './ztoc-builder.js';
@@ -51,7 +52,7 @@ export function createWorkerPool(workerFile: string | URL, size: number): Worker
         inflight -= m.bytes;
         if (inflight <= MAX_INFLIGHT) resume?.();
       } else if (m.type === 'done') settle.resolve(m.ztoc);
-      else settle.reject(Object.assign(new Error(m.message), { code: m.code }));
+      else settle.reject(workerFailure(m));
     };
     const onError = (err: Error) => settle.reject(err);
     worker.on('message', onMessage);
@@ -102,4 +103,13 @@ export function createWorkerPool(workerFile: string | URL, size: number): Worker
       await Promise.all(all.map((w) => w.terminate()));
     },
   };
+}
+
+/**
+ * A worker's failure as this thread sees it: errors do not cross threads with their class, so a
+ * coded one (ZTOC_*, GZIP_*) comes back as a SociError with the same code and message, which
+ * `findCode` / `hasCode` find as they would the original.
+ */
+function workerFailure(m: Extract<FromWorker, { type: 'error' }>): Error {
+  return m.code === undefined ? new Error(m.message) : new SociError(m.code, m.message);
 }

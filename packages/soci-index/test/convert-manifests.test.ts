@@ -1,13 +1,7 @@
-import { digestOf } from '@soci-ts/oci-referrers';
+import { digestOf, type ImageIndex, type ImageManifest } from '@soci-ts/oci-referrers';
 import { describe, expect, it } from 'vitest';
 
-import {
-  annotateManifestForV2,
-  convertImageIndex,
-  type ImageIndex,
-  type ImageManifest,
-  wrapManifestInIndex,
-} from '../src/index.js';
+import { annotateManifestForV2, convertImageIndex, wrapManifestInIndex } from '../src/index.js';
 
 const d = (s: string) => digestOf(new TextEncoder().encode(s));
 

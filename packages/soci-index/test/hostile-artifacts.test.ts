@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { digestOf } from '@soci-ts/oci-referrers';
+import { digestOf, EMPTY_JSON_DIGEST as EMPTY_CONFIG_DIGEST } from '@soci-ts/oci-referrers';
 
 import { describe, expect, it } from 'vitest';
 
@@ -10,7 +10,6 @@ import { measureSync, RSS_GROWTH_BOUND, WALL_MS_BOUND } from '../../ztoc/test/re
 import {
   buildIndexManifest,
   DEFAULT_SOCI_INDEX_LIMITS,
-  EMPTY_CONFIG_DIGEST,
   encodePrefetch,
   findSociIndex,
   LocalStore,
@@ -65,9 +64,9 @@ describe('SOCI index manifest limits', () => {
   it('refuses a manifest above maxManifestBytes before parsing it', () => {
     // 64 MiB of JSON: parsing it would take seconds and hundreds of MiB.
     const huge = new TextEncoder().encode(indexJson([], { annotations: { pad: 'x'.repeat(64 << 20) } }));
-    expectBoundedRefusal(() => parseIndexManifest(huge), 'LIMIT_EXCEEDED', 'maxManifestBytes');
+    expectBoundedRefusal(() => parseIndexManifest(huge), 'INDEX_LIMIT_EXCEEDED', 'maxManifestBytes');
     expect(() => parseIndexManifest(indexJson([]), { limits: { maxManifestBytes: 10 } })).toThrow(
-      code('LIMIT_EXCEEDED'),
+      code('INDEX_LIMIT_EXCEEDED'),
     );
   });
 
@@ -76,22 +75,20 @@ describe('SOCI index manifest limits', () => {
     expect(parseIndexManifest(indexJson(ztocLayers(max))).ztocs).toHaveLength(max);
     expectBoundedRefusal(
       () => parseIndexManifest(indexJson(ztocLayers(max + 1))),
-      'LIMIT_EXCEEDED',
+      'INDEX_LIMIT_EXCEEDED',
       'maxLayers',
     );
     expect(() =>
       parseIndexManifest(JSON.parse(indexJson(ztocLayers(3))), { limits: { maxLayers: 2 } }),
-    ).toThrow(code('LIMIT_EXCEEDED'));
+    ).toThrow(code('INDEX_LIMIT_EXCEEDED'));
   });
 
   it('refuses annotations that are not strings, and a nonsense limit', () => {
-    expect(() => parseIndexManifest(indexJson([], { annotations: 'abc' }))).toThrow(
-      code('INVALID_SOCI_INDEX'),
-    );
+    expect(() => parseIndexManifest(indexJson([], { annotations: 'abc' }))).toThrow(code('INDEX_INVALID'));
     const layer = { ...ztocLayers(1)[0], annotations: { 'com.amazon.soci.image-layer-digest': 7 } };
-    expect(() => parseIndexManifest(indexJson([layer]))).toThrow(code('INVALID_SOCI_INDEX'));
+    expect(() => parseIndexManifest(indexJson([layer]))).toThrow(code('INDEX_INVALID'));
     expect(() => parseIndexManifest(indexJson([]), { limits: { maxLayers: -1 } })).toThrow(
-      code('INVALID_ARGUMENT'),
+      code('INDEX_INVALID_ARGUMENT'),
     );
   });
 });
@@ -118,7 +115,7 @@ describe('values that cannot be printed (found by bench/fuzz)', () => {
         return e as Error;
       }
     })();
-    expect(err).toMatchObject({ code: 'INVALID_SOCI_INDEX' });
+    expect(err).toMatchObject({ code: 'INDEX_INVALID' });
     expect(err!.message.length).toBeLessThan(300);
   });
 });
@@ -128,7 +125,7 @@ describe('prefetch blob limits', () => {
     const huge = new TextEncoder().encode(
       `{"version":"1.0","prefetch_spans":[],"pad":"${'x'.repeat(32 << 20)}"}`,
     );
-    expectBoundedRefusal(() => parsePrefetch(huge), 'LIMIT_EXCEEDED', 'maxPrefetchBytes');
+    expectBoundedRefusal(() => parsePrefetch(huge), 'INDEX_LIMIT_EXCEEDED', 'maxPrefetchBytes');
   });
 
   it('refuses more span ranges than maxPrefetchSpans', () => {
@@ -154,7 +151,7 @@ describe('image manifests', () => {
       imageJson([null]),
       JSON.stringify({ ...JSON.parse(imageJson([])), layers: {} }),
     ]) {
-      expect(() => parseImageManifest(bad), bad).toThrow(code('INVALID_IMAGE'));
+      expect(() => parseImageManifest(bad), bad).toThrow(code('INDEX_INVALID_IMAGE'));
     }
   });
 
@@ -162,12 +159,12 @@ describe('image manifests', () => {
     const max = DEFAULT_SOCI_INDEX_LIMITS.maxLayers;
     expectBoundedRefusal(
       () => parseImageManifest(imageJson(Array.from({ length: max + 1 }, () => layer))),
-      'LIMIT_EXCEEDED',
+      'INDEX_LIMIT_EXCEEDED',
       'maxLayers',
     );
     expectBoundedRefusal(
       () => parseImageManifest(`${imageJson([])}${' '.repeat(8 << 20)}`),
-      'LIMIT_EXCEEDED',
+      'INDEX_LIMIT_EXCEEDED',
       'maxManifestBytes',
     );
   });
@@ -221,11 +218,11 @@ describe('an index bound to the wrong image', () => {
     ['names no image', undefined],
   ])('refuses a v1 referrer that %s, however it was found', async (_, subject) => {
     const wrong = v1For(subject);
-    await expect(findSociIndex(registry([wrong]), image)).rejects.toThrow(code('WRONG_SUBJECT'));
+    await expect(findSociIndex(registry([wrong]), image)).rejects.toThrow(code('INDEX_WRONG_SUBJECT'));
     await expect(
       findSociIndex(registry([wrong]), image, { explicitDigest: wrong.descriptor.digest }),
     ).rejects.toThrow(/not for sha256:/);
-    await expect(findSociIndex(registry([], wrong), image)).rejects.toThrow(code('WRONG_SUBJECT'));
+    await expect(findSociIndex(registry([], wrong), image)).rejects.toThrow(code('INDEX_WRONG_SUBJECT'));
   });
 
   it('refuses to store a v1 index for another image', async () => {
@@ -238,7 +235,7 @@ describe('an index bound to the wrong image', () => {
         imageManifestDigest: image,
         imageRef: 'r/x:1',
       };
-      await expect(store.addIndex(entry)).rejects.toThrow(code('WRONG_SUBJECT'));
+      await expect(store.addIndex(entry)).rejects.toThrow(code('INDEX_WRONG_SUBJECT'));
       expect(await store.listIndexes()).toEqual([]);
       await store.addIndex({ ...entry, manifestBytes: v1For(image).bytes });
       expect(await store.listIndexes()).toHaveLength(1);

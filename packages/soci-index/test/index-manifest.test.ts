@@ -1,15 +1,12 @@
-import { digestOf } from '@soci-ts/oci-referrers';
+import {
+  digestOf,
+  EMPTY_JSON_BYTES as EMPTY_CONFIG_BYTES,
+  EMPTY_JSON_DIGEST as EMPTY_CONFIG_DIGEST,
+} from '@soci-ts/oci-referrers';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import {
-  buildIndexManifest,
-  EMPTY_CONFIG_BYTES,
-  EMPTY_CONFIG_DIGEST,
-  parseIndexManifest,
-  type SociIndex,
-  SociIndexError,
-} from '../src/index.js';
+import { buildIndexManifest, parseIndexManifest, type SociIndex, SociIndexError } from '../src/index.js';
 
 const digestArb = fc.uint8Array({ minLength: 1, maxLength: 8 }).map((b) => digestOf(b));
 const ztocArb = fc.record({
@@ -121,12 +118,12 @@ describe('SOCI index manifest', () => {
         layers: [{ mediaType: 'application/octet-stream', digest: EMPTY_CONFIG_DIGEST, size: 2 }],
       }),
     ],
-  ])('rejects %s with INVALID_SOCI_INDEX', (_name, text) => {
+  ])('rejects %s with INDEX_INVALID', (_name, text) => {
     expect(() => parseIndexManifest(text)).toThrow(SociIndexError);
     try {
       parseIndexManifest(text);
     } catch (err) {
-      expect((err as SociIndexError).code).toBe('INVALID_SOCI_INDEX');
+      expect((err as SociIndexError).code).toBe('INDEX_INVALID');
     }
   });
 });

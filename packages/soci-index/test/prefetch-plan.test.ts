@@ -1,4 +1,4 @@
-import { digestOf } from '@soci-ts/oci-referrers';
+import { digestOf, hostPlatform } from '@soci-ts/oci-referrers';
 import { fileSpans, findFile, spansForRange, type Ztoc } from '@soci-ts/ztoc';
 
 import fc from 'fast-check';
@@ -8,7 +8,6 @@ import {
   type BuiltSociIndex,
   buildSociIndex,
   formatPrefetchEntry,
-  hostPlatform,
   LayoutSource,
   loadImageRoot,
   type PrefetchSpan,
@@ -111,7 +110,7 @@ describe('planPrefetch', () => {
     ]);
     for (const bad of ['/a\t1', '/a\t1\t2\t3', '/a\t-1\t2', '/a\tx\t2']) {
       expect(() => parsePrefetchList(bad), bad).toThrow(
-        expect.objectContaining({ code: 'INVALID_PREFETCH_LIST' }),
+        expect.objectContaining({ code: 'INDEX_INVALID_PREFETCH_LIST' }),
       );
     }
     const entry = fc.record(

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { digestOf } from '@soci-ts/oci-referrers';
+import { digestOf, hostPlatform } from '@soci-ts/oci-referrers';
 
 import { run } from '@soci-ts/testing';
 
@@ -12,7 +12,6 @@ import {
   buildIndexManifest,
   buildSociIndex,
   findSociIndex,
-  hostPlatform,
   type ImageSource,
   LayoutSource,
   loadImageRoot,
@@ -58,7 +57,9 @@ describe('building from local sources', () => {
   });
 
   it('names a missing tag and lists the tags there are', async () => {
-    await expect(build(new LayoutSource(image.layout, 'nope'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(build(new LayoutSource(image.layout, 'nope'))).rejects.toMatchObject({
+      code: 'INDEX_NOT_FOUND',
+    });
     const err = (await build(new ArchiveSource(join(dir, 'image.tar'), 'nope')).catch(
       (e) => e,
     )) as SociIndexError;

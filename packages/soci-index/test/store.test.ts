@@ -91,21 +91,38 @@ describe('LocalStore', () => {
     expect(await store.listIndexes()).toHaveLength(12);
   });
 
-  it('reports a corrupt blob and a corrupt index.json with STORE_CORRUPT', async () => {
+  it('reports a corrupt blob and a corrupt index.json with INDEX_STORE_CORRUPT', async () => {
     const store = await LocalStore.open(root);
     const blob = new Uint8Array([9, 9]);
     const { digest } = await store.writeBlob(blob);
     await writeFile(store.blobPath(digest), 'tampered');
-    expect(await codeOf(store.readBlob(digest))).toBe('STORE_CORRUPT');
+    expect(await codeOf(store.readBlob(digest))).toBe('INDEX_STORE_CORRUPT');
     await writeFile(join(root, 'index.json'), '{"manifests": ');
-    expect(await codeOf(store.listIndexes())).toBe('STORE_CORRUPT');
+    expect(await codeOf(store.listIndexes())).toBe('INDEX_STORE_CORRUPT');
   });
 
   it('refuses content that does not match the digest it should have, writing nothing', async () => {
     const store = await LocalStore.open(root);
     expect(await codeOf(store.writeBlob(new Uint8Array([1]), digestOf(new Uint8Array([2]))))).toBe(
-      'DIGEST_MISMATCH',
+      'INDEX_DIGEST_MISMATCH',
     );
     expect(await readdir(join(root, 'blobs', 'sha256'))).toEqual([]);
+  });
+
+  it('tells a digest that is not one (INDEX_INVALID_DIGEST) from a blob that is missing (INDEX_NOT_FOUND)', async () => {
+    const store = await LocalStore.open(root);
+    for (const text of ['latest', 'sha256:abc', `sha512:${'0'.repeat(128)}`, `sha256:../${'0'.repeat(61)}`]) {
+      expect(await codeOf(store.readBlob(text)), text).toBe('INDEX_INVALID_DIGEST');
+    }
+    expect(await codeOf(store.readBlob(digestOf(new Uint8Array([7]))))).toBe('INDEX_NOT_FOUND');
+  });
+
+  it('an aborted signal stops a store read with INDEX_ABORTED', async () => {
+    const store = await LocalStore.open(root);
+    const { digest } = await store.writeBlob(new Uint8Array([5]));
+    const controller = new AbortController();
+    controller.abort(new Error('stop'));
+    expect(await codeOf(store.readBlob(digest, { signal: controller.signal }))).toBe('INDEX_ABORTED');
+    expect(await codeOf(store.readSociIndex(digest, { signal: controller.signal }))).toBe('INDEX_ABORTED');
   });
 });

@@ -21,7 +21,7 @@ export interface BuildZtocOptions {
   hasher?: () => Hasher;
   /**
    * The limits readers will apply ({@link DEFAULT_ZTOC_LIMITS} with these overrides): a layer
-   * whose zTOC would exceed them fails with LIMIT_EXCEEDED instead of giving an unreadable zTOC.
+   * whose zTOC would exceed them fails with ZTOC_LIMIT_EXCEEDED instead of giving an unreadable zTOC.
    */
   limits?: Partial<ZtocLimits>;
 }
@@ -34,7 +34,7 @@ export interface BuildZtocOptions {
 export async function buildZtoc(source: AsyncIterable<Uint8Array>, o: BuildZtocOptions): Promise<Ztoc> {
   const spanSize = o.spanSize ?? DEFAULT_SPAN_SIZE;
   if (!Number.isSafeInteger(spanSize) || spanSize <= 0) {
-    throw new ZtocError('BAD_ARGUMENT', `spanSize must be a positive integer, got ${spanSize}`);
+    throw new ZtocError('ZTOC_INVALID_ARGUMENT', `spanSize must be a positive integer, got ${spanSize}`);
   }
   const hasher = o.hasher ?? (await nodeSha256());
   const limits = resolveZtocLimits(o.limits);
@@ -65,7 +65,7 @@ export async function buildZtoc(source: AsyncIterable<Uint8Array>, o: BuildZtocO
     checkpoints = encodeTarZinfo({ spanSize, size });
   } else {
     throw new ZtocError(
-      'BAD_ARGUMENT',
+      'ZTOC_INVALID_ARGUMENT',
       `compression must be 'gzip' or 'uncompressed', got ${String(o.compression)}`,
     );
   }

@@ -34,7 +34,7 @@ export async function extractRange(
   const want = plan.compressedEnd - plan.compressedStart;
   if (compressed.length !== want) {
     throw new ZtocError(
-      'OUT_OF_RANGE',
+      'ZTOC_OUT_OF_RANGE',
       `fetching layer bytes [${plan.compressedStart}, ${plan.compressedEnd}) returned ${compressed.length} bytes, not ${want}`,
     );
   }
@@ -49,7 +49,7 @@ export async function extractRange(
       const actual = await sha256Digest(bytes);
       if (actual !== expected) {
         throw new ZtocError(
-          'DIGEST_MISMATCH',
+          'ZTOC_DIGEST_MISMATCH',
           `span ${span.spanId} has digest ${actual}, the zTOC says ${expected}: the layer or zTOC is wrong`,
         );
       }
@@ -63,7 +63,7 @@ export async function extractRange(
       : bytes.subarray(part.offset, part.offset + part.length);
     if (data.length !== part.length) {
       throw new ZtocError(
-        'BAD_ZTOC',
+        'ZTOC_INVALID',
         `span ${span.spanId} decoded to ${data.length} bytes, expected ${part.length}`,
       );
     }
@@ -74,7 +74,7 @@ export async function extractRange(
 
 /**
  * The content of a regular file (hardlinks are followed), fetching only the spans that hold it.
- * Throws NOT_FOUND for a missing path and BAD_ARGUMENT for an entry that has no content.
+ * Throws ZTOC_NOT_FOUND for a missing path and ZTOC_INVALID_ARGUMENT for an entry that has no content.
  */
 export async function extractFileBytes(
   ztoc: Ztoc,
@@ -84,11 +84,15 @@ export async function extractFileBytes(
 ): Promise<Uint8Array> {
   let file = findFile(ztoc, path);
   for (let hops = 0; file.type === 'hardlink'; hops++) {
-    if (hops === MAX_LINK_HOPS) throw new ZtocError('BAD_ZTOC', `hardlink chain from "${path}" does not end`);
+    if (hops === MAX_LINK_HOPS)
+      throw new ZtocError('ZTOC_INVALID', `hardlink chain from "${path}" does not end`);
     file = findFile(ztoc, file.linkname);
   }
   if (file.type !== 'reg') {
-    throw new ZtocError('BAD_ARGUMENT', `"${path}" is a ${file.type}, not a regular file: it has no content`);
+    throw new ZtocError(
+      'ZTOC_INVALID_ARGUMENT',
+      `"${path}" is a ${file.type}, not a regular file: it has no content`,
+    );
   }
   return extractRange(ztoc, file.uncompressedOffset, file.uncompressedSize, fetchRange, o);
 }

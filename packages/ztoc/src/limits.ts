@@ -41,11 +41,11 @@ export function resolveZtocLimits(overrides: Partial<ZtocLimits> = {}): ZtocLimi
   for (const [key, value] of Object.entries(overrides) as [keyof ZtocLimits, unknown][]) {
     if (value === undefined) continue;
     if (!(key in DEFAULT_ZTOC_LIMITS)) {
-      throw new ZtocError('BAD_ARGUMENT', `unknown zTOC limit "${key}"`);
+      throw new ZtocError('ZTOC_INVALID_ARGUMENT', `unknown zTOC limit "${key}"`);
     }
     if (!Number.isSafeInteger(value) || (value as number) <= 0) {
       throw new ZtocError(
-        'BAD_ARGUMENT',
+        'ZTOC_INVALID_ARGUMENT',
         `zTOC limit ${key} must be a positive integer, got ${String(value)}`,
       );
     }
@@ -54,11 +54,11 @@ export function resolveZtocLimits(overrides: Partial<ZtocLimits> = {}): ZtocLimi
   return limits;
 }
 
-/** Throws LIMIT_EXCEEDED when `value` is above `limits[key]`. `what` names the offending thing. */
+/** Throws ZTOC_LIMIT_EXCEEDED when `value` is above `limits[key]`. `what` names the offending thing. */
 export function checkLimit(limits: ZtocLimits, key: keyof ZtocLimits, value: number, what: string): void {
   if (value > limits[key]) {
     throw new ZtocError(
-      'LIMIT_EXCEEDED',
+      'ZTOC_LIMIT_EXCEEDED',
       `${what} is ${value}, above the limit ${key} = ${limits[key]}: the zTOC is hostile or ` +
         `describes an unusual layer; if you trust it, raise ${key}`,
     );

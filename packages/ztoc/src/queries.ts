@@ -24,13 +24,13 @@ export interface SpanPlan {
 export function spansForRange(ztoc: Ztoc, offset: number, length: number): SpanPlan {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
     throw new ZtocError(
-      'BAD_ARGUMENT',
+      'ZTOC_INVALID_ARGUMENT',
       `range offset ${offset}, length ${length} must be non-negative integers`,
     );
   }
   if (offset + length > ztoc.uncompressedArchiveSize) {
     throw new ZtocError(
-      'OUT_OF_RANGE',
+      'ZTOC_OUT_OF_RANGE',
       `range [${offset}, ${offset + length}) ends after the ${ztoc.uncompressedArchiveSize}-byte tar stream`,
     );
   }
@@ -89,7 +89,7 @@ export function findFile(ztoc: Ztoc, path: string): FileMetadata {
     if (f.name === path) return f;
     if (!normalizedHit && normalizePath(f.name) === wanted) normalizedHit = f;
   }
-  if (!normalizedHit) throw new ZtocError('NOT_FOUND', `no entry named "${path}" in the zTOC`);
+  if (!normalizedHit) throw new ZtocError('ZTOC_NOT_FOUND', `no entry named "${path}" in the zTOC`);
   return normalizedHit;
 }
 

@@ -13,10 +13,11 @@ import { ZtocError } from './errors.js';
 import { checkLimit, type ZtocLimits } from './limits.js';
 import type { CompressionInfo } from './model.js';
 
+/** Byte ranges of one span (end offsets exclusive), as seekable-gzip's span math returns them. */
 export type { SpanRange };
 
 /**
- * Where each span of a layer lies, for both kinds of layer: gzip spans come from the
+ * Internal to this package (other packages use layerSpans). Where each span of a layer lies, for both kinds of layer: gzip spans come from the
  * checkpoints; plain-tar spans are fixed `spanSize` slices, compressed == uncompressed.
  */
 export interface SpanLayout {
@@ -50,21 +51,21 @@ export function spanLayout(ztoc: CheckpointSource): SpanLayout {
 }
 
 /**
- * Decodes and checks the checkpoint blob against the rest of the zTOC; throws BAD_ZTOC when they
+ * Decodes and checks the checkpoint blob against the rest of the zTOC; throws ZTOC_INVALID when they
  * disagree, so a bad zTOC fails when it is read and never as a short read later.
  */
 export function readSpanLayout(ztoc: CheckpointSource): SpanLayout {
   const layout = ztoc.compressionInfo.algorithm === 'gzip' ? gzipLayout(ztoc) : tarLayout(ztoc);
   if (layout.spanCount !== ztoc.compressionInfo.maxSpanId + 1) {
     throw new ZtocError(
-      'BAD_ZTOC',
+      'ZTOC_INVALID',
       `the checkpoints describe ${layout.spanCount} spans but max_span_id is ${ztoc.compressionInfo.maxSpanId}`,
     );
   }
   return layout;
 }
 
-/** Throws LIMIT_EXCEEDED when a span (declared or actual) is larger than `limits.maxSpanBytes`. */
+/** Throws ZTOC_LIMIT_EXCEEDED when a span (declared or actual) is larger than `limits.maxSpanBytes`. */
 export function checkSpanLimits(layout: SpanLayout, limits: ZtocLimits): void {
   checkLimit(limits, 'maxSpanBytes', layout.spanSize, 'the span size');
   // Plain-tar spans are never longer than the span size; gzip spans end where a writer cut them.
@@ -84,7 +85,7 @@ function gzipLayout(ztoc: CheckpointSource): SpanLayout {
       uncompressedSize: ztoc.uncompressedArchiveSize,
     });
   } catch (cause) {
-    throw new ZtocError('BAD_ZTOC', `the zTOC's gzip checkpoints are unreadable: ${String(cause)}`, {
+    throw new ZtocError('ZTOC_INVALID', `the zTOC's gzip checkpoints are unreadable: ${String(cause)}`, {
       cause,
     });
   }
@@ -105,13 +106,15 @@ function tarLayout(ztoc: CheckpointSource): SpanLayout {
     ({ spanSize, size } = decodeTarZinfo(ztoc.compressionInfo.checkpoints));
     uncompressedSpanCount(size, spanSize); // validates spanSize
   } catch (cause) {
-    throw new ZtocError('BAD_ZTOC', `the zTOC's tar checkpoints are unreadable: ${String(cause)}`, { cause });
+    throw new ZtocError('ZTOC_INVALID', `the zTOC's tar checkpoints are unreadable: ${String(cause)}`, {
+      cause,
+    });
   }
   // A plain-tar span is a slice of the archive itself: a TarZinfo size other than the archive's
   // would make the last spans shorter (or longer) than the reads planned from the file table.
   if (size !== ztoc.uncompressedArchiveSize || size !== ztoc.compressedArchiveSize) {
     throw new ZtocError(
-      'BAD_ZTOC',
+      'ZTOC_INVALID',
       `the zTOC's tar checkpoints describe a ${size}-byte archive, but the zTOC says the layer is ` +
         `${ztoc.compressedArchiveSize} bytes (${ztoc.uncompressedArchiveSize} uncompressed); ` +
         'rebuild the zTOC from this layer',
@@ -129,7 +132,7 @@ function tarLayout(ztoc: CheckpointSource): SpanLayout {
 
 function checkSpan(id: number, count: number): number {
   if (!Number.isInteger(id) || id < 0 || id >= count) {
-    throw new ZtocError('OUT_OF_RANGE', `span ${id} does not exist (the layer has ${count} spans)`);
+    throw new ZtocError('ZTOC_OUT_OF_RANGE', `span ${id} does not exist (the layer has ${count} spans)`);
   }
   return id;
 }

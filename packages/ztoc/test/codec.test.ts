@@ -55,7 +55,7 @@ describe('zTOC codec', () => {
     expect(r.findFile('nope')).toBeUndefined();
     expect(r.spanCount).toBe(z.compressionInfo.spanDigests.length);
     expect(r.checkpoints).toEqual(z.compressionInfo.checkpoints);
-    expect(() => r.file(4)).toThrow(expect.objectContaining({ code: 'OUT_OF_RANGE' }));
+    expect(() => r.file(4)).toThrow(expect.objectContaining({ code: 'ZTOC_OUT_OF_RANGE' }));
   });
 
   it('writes version-independent defaults the way flatbuffers readers expect', () => {
@@ -103,10 +103,10 @@ describe('zTOC decoding of bad bytes', () => {
     const z = emptyZtoc();
     z.toc = [file('a', 'reg', 512, 100)];
     z.uncompressedArchiveSize = 600;
-    expect(() => decodeZtoc(forwardEncode(z))).toThrow(expect.objectContaining({ code: 'BAD_ZTOC' }));
+    expect(() => decodeZtoc(forwardEncode(z))).toThrow(expect.objectContaining({ code: 'ZTOC_INVALID' }));
     z.toc = [file('a', 'reg', -512, 100)];
     z.uncompressedArchiveSize = 1000;
-    expect(() => decodeZtoc(forwardEncode(z))).toThrow(expect.objectContaining({ code: 'BAD_ZTOC' }));
+    expect(() => decodeZtoc(forwardEncode(z))).toThrow(expect.objectContaining({ code: 'ZTOC_INVALID' }));
   });
 });
 
@@ -152,7 +152,7 @@ function expectZtocErrorOrValue(bytes: Uint8Array): void {
     decodeZtoc(bytes);
   } catch (e) {
     if (!(e instanceof ZtocError)) throw e;
-    expect(['BAD_ZTOC', 'OUT_OF_RANGE', 'LIMIT_EXCEEDED']).toContain(e.code);
+    expect(['ZTOC_INVALID', 'ZTOC_OUT_OF_RANGE', 'ZTOC_LIMIT_EXCEEDED']).toContain(e.code);
   }
 }
 

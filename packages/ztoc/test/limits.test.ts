@@ -7,7 +7,7 @@ import {
   DEFAULT_ZTOC_LIMITS,
   decodeZtoc,
   encodeZtoc,
-  spanLayout,
+  layerSpans,
   TarIndexer,
   ZtocReader,
 } from '../src/index.js';
@@ -21,30 +21,30 @@ describe('plain-tar zTOCs whose TarZinfo disagrees with the archive', () => {
   it('reads one whose TarZinfo size is the archive size', () => {
     const z = tarZtoc(10_000, [entry('a', { type: 'reg', uncompressedOffset: 512, uncompressedSize: 9488 })]);
     expect(decodeZtoc(encodeZtoc(z)).toc).toHaveLength(1);
-    expect(spanLayout(z).spanCount).toBe(3);
+    expect(layerSpans(z).spanCount).toBe(3);
   });
 
   it.each([
     ['smaller than the archive', { size: 8192 }, 10_000],
     ['larger than the archive', { size: 20_000 }, 10_000],
-  ])('refuses a TarZinfo size %s at decode time, and in spanLayout', (_, tarZinfo, size) => {
+  ])('refuses a TarZinfo size %s at decode time, and in layerSpans', (_, tarZinfo, size) => {
     const z = tarZtoc(size, [], tarZinfo);
-    expect(() => decodeZtoc(encodeZtoc(z))).toThrow(code('BAD_ZTOC'));
+    expect(() => decodeZtoc(encodeZtoc(z))).toThrow(code('ZTOC_INVALID'));
     expect(() => new ZtocReader(encodeZtoc(z))).toThrow(/describe a \d+-byte archive/);
-    expect(() => spanLayout(z)).toThrow(code('BAD_ZTOC'));
+    expect(() => layerSpans(z)).toThrow(code('ZTOC_INVALID'));
   });
 
   it('refuses a compressed size other than the uncompressed one (a plain tar is its own bytes)', () => {
     const z = tarZtoc(10_000, [], {}, 10_001);
-    expect(() => decodeZtoc(encodeZtoc(z))).toThrow(code('BAD_ZTOC'));
-    expect(() => spanLayout(z)).toThrow(code('BAD_ZTOC'));
+    expect(() => decodeZtoc(encodeZtoc(z))).toThrow(code('ZTOC_INVALID'));
+    expect(() => layerSpans(z)).toThrow(code('ZTOC_INVALID'));
   });
 
   it('refuses a file whose data reaches past the archive', () => {
     const z = tarZtoc(10_000, [
       entry('a', { type: 'reg', uncompressedOffset: 9_000, uncompressedSize: 1_001 }),
     ]);
-    expect(() => decodeZtoc(encodeZtoc(z))).toThrow(code('BAD_ZTOC'));
+    expect(() => decodeZtoc(encodeZtoc(z))).toThrow(code('ZTOC_INVALID'));
   });
 });
 
@@ -53,15 +53,17 @@ describe('zTOC limits', () => {
     expect(DEFAULT_ZTOC_LIMITS.maxNameBytes).toBe(4096);
     expect(Object.isFrozen(DEFAULT_ZTOC_LIMITS)).toBe(true);
     const bytes = encodeZtoc(tarZtoc(0, []));
-    expect(() => decodeZtoc(bytes, { limits: { maxEntries: 0 } })).toThrow(code('BAD_ARGUMENT'));
-    expect(() => decodeZtoc(bytes, { limits: { maxEntrys: 5 } as never })).toThrow(code('BAD_ARGUMENT'));
+    expect(() => decodeZtoc(bytes, { limits: { maxEntries: 0 } })).toThrow(code('ZTOC_INVALID_ARGUMENT'));
+    expect(() => decodeZtoc(bytes, { limits: { maxEntrys: 5 } as never })).toThrow(
+      code('ZTOC_INVALID_ARGUMENT'),
+    );
   });
 
   it('refuses a million and one entries without decoding them', () => {
     const bytes = sharedEntryZtoc(DEFAULT_ZTOC_LIMITS.maxEntries + 1);
     const cost = measureSync(() => decodeZtoc(bytes));
     expect(cost.error).toMatchObject({
-      code: 'LIMIT_EXCEEDED',
+      code: 'ZTOC_LIMIT_EXCEEDED',
       message: expect.stringContaining('maxEntries'),
     });
     expect(cost.ms).toBeLessThan(WALL_MS_BOUND);
@@ -71,7 +73,7 @@ describe('zTOC limits', () => {
   it('applies a lower entry limit exactly', () => {
     expect(decodeZtoc(sharedEntryZtoc(10), { limits: { maxEntries: 10 } }).toc).toHaveLength(10);
     expect(() => decodeZtoc(sharedEntryZtoc(11), { limits: { maxEntries: 10 } })).toThrow(
-      code('LIMIT_EXCEEDED'),
+      code('ZTOC_LIMIT_EXCEEDED'),
     );
   });
 
@@ -80,19 +82,19 @@ describe('zTOC limits', () => {
     const reader = new ZtocReader(bytes); // names are read when asked for
     const cost = measureSync(() => reader.fileName(0));
     expect(cost.error).toMatchObject({
-      code: 'LIMIT_EXCEEDED',
+      code: 'ZTOC_LIMIT_EXCEEDED',
       message: expect.stringContaining('maxNameBytes'),
     });
     expect(cost.ms).toBeLessThan(WALL_MS_BOUND);
     expect(cost.rssGrowth).toBeLessThan(RSS_GROWTH_BOUND);
-    expect(() => decodeZtoc(bytes)).toThrow(code('LIMIT_EXCEEDED'));
+    expect(() => decodeZtoc(bytes)).toThrow(code('ZTOC_LIMIT_EXCEEDED'));
   });
 
   it('counts names and link targets in UTF-8 bytes', () => {
     const at = (name: string, linkname = '') =>
       encodeZtoc(tarZtoc(0, [entry(name, { type: 'symlink', linkname })]));
     expect(decodeZtoc(at('é'.repeat(2048))).toc).toHaveLength(1);
-    expect(() => decodeZtoc(at('é'.repeat(2049)))).toThrow(code('LIMIT_EXCEEDED'));
+    expect(() => decodeZtoc(at('é'.repeat(2049)))).toThrow(code('ZTOC_LIMIT_EXCEEDED'));
     expect(() => decodeZtoc(at('l', 'x'.repeat(4097)))).toThrow(/link target/);
   });
 
@@ -102,7 +104,7 @@ describe('zTOC limits', () => {
     const deep = encodeZtoc(tarZtoc(0, [entry('a/'.repeat(20_000))]));
     const cost = measureSync(() => decodeZtoc(deep, { limits: { maxNameBytes: 1 << 20 } }));
     expect(cost.error).toMatchObject({
-      code: 'LIMIT_EXCEEDED',
+      code: 'ZTOC_LIMIT_EXCEEDED',
       message: expect.stringContaining('maxPathDepth'),
     });
     expect(cost.ms).toBeLessThan(WALL_MS_BOUND);
@@ -136,7 +138,7 @@ describe('building under the same limits', () => {
   it('refuses a layer whose zTOC readers would refuse, while it streams', async () => {
     await expect(
       buildZtoc(chunked(tar), { compression: 'uncompressed', limits: { maxPathDepth: 10 } }),
-    ).rejects.toThrow(code('LIMIT_EXCEEDED'));
+    ).rejects.toThrow(code('ZTOC_LIMIT_EXCEEDED'));
     const indexer = new TarIndexer({ limits: { maxEntries: 5 } });
     expect(() => indexer.push(tar)).toThrow(/number of tar entries is 6/);
     const built = await buildZtoc(chunked(tar), { compression: 'uncompressed', spanSize: 1024 });

@@ -82,7 +82,7 @@ describe.each(['gzip', 'uncompressed'])('queries on a %s layer', (kind) => {
     const bad = Buffer.from(blob);
     bad[plan.compressedStart + 3]! ^= 0x55;
     await expect(extractFileBytes(ztoc, './small.txt', fetchFrom(bad))).rejects.toMatchObject({
-      code: 'DIGEST_MISMATCH',
+      code: 'ZTOC_DIGEST_MISMATCH',
     });
   });
 });
@@ -91,12 +91,16 @@ describe('query errors', () => {
   it('are typed', async () => {
     const { ztoc, blob } = layers.gzip!;
     const fetch = fetchFrom(blob);
-    await expect(extractFileBytes(ztoc, 'missing', fetch)).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(extractFileBytes(ztoc, './sticky/', fetch)).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    await expect(extractFileBytes(ztoc, 'missing', fetch)).rejects.toMatchObject({ code: 'ZTOC_NOT_FOUND' });
+    await expect(extractFileBytes(ztoc, './sticky/', fetch)).rejects.toMatchObject({
+      code: 'ZTOC_INVALID_ARGUMENT',
+    });
     expect(() => spansForRange(ztoc, ztoc.uncompressedArchiveSize, 1)).toThrow(ZtocError);
     expect(() => spansForRange(ztoc, -1, 1)).toThrow(ZtocError);
     const short = async (s: number, e: number) => blob.subarray(s, e - 1);
-    await expect(extractFileBytes(ztoc, './big.bin', short)).rejects.toMatchObject({ code: 'OUT_OF_RANGE' });
+    await expect(extractFileBytes(ztoc, './big.bin', short)).rejects.toMatchObject({
+      code: 'ZTOC_OUT_OF_RANGE',
+    });
   });
 
   it('follows hardlinks to their content', async () => {

@@ -51,7 +51,7 @@ describe('TarIndexer', () => {
     );
   });
 
-  it('never lists an entry whose bytes were cut off; a cut inside a header or data is TRUNCATED_TAR', () => {
+  it('never lists an entry whose bytes were cut off; a cut inside a header or data is ZTOC_TRUNCATED_TAR', () => {
     const whole = index(tar);
     fc.assert(
       fc.property(fc.nat({ max: endMarker - 1 }), (cut) => {
@@ -60,7 +60,7 @@ describe('TarIndexer', () => {
           listed = index(tar.subarray(0, cut));
         } catch (e) {
           expect(e).toBeInstanceOf(ZtocError);
-          expect((e as ZtocError).code).toBe('TRUNCATED_TAR');
+          expect((e as ZtocError).code).toBe('ZTOC_TRUNCATED_TAR');
           return;
         }
         // Accepted only at a clean entry boundary (or with just the last padding missing), as Go's
@@ -74,29 +74,29 @@ describe('TarIndexer', () => {
     );
     const last = whole.at(-1)!;
     expect(code(() => index(tar.subarray(0, last.uncompressedOffset + last.uncompressedSize - 1)))).toBe(
-      last.uncompressedSize > 0 ? 'TRUNCATED_TAR' : 'none',
+      last.uncompressedSize > 0 ? 'ZTOC_TRUNCATED_TAR' : 'none',
     );
     expect(index(tar.subarray(0, endMarker))).toEqual(whole);
     expect(code(() => index(tar.subarray(0, endMarker + 1024)))).toBe('none');
   });
 
-  it('says BAD_TAR for a header with a wrong checksum', () => {
+  it('says ZTOC_BAD_TAR for a header with a wrong checksum', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 511 }), fc.integer({ min: 1, max: 255 }), (at, delta) => {
         const bad = Buffer.from(tar);
         bad[at] = (bad[at]! + delta) & 0xff;
         // Changing the checksum field itself may leave it matching nothing; any change is caught.
-        expect(code(() => index(bad))).toBe('BAD_TAR');
+        expect(code(() => index(bad))).toBe('ZTOC_BAD_TAR');
       }),
       { numRuns: 200 },
     );
   });
 
-  it('says BAD_TAR for garbage', () => {
-    expect(code(() => index(new Uint8Array(2048).fill(0x41)))).toBe('BAD_TAR');
+  it('says ZTOC_BAD_TAR for garbage', () => {
+    expect(code(() => index(new Uint8Array(2048).fill(0x41)))).toBe('ZTOC_BAD_TAR');
   });
 
-  it('rejects sparse files with UNSUPPORTED_SPARSE (GNU and PAX sparse formats)', () => {
+  it('rejects sparse files with ZTOC_UNSUPPORTED_SPARSE (GNU and PAX sparse formats)', () => {
     const dir = join(work, 'sparse');
     run('mkdir', ['-p', dir]);
     run('truncate', ['-s', '10M', join(dir, 'holes')]);
@@ -107,7 +107,7 @@ describe('TarIndexer', () => {
       expect(
         code(() => index(readFileSync(out))),
         args.join(' '),
-      ).toBe('UNSUPPORTED_SPARSE');
+      ).toBe('ZTOC_UNSUPPORTED_SPARSE');
     }
   });
 

@@ -1,11 +1,10 @@
 /** `soci cat <ref> <path>`: one file of the image's merged tree, read through its SOCI index. */
 import { writeFile } from 'node:fs/promises';
+import { hostPlatform, parsePlatform } from '@soci-ts/oci-referrers';
 import {
   findSociIndex,
-  hostPlatform,
   ImageFiles,
   loadImageRoot,
-  parsePlatform,
   RegistrySource,
   type SociIndex,
   selectPlatformImage,
@@ -26,11 +25,13 @@ export function registerCat(program: Command, io: Io): void {
     .action(
       action<{ platform?: string; index?: string; output?: string }>(io, async (ctx, [ref, path], o) => {
         const source = await openSource(ctx, ref!);
-        const root = await loadImageRoot(source);
+        const { signal } = ctx;
+        const root = await loadImageRoot(source, { signal });
         const image = await selectPlatformImage(
           source,
           root,
           o.platform ? parsePlatform(o.platform) : hostPlatform(),
+          { signal },
         );
         const store = await ctx.store();
         // A stored index is used first (no registry round trip); else discovery in the registry.
@@ -38,25 +39,25 @@ export function registerCat(program: Command, io: Io): void {
           o.index ? e.digest === o.index : e.imageManifestDigest === image.descriptor.digest,
         );
         let index: SociIndex | undefined;
-        let readZtoc = (digest: string) => store.readBlob(digest);
-        if (stored) index = await store.readSociIndex(stored.digest);
+        let readZtoc = (digest: string) => store.readBlob(digest, { signal });
+        if (stored) index = await store.readSociIndex(stored.digest, { signal });
         else if (source instanceof RegistrySource) {
           const found = await findSociIndex(
             source.repository,
             image.descriptor.digest,
-            o.index ? { explicitDigest: o.index } : {},
+            o.index ? { explicitDigest: o.index, signal } : { signal },
           );
           index = found?.index;
-          readZtoc = (digest) => source.repository.fetchBlobBytes(digest);
+          readZtoc = (digest) => source.repository.fetchBlobBytes(digest, { signal });
         }
         if (!index) {
           throw new CliError(
-            'NOT_FOUND',
+            'CLI_NOT_FOUND',
             `${ref} has no SOCI index (locally or in the registry); run \`soci create\` or \`soci convert\` first`,
           );
         }
-        const files = await ImageFiles.open(source, image, index, readZtoc);
-        const bytes = await files.readFile(path!);
+        const files = await ImageFiles.open(source, image, index, readZtoc, { signal });
+        const bytes = await files.readFile(path!, { signal });
         if (o.output) await writeFile(o.output, bytes);
         else ctx.io.out(bytes);
       }),

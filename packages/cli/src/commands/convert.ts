@@ -4,7 +4,7 @@ import { convertImage, loadImageRoot, pushConvertedImage } from '@soci-ts/soci-i
 import type { Command } from 'commander';
 import { action } from '../action.js';
 import { type Context, withSharedOptions } from '../context.js';
-import { CliError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { platformText } from '../platform-text.js';
 import { openRepository } from '../registry.js';
@@ -37,14 +37,14 @@ export function registerConvert(program: Command, io: Io): void {
     .action(
       action<BuildFlags & { srcUser?: string }>(io, async (ctx, [src, dst], flags) => {
         if (isLocalReference(dst!))
-          throw new CliError('USAGE', `convert pushes to a registry; ${dst} is not a registry reference`);
+          throw usageError(`convert pushes to a registry; ${dst} is not a registry reference`);
         const { ref: target, repository } = openRepository(ctx, dst!);
-        if (!target.tag)
-          throw new CliError('USAGE', `name the destination with a tag (${dst} has only a digest)`);
+        if (!target.tag) throw usageError(`name the destination with a tag (${dst} has only a digest)`);
         useSourceCredentials(ctx, src!, target.registry, flags.srcUser);
         const source = await openSource(ctx, src!);
-        const root = await loadImageRoot(source);
-        const images = await selectImages(source, root, flags);
+        const { signal } = ctx;
+        const root = await loadImageRoot(source, { signal });
+        const images = await selectImages(source, root, flags, signal);
         const progress = ctx.progress();
         const onProgress = new Map(
           images.map((image) => [image.descriptor.digest, layerProgress(progress, image)]),
@@ -54,6 +54,7 @@ export function registerConvert(program: Command, io: Io): void {
           ...buildOptions,
           ztocBuilder: ztocBuilder(ctx, buildOptions.concurrency),
           onProgress: (p) => onProgress.get(p.imageDigest)?.(p),
+          signal,
         });
         const store = await ctx.store();
         for (const p of converted.platforms) {
@@ -67,8 +68,11 @@ export function registerConvert(program: Command, io: Io): void {
           });
         }
         let uploaded = 0;
-        const pushed = await pushConvertedImage(source, repository, converted, target.tag, (step) => {
-          if (step.result === 'uploaded') uploaded++;
+        const pushed = await pushConvertedImage(source, repository, converted, target.tag, {
+          onStep: (step) => {
+            if (step.result === 'uploaded') uploaded++;
+          },
+          signal,
         });
         progress.finish();
         const result = {
@@ -108,15 +112,12 @@ function useSourceCredentials(
     isLocalReference(src) || ctx.options.containerdAddress ? undefined : parseReference(src).registry;
   if (registry === undefined || registry === dstRegistry) {
     if (srcUser !== undefined) {
-      throw new CliError(
-        'USAGE',
-        `--src-user is for a source in another registry than ${dstRegistry}; use -u`,
-      );
+      throw usageError(`--src-user is for a source in another registry than ${dstRegistry}; use -u`);
     }
     return;
   }
   if (srcUser !== undefined && !srcUser.includes(':')) {
-    throw new CliError('USAGE', '--src-user takes user:password');
+    throw usageError('--src-user takes user:password');
   }
   ctx.setUser(registry, srcUser);
 }

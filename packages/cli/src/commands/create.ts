@@ -1,28 +1,26 @@
 /** `soci create <ref>`: build a SOCI index (v1) for an image and keep it in the local store. */
 
 import { readFile } from 'node:fs/promises';
+import { hostPlatform, parsePlatform, platformMatches } from '@soci-ts/oci-referrers';
 import {
   type BuildProgress,
   buildSociIndex,
   DEFAULT_MIN_LAYER_SIZE,
   DEFAULT_SPAN_SIZE,
-  hostPlatform,
   type ImageRoot,
   type ImageSource,
   loadImageRoot,
   loadPlatformImage,
   type PlatformImage,
   type PrefetchEntry,
-  parsePlatform,
   parsePrefetchList,
   platformEntries,
-  platformMatches,
   selectPlatformImage,
 } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
 import { action } from '../action.js';
 import { type Context, withSharedOptions } from '../context.js';
-import { CliError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { platformText } from '../platform-text.js';
 import type { Progress } from '../progress.js';
@@ -40,8 +38,7 @@ export interface BuildFlags {
 
 function parseSize(text: string, flag: string): number {
   const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(text.trim());
-  if (!m)
-    throw new CliError('USAGE', `${flag} takes a byte count like 4194304, 64KiB or 4MiB, not "${text}"`);
+  if (!m) throw usageError(`${flag} takes a byte count like 4194304, 64KiB or 4MiB, not "${text}"`);
   const unit = (m[2] ?? '').toLowerCase()[0];
   const scale = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
   return Number(m[1]) * scale;
@@ -68,10 +65,10 @@ export function withBuildOptions(cmd: Command): Command {
 export async function buildOptionsFrom(flags: BuildFlags) {
   const concurrency = flags.concurrency !== undefined ? Number(flags.concurrency) : undefined;
   if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
-    throw new CliError('USAGE', `--concurrency takes a positive integer, not "${flags.concurrency}"`);
+    throw usageError(`--concurrency takes a positive integer, not "${flags.concurrency}"`);
   }
   const spanSize = parseSize(flags.spanSize, '--span-size');
-  if (spanSize <= 0) throw new CliError('USAGE', '--span-size must be at least 1 byte');
+  if (spanSize <= 0) throw usageError('--span-size must be at least 1 byte');
   return {
     spanSize,
     minLayerSize: parseSize(flags.minLayerSize, '--min-layer-size'),
@@ -85,16 +82,16 @@ async function readPrefetchList(file: string): Promise<PrefetchEntry[]> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new CliError('USAGE', `cannot read the --prefetch list ${file}: ${(err as Error).message}`);
+    throw usageError(`cannot read the --prefetch list ${file}: ${(err as Error).message}`);
   }
   let paths: PrefetchEntry[];
   try {
     paths = parsePrefetchList(text);
   } catch (err) {
-    throw new CliError('USAGE', `--prefetch list ${file}: ${(err as Error).message}`);
+    throw usageError(`--prefetch list ${file}: ${(err as Error).message}`);
   }
   if (paths.length === 0) {
-    throw new CliError('USAGE', `the --prefetch list ${file} names no paths; write one path per line`);
+    throw usageError(`the --prefetch list ${file} names no paths; write one path per line`);
   }
   return paths;
 }
@@ -114,22 +111,25 @@ export async function selectImages(
   source: ImageSource,
   root: ImageRoot,
   flags: BuildFlags,
+  signal?: AbortSignal,
 ): Promise<PlatformImage[]> {
   if (root.kind === 'manifest') {
     const wanted = (flags.platform ?? []).map(parsePlatform);
     if (wanted.length > 0 && !wanted.some((p) => platformMatches(root.image.platform, p))) {
       throw new CliError(
-        'PLATFORM_NOT_FOUND',
+        'CLI_PLATFORM_NOT_FOUND',
         `${source.reference} is a single-platform image for ${platformText(root.image.platform)}, not ${flags.platform!.join(', ')}`,
       );
     }
     return [root.image];
   }
   if (flags.allPlatforms) {
-    return Promise.all(platformEntries(root.index).map((d) => loadPlatformImage(source, d, d.platform)));
+    return Promise.all(
+      platformEntries(root.index).map((d) => loadPlatformImage(source, d, d.platform, { signal })),
+    );
   }
   const wanted = flags.platform?.length ? flags.platform.map(parsePlatform) : [hostPlatform()];
-  return Promise.all(wanted.map((p) => selectPlatformImage(source, root, p)));
+  return Promise.all(wanted.map((p) => selectPlatformImage(source, root, p, { signal })));
 }
 
 /** Progress rows for one image's layers. */
@@ -148,7 +148,8 @@ export function layerProgress(progress: Progress, image: PlatformImage) {
 export async function createIndexes(ctx: Context, ref: string, flags: BuildFlags) {
   const source = await openSource(ctx, ref);
   const options = await buildOptionsFrom(flags);
-  const images = await selectImages(source, await loadImageRoot(source), flags);
+  const { signal } = ctx;
+  const images = await selectImages(source, await loadImageRoot(source, { signal }), flags, signal);
   const progress = ctx.progress();
   const store = await ctx.store();
   const builder = ztocBuilder(ctx, options.concurrency);
@@ -159,6 +160,7 @@ export async function createIndexes(ctx: Context, ref: string, flags: BuildFlags
       ztocBuilder: builder,
       version: 'v1',
       onProgress: layerProgress(progress, image),
+      signal,
     });
     notePrefetchMissing(ctx, image, built.prefetchMissing);
     const stored = await store.addIndex({

@@ -3,7 +3,7 @@ import type { StoredIndex } from '@soci-ts/soci-index';
 import type { Command } from 'commander';
 import { action } from '../action.js';
 import { withStoreOptions } from '../context.js';
-import { CliError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { platformText } from '../platform-text.js';
 import { formatTable } from '../table.js';
@@ -64,10 +64,7 @@ export function registerIndex(program: Command, io: Io): void {
     .action(
       action(io, async (ctx, digests, o) => {
         if (digests.length === 0 && !o.ref) {
-          throw new CliError(
-            'USAGE',
-            'name the indexes to remove: soci index rm <digest>... or --ref <image>',
-          );
+          throw usageError('name the indexes to remove: soci index rm <digest>... or --ref <image>');
         }
         const wanted = new Set(digests);
         const removed = await (await ctx.store()).removeIndexes(
@@ -76,7 +73,10 @@ export function registerIndex(program: Command, io: Io): void {
         const missing = digests.filter((d) => !removed.some((r) => r.digest === d));
         for (const r of removed) ctx.note(`removed ${r.digest}`);
         if (missing.length > 0) {
-          throw new CliError('NOT_FOUND', `no stored index ${missing.join(', ')}; see \`soci index list\``);
+          throw new CliError(
+            'CLI_NOT_FOUND',
+            `no stored index ${missing.join(', ')}; see \`soci index list\``,
+          );
         }
       }),
     );

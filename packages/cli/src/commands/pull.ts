@@ -7,7 +7,7 @@ import type { LayerReport, PullReport } from '@soci-ts/containerd-client';
 import type { Command } from 'commander';
 import { action } from '../action.js';
 import { type Context, withOutputOptions, withRegistryOptions } from '../context.js';
-import { CliError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { openRepository } from '../registry.js';
 import { isLocalReference } from '../sources.js';
@@ -44,47 +44,31 @@ export function registerPull(program: Command, io: Io): void {
     .option('--json', 'print the pull report as JSON')
     .action(
       action<PullFlags>(io, async (ctx, [ref], o) => {
-        if (isLocalReference(ref!))
-          throw new CliError('USAGE', `pull needs a registry reference, not ${ref}`);
+        if (isLocalReference(ref!)) throw usageError(`pull needs a registry reference, not ${ref}`);
         if (o.sociIndexDigest !== undefined && !DIGEST.test(o.sociIndexDigest)) {
-          throw new CliError(
-            'USAGE',
+          throw usageError(
             `--soci-index-digest takes a digest like sha256:<64 hex>, not "${o.sociIndexDigest}"`,
           );
         }
         const { repository } = openRepository(ctx, ref!);
         if (ctx.io.isTTY) ctx.note(`pulling ${ref} with snapshotter ${o.snapshotter}`);
-        const report = await withInterrupt((signal) =>
-          // Loaded on demand: only pull needs containerd's gRPC client.
-          import('../containerd-pull.js').then(({ pullIntoContainerd }) =>
-            pullIntoContainerd({
-              address: o.address,
-              namespace: o.namespace,
-              ref: ref!,
-              snapshotter: o.snapshotter,
-              repository,
-              ...(o.platform ? { platform: o.platform } : {}),
-              ...(o.sociIndexDigest ? { sociIndexDigest: o.sociIndexDigest } : {}),
-              unpackFallback: o.unpackFallback,
-              signal,
-            }),
-          ),
+        // Loaded on demand: only pull needs containerd's gRPC client.
+        const report = await import('../containerd-pull.js').then(({ pullIntoContainerd }) =>
+          pullIntoContainerd({
+            address: o.address,
+            namespace: o.namespace,
+            ref: ref!,
+            snapshotter: o.snapshotter,
+            repository,
+            ...(o.platform ? { platform: o.platform } : {}),
+            ...(o.sociIndexDigest ? { sociIndexDigest: o.sociIndexDigest } : {}),
+            unpackFallback: o.unpackFallback,
+            signal: ctx.signal,
+          }),
         );
         printReport(ctx, report);
       }),
     );
-}
-
-/** Runs `fn` with a signal that Ctrl-C (SIGINT) aborts; a second Ctrl-C kills the process as usual. */
-async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onInterrupt = () => controller.abort(new Error('interrupted (SIGINT)'));
-  process.once('SIGINT', onInterrupt);
-  try {
-    return await fn(controller.signal);
-  } finally {
-    process.removeListener('SIGINT', onInterrupt);
-  }
 }
 
 function printReport(ctx: Context, report: PullReport): void {

@@ -4,7 +4,7 @@ import { existingV1Indexes, pushSociIndex, SOCI_INDEX_V1 } from '@soci-ts/soci-i
 import type { Command } from 'commander';
 import { action } from '../action.js';
 import { withSharedOptions } from '../context.js';
-import { CliError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { platformText } from '../platform-text.js';
 import { openRepository } from '../registry.js';
@@ -25,11 +25,10 @@ export function registerPush(program: Command, io: Io): void {
     .action(
       action<{ existingIndex: string; platform?: string[] }>(io, async (ctx, [ref], o) => {
         if (!['warn', 'skip', 'allow'].includes(o.existingIndex)) {
-          throw new CliError('USAGE', `--existing-index takes warn, skip or allow, not "${o.existingIndex}"`);
+          throw usageError(`--existing-index takes warn, skip or allow, not "${o.existingIndex}"`);
         }
         const policy = o.existingIndex as ExistingPolicy;
-        if (isLocalReference(ref!))
-          throw new CliError('USAGE', `push needs a registry reference, not ${ref}`);
+        if (isLocalReference(ref!)) throw usageError(`push needs a registry reference, not ${ref}`);
         const canonical = formatReference(parseReference(ref!));
         const { repository } = openRepository(ctx, ref!);
         const store = await ctx.store();
@@ -41,17 +40,19 @@ export function registerPush(program: Command, io: Io): void {
         );
         if (entries.length === 0) {
           throw new CliError(
-            'NOT_FOUND',
+            'CLI_NOT_FOUND',
             `no SOCI index for ${canonical} in ${ctx.options.root}; run \`soci create ${ref}\` first`,
           );
         }
         const progress = ctx.progress();
+        const { signal } = ctx;
         const results: { digest: string; pushed: boolean }[] = [];
         for (const entry of entries) {
-          await repository.fetchManifest(entry.imageManifestDigest); // the image must be there to be referred to
-          const existing = (await existingV1Indexes(repository, entry.imageManifestDigest)).filter(
-            (d) => d.digest !== entry.digest,
-          );
+          // The image must be there to be referred to.
+          await repository.fetchManifest(entry.imageManifestDigest, { signal });
+          const existing = (
+            await existingV1Indexes(repository, entry.imageManifestDigest, { signal })
+          ).filter((d) => d.digest !== entry.digest);
           if (existing.length > 0 && policy !== 'allow') {
             const list = existing.map((d) => d.digest).join(', ');
             if (policy === 'skip') {
@@ -70,7 +71,11 @@ export function registerPush(program: Command, io: Io): void {
           const label = `${platformText(entry.platform)} ${entry.digest.slice(7, 19)}`.trim();
           const total = blobs.reduce((n, b) => n + b.length, 0);
           progress.update(entry.digest, { label, total, done: 0, state: 'pushing' });
-          await pushSociIndex(repository, { manifestBytes: await store.readBlob(entry.digest), blobs });
+          await pushSociIndex(
+            repository,
+            { manifestBytes: await store.readBlob(entry.digest), blobs },
+            { signal },
+          );
           progress.update(entry.digest, { done: total, state: 'done' });
           results.push({ digest: entry.digest, pushed: true });
         }

@@ -35,7 +35,8 @@ async function listZtocs(ctx: Context): Promise<ZtocEntry[]> {
 
 async function findZtoc(ctx: Context, digest: string): Promise<ZtocEntry> {
   const entry = (await listZtocs(ctx)).find((z) => z.digest === digest);
-  if (!entry) throw new CliError('NOT_FOUND', `no zTOC ${digest} in the local store; see \`soci ztoc list\``);
+  if (!entry)
+    throw new CliError('CLI_NOT_FOUND', `no zTOC ${digest} in the local store; see \`soci ztoc list\``);
   return entry;
 }
 
@@ -89,7 +90,7 @@ export function registerZtoc(program: Command, io: Io): void {
           size: z.compressedArchiveSize,
         };
         const bytes = await extractFileBytes(z, path!, (start, end) =>
-          source.fetchBlobRange(layer, start, end),
+          source.fetchBlobRange(layer, start, end, { signal: ctx.signal }),
         );
         if (o.output) await writeFile(o.output, bytes);
         else ctx.io.out(bytes);

@@ -1,10 +1,10 @@
 import type { ContainerdClient } from '../client.js';
-import { isAlreadyExists, isContainerdError, isNotFound, PullError } from '../errors.js';
+import { isAlreadyExists, isNotFound, PullError } from '../errors.js';
 import type { SnapshotsService } from '../services/snapshots.js';
 import type { Descriptor, Labels } from '../types.js';
 import { refKey, unpackKey } from './containerd-keys.js';
 import { LABEL, snapshotLabels } from './labels.js';
-import { containerdCall, pullFailure } from './pull-errors.js';
+import { pullFailure, pullStep } from './pull-errors.js';
 import type { ImageSource } from './source.js';
 
 /** What happened to one layer. */
@@ -24,10 +24,13 @@ const PREPARE_TRIES = 3;
 
 /** One layer of a pull: the image it belongs to, its chain, and where its snapshot and blob go. */
 export interface LayerJob {
+  /** The pull's leased client view, whose calls the pull's signal cancels. */
   client: ContainerdClient;
   snapshots: SnapshotsService;
+  /** Whose reads the pull's signal cancels. */
+  signal: AbortSignal | undefined;
   imageName: string;
-  registry: ImageSource;
+  source: ImageSource;
   manifestDesc: Descriptor;
   layers: readonly Descriptor[];
   index: number;
@@ -57,7 +60,7 @@ export async function pullLayer(job: LayerJob): Promise<LayerReport> {
 
   if (await snapshotExists(job.snapshots, job.chainId)) {
     // Held by nothing else maybe (what a failed pull committed): keep it for the layers above.
-    await containerdCall(`lease snapshot ${job.chainId}`, () =>
+    await pullStep(`lease snapshot ${job.chainId}`, () =>
       job.client.leases.addResource(job.leaseId, {
         id: job.chainId,
         type: `snapshots/${job.snapshots.snapshotter}`,
@@ -83,14 +86,18 @@ export async function pullLayer(job: LayerJob): Promise<LayerReport> {
     try {
       mounts = await job.snapshots.prepare(key, job.parent, labels);
     } catch (err) {
-      if (!isAlreadyExists(err)) throw pullFailure(`prepare snapshot for layer ${layer.digest}`, err);
+      if (!isAlreadyExists(err)) {
+        // A cancelled Prepare may still have been done: remove what it may have made.
+        if (job.signal?.aborted) await removeQuietly(job, key);
+        throw pullFailure(`prepare snapshot for layer ${layer.digest}`, err);
+      }
       // The snapshotter committed the target itself (a remote layer), or a concurrent pull did.
       if (await snapshotExists(job.snapshots, job.chainId)) return report('remote');
     }
   }
   if (!mounts) {
     throw new PullError(
-      'CONTAINERD_ERROR',
+      'PULL_CONTAINERD_FAILED',
       `snapshotter ${job.snapshots.snapshotter} kept answering "already exists" for layer ${layer.digest} without a snapshot ${job.chainId}`,
     );
   }
@@ -98,17 +105,15 @@ export async function pullLayer(job: LayerJob): Promise<LayerReport> {
   try {
     if (!job.unpackFallback) {
       throw new PullError(
-        'UNPACK_DISABLED',
+        'PULL_UNPACK_DISABLED',
         `snapshotter ${job.snapshots.snapshotter} did not mount layer ${layer.digest} remotely and unpackFallback is off: check that the snapshotter is the remote one and the image has a SOCI index`,
       );
     }
     const written = await storeLayer(job, layer);
-    const applied = await containerdCall(`apply layer ${layer.digest}`, () =>
-      job.client.diff.apply(layer, mounts),
-    );
+    const applied = await pullStep(`apply layer ${layer.digest}`, () => job.client.diff.apply(layer, mounts));
     if (applied.digest !== job.diffId) {
       throw new PullError(
-        'UNPACK_FAILED',
+        'PULL_UNPACK_FAILED',
         `layer ${layer.digest} unpacked to ${applied.digest} but the image config says its diff ID is ${job.diffId}`,
       );
     }
@@ -116,39 +121,34 @@ export async function pullLayer(job: LayerJob): Promise<LayerReport> {
       await job.snapshots.commit(job.chainId, key, labels);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
-      await removeQuietly(job.snapshots, key); // committed meanwhile by a concurrent pull
+      await removeQuietly(job, key); // committed meanwhile by a concurrent pull
       return report('present', written);
     }
-    await containerdCall('label layer', () =>
+    await pullStep('label layer', () =>
       job.client.content.updateLabels(layer.digest, { [LABEL.uncompressed]: job.diffId }),
     );
     return report('unpacked', written);
   } catch (err) {
-    await removeQuietly(job.snapshots, key);
-    throw err instanceof PullError ? err : pullFailure(`unpack layer ${layer.digest}`, err);
+    await removeQuietly(job, key);
+    throw pullFailure(`unpack layer ${layer.digest}`, err);
   }
 }
 
-/** Puts the layer blob into the content store (downloading only when it is not there yet). */
+/**
+ * Puts the layer blob into the content store (downloading only when it is not there yet). Bytes that
+ * are not the layer fail here: the registry's stream checks them (REGISTRY_DIGEST_MISMATCH), and the
+ * content writer again (CONTAINERD_FAILED_PRECONDITION).
+ */
 async function storeLayer(job: LayerJob, layer: Descriptor): Promise<number> {
-  try {
-    const result = await job.client.content.writeBlob({
+  const result = await pullStep(`download layer ${layer.digest} into the content store`, () =>
+    job.client.content.writeBlob({
       ref: refKey('layer', layer),
       expected: layer,
-      data: () => job.registry.fetchBlob(layer),
+      data: () => job.source.fetchBlob(layer, { signal: job.signal }),
       labels: job.sourceLabels,
-    });
-    return result.written;
-  } catch (err) {
-    if (isContainerdError(err, 'FAILED_PRECONDITION')) {
-      throw new PullError(
-        'DIGEST_MISMATCH',
-        `layer ${layer.digest} from the registry does not match its descriptor: ${err.message}`,
-        { cause: err },
-      );
-    }
-    throw pullFailure(`fetch layer ${layer.digest}`, err);
-  }
+    }),
+  );
+  return result.written;
 }
 
 async function snapshotExists(snapshots: SnapshotsService, key: string): Promise<boolean> {
@@ -161,7 +161,9 @@ async function snapshotExists(snapshots: SnapshotsService, key: string): Promise
   }
 }
 
-async function removeQuietly(snapshots: SnapshotsService, key: string): Promise<void> {
+/** Removes an extraction snapshot; not cancelled by the pull's signal, so an abort leaves none. */
+async function removeQuietly(job: LayerJob, key: string): Promise<void> {
   if (!key) return;
+  const snapshots = job.client.withSignal(undefined).snapshots(job.snapshots.snapshotter);
   await snapshots.remove(key).catch(() => undefined);
 }

@@ -14,7 +14,7 @@ import { chainIds } from './chain-id.js';
 import { refKey } from './containerd-keys.js';
 import { configSnapshotGcLabel, distributionSourceLabel, manifestGcLabels } from './labels.js';
 import { type LayerReport, pullLayer } from './layer-pull.js';
-import { containerdCall, registryCall } from './pull-errors.js';
+import { pullStep } from './pull-errors.js';
 import { type ImageSource, isManifestType } from './source.js';
 
 export interface PullImageOptions {
@@ -23,20 +23,22 @@ export interface PullImageOptions {
   ref: string;
   /** Snapshotter to unpack into: `overlayfs`, or a remote one such as `soci`. */
   snapshotter: string;
-  /** The repository `ref` names: `new RegistryClient().repository(ref)` from @soci-ts/oci-referrers. */
-  registry: ImageSource;
+  /** Where the image is read from: the repository `ref` names (`new RegistryClient().repository(ref)` of @soci-ts/oci-referrers). */
+  source: ImageSource;
   /** Platform to pick from an index: `linux/amd64` or a Platform; the host's by default. */
   platform?: string | Platform;
   /** Extra `containerd.io/snapshot/...` labels for a layer's Prepare, e.g. the SOCI index digest. */
   labels?: (layer: Descriptor, index: number) => Labels;
   /**
    * When the snapshotter prepares a layer instead of committing it remotely: download the layer and
-   * apply it through containerd's Diff service (true, the default), or fail with UNPACK_DISABLED.
+   * apply it through containerd's Diff service (true, the default), or fail with PULL_UNPACK_DISABLED.
    */
   unpackFallback?: boolean;
   /**
-   * Stops the pull between steps (before each layer, and before the image record is written); the
-   * lease is deleted and an unfinished extraction snapshot removed as on any failure.
+   * Stops the pull with PULL_ABORTED (cause: the signal's reason): the registry reads and containerd
+   * calls in flight are cancelled, and nothing starts after the abort. The lease is deleted, an
+   * unfinished ingest aborted and an unfinished extraction snapshot removed, as on any failure; the
+   * image record is written whole or not at all.
    */
   signal?: AbortSignal;
   /** Labels for the image record. */
@@ -72,38 +74,51 @@ const DEFAULT_LEASE_MS = 60 * 60 * 1000;
  * that is deleted at the end, so a failed pull leaves only what gc may collect.
  */
 export async function pullImage(options: PullImageOptions): Promise<PullReport> {
+  const { signal } = options;
+  try {
+    signal?.throwIfAborted();
+    return await pull(options);
+  } catch (err) {
+    // Whatever step the abort interrupted (a registry read, a containerd call), the pull was aborted.
+    if (signal?.aborted) {
+      throw new PullError('PULL_ABORTED', `pull of ${options.ref} was aborted`, { cause: signal.reason });
+    }
+    throw err;
+  }
+}
+
+async function pull(options: PullImageOptions): Promise<PullReport> {
   const started = performance.now();
   const reference = parseRef(options.ref);
   const name = formatReference(reference);
   const platform = resolvePlatform(options.platform);
   const unpackFallback = options.unpackFallback ?? true;
+  const { signal } = options;
   let bytesFetched = 0;
 
-  const checkAborted = () => {
-    if (options.signal?.aborted)
-      throw new PullError('ABORTED', `pull of ${name} was aborted`, { cause: options.signal.reason });
-  };
-  checkAborted();
-  const resolved = await resolveManifest(options.registry, reference, name, platform);
+  const resolved = await resolveManifest(options.source, reference, name, platform, signal);
   bytesFetched += resolved.fetched;
   const { manifestDesc, manifest } = resolved;
-  const configBytes = await fetchVerified(options.registry, manifest.config, 'config');
+  const configBytes = await fetchVerified(options.source, manifest.config, 'config', signal);
   bytesFetched += configBytes.byteLength;
   const diffIds = parseDiffIds(configBytes, manifest.config, manifest.layers.length);
   const chains = chainIds(diffIds);
   const resolveMs = performance.now() - started;
 
   const source = distributionSourceLabel(reference.registry, reference.repository);
-  const { client: base } = options;
-  const lease = await containerdCall('create lease', () =>
+  // Without the signal: a lease created by a cancelled call would be unknown here, so not deleted.
+  const base = options.client.withSignal(undefined);
+  signal?.throwIfAborted();
+  const lease = await pullStep('create lease', () =>
     base.leases.create({
       expiresInMs: options.leaseExpiresInMs ?? DEFAULT_LEASE_MS,
       labels: { 'soci-ts/pull': name },
     }),
   );
-  const client = base.withLease(lease.id);
+  const leased = base.withLease(lease.id);
+  const client = leased.withSignal(signal);
   try {
-    await containerdCall('store config', () =>
+    await pullStep('store config', () =>
       client.content.writeBlob({
         ref: refKey('config', manifest.config),
         expected: manifest.config,
@@ -111,7 +126,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
         labels: source,
       }),
     );
-    await containerdCall('store manifest', () =>
+    await pullStep('store manifest', () =>
       client.content.writeBlob({
         ref: refKey('manifest', manifestDesc),
         expected: manifestDesc,
@@ -123,12 +138,13 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
     const snapshots = client.snapshots(options.snapshotter);
     const layers: LayerReport[] = [];
     for (const [index, layer] of manifest.layers.entries()) {
-      checkAborted();
+      signal?.throwIfAborted();
       const report = await pullLayer({
         client,
         snapshots,
+        signal,
         imageName: name,
-        registry: options.registry,
+        source: options.source,
         manifestDesc,
         layers: manifest.layers,
         index,
@@ -146,13 +162,14 @@ export async function pullImage(options: PullImageOptions): Promise<PullReport> 
 
     const top = chains[chains.length - 1] ?? '';
     if (top) {
-      await containerdCall('label config', () =>
+      await pullStep('label config', () =>
         client.content.updateLabels(manifest.config.digest, configSnapshotGcLabel(options.snapshotter, top)),
       );
     }
-    checkAborted();
-    await containerdCall('record image', () =>
-      upsertImage(client, { name, target: manifestDesc, labels: options.imageLabels ?? {} }),
+    signal?.throwIfAborted();
+    // Not cancelled once started: the image record is written whole or not at all.
+    await pullStep('record image', () =>
+      upsertImage(leased, { name, target: manifestDesc, labels: options.imageLabels ?? {} }),
     );
     return {
       name,
@@ -180,32 +197,33 @@ interface ResolvedManifest {
 
 /** The platform's image manifest (through an index if the reference names one), checked for what we unpack. */
 async function resolveManifest(
-  registry: ImageSource,
+  source: ImageSource,
   reference: Reference,
   name: string,
   platform: Platform,
+  signal: AbortSignal | undefined,
 ): Promise<ResolvedManifest> {
-  const fetchedManifest = await registryCall(`resolve ${name}`, () =>
-    registry.fetchImageManifest(reference.digest ?? reference.tag ?? 'latest', platform),
+  const fetchedManifest = await pullStep(`resolve ${name}`, () =>
+    source.fetchImageManifest(reference.digest ?? reference.tag ?? 'latest', platform, { signal }),
   );
   const { descriptor, bytes, index } = fetchedManifest;
   const manifest = fetchedManifest.manifest as { config?: Descriptor; layers?: Descriptor[] };
   if (!isManifestType(descriptor.mediaType)) {
     throw new PullError(
-      'UNSUPPORTED_MEDIA_TYPE',
+      'PULL_UNSUPPORTED_MEDIA_TYPE',
       `${name} is a ${descriptor.mediaType}, not an image manifest or index`,
     );
   }
   if (!manifest.config?.digest || !Array.isArray(manifest.layers)) {
     throw new PullError(
-      'INVALID_MANIFEST',
+      'PULL_INVALID_MANIFEST',
       `manifest ${descriptor.digest} of ${name} has no config or layers`,
     );
   }
   const bad = manifest.layers.find((l) => !isLayerMediaType(l.mediaType));
   if (bad) {
     throw new PullError(
-      'UNSUPPORTED_MEDIA_TYPE',
+      'PULL_UNSUPPORTED_MEDIA_TYPE',
       `manifest ${descriptor.digest} has a layer of type ${bad.mediaType}`,
     );
   }
@@ -217,11 +235,16 @@ async function resolveManifest(
   };
 }
 
-async function fetchVerified(registry: ImageSource, desc: Descriptor, what: string): Promise<Buffer> {
+async function fetchVerified(
+  source: ImageSource,
+  desc: Descriptor,
+  what: string,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
   // fetchBlob fails the stream on a digest or size mismatch, so what arrives complete is the blob.
-  return registryCall(`fetch ${what} ${desc.digest}`, async () => {
+  return pullStep(`fetch ${what} ${desc.digest}`, async () => {
     const parts: Buffer[] = [];
-    for await (const part of await registry.fetchBlob(desc)) parts.push(part as Buffer);
+    for await (const part of await source.fetchBlob(desc, { signal })) parts.push(part as Buffer);
     return Buffer.concat(parts);
   });
 }
@@ -233,11 +256,11 @@ function parseDiffIds(bytes: Uint8Array, config: Descriptor, layerCount: number)
     !Array.isArray(diffIds) ||
     !diffIds.every((d) => typeof d === 'string' && /^sha(256|512):[a-f0-9]+$/.test(d))
   ) {
-    throw new PullError('INVALID_CONFIG', `config ${config.digest} has no valid rootfs.diff_ids`);
+    throw new PullError('PULL_INVALID_CONFIG', `config ${config.digest} has no valid rootfs.diff_ids`);
   }
   if (diffIds.length !== layerCount) {
     throw new PullError(
-      'INVALID_CONFIG',
+      'PULL_INVALID_CONFIG',
       `config ${config.digest} lists ${diffIds.length} diff IDs for ${layerCount} layers`,
     );
   }
@@ -266,7 +289,7 @@ function parseRef(ref: string): Reference {
   try {
     return parseReference(ref);
   } catch (err) {
-    throw new PullError('INVALID_REFERENCE', (err as Error).message, { cause: err });
+    throw new PullError('PULL_INVALID_REFERENCE', (err as Error).message, { cause: err });
   }
 }
 
@@ -276,7 +299,7 @@ function resolvePlatform(platform: string | Platform | undefined): Platform {
   try {
     return parsePlatform(platform);
   } catch (err) {
-    throw new PullError('PLATFORM_NOT_FOUND', (err as Error).message, { cause: err });
+    throw new PullError('PULL_PLATFORM_NOT_FOUND', (err as Error).message, { cause: err });
   }
 }
 
@@ -289,7 +312,7 @@ function parseJson<T>(bytes: Uint8Array, what: string): T {
     return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
   } catch (err) {
     throw new PullError(
-      what.startsWith('config') ? 'INVALID_CONFIG' : 'INVALID_MANIFEST',
+      what.startsWith('config') ? 'PULL_INVALID_CONFIG' : 'PULL_INVALID_MANIFEST',
       `${what} is not JSON`,
       { cause: err },
     );

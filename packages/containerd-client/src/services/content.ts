@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
-import { ContainerdError, isAlreadyExists, isContainerdError } from '../errors.js';
-import { type CallScope, type Connection, DuplexExchange, serverStream, unary } from '../transport.js';
+import { ContainerdError, isAlreadyExists, isContainerdError, isNotFound } from '../errors.js';
+import {
+  type CallScope,
+  type Connection,
+  DuplexExchange,
+  serverStream,
+  unary,
+  uncancellable,
+} from '../transport.js';
 import { type ContentInfo, type Labels, toDate, type WireTimestamp } from '../types.js';
 
 interface WireInfo {
@@ -135,11 +142,15 @@ export class ContentService {
   }
 
   /** Drops an unfinished ingest (no error when there is none). */
-  async abort(ref: string): Promise<void> {
+  abort(ref: string): Promise<void> {
+    return this.abortIngest(ref, this.scope);
+  }
+
+  private async abortIngest(ref: string, scope: CallScope): Promise<void> {
     try {
-      await unary(this.conn, this.scope, 'content', 'Abort', { ref });
+      await unary(this.conn, scope, 'content', 'Abort', { ref });
     } catch (err) {
-      if (!(err instanceof ContainerdError && err.code === 'NOT_FOUND')) throw err;
+      if (!isNotFound(err)) throw err;
     }
   }
 
@@ -182,12 +193,12 @@ export class ContentService {
     let offset = 0;
     try {
       const data = typeof options.data === 'function' ? await options.data() : options.data;
-      for await (const chunk of chunks(data)) {
+      for await (const chunk of untilFailed(chunks(data), exchange.failed)) {
         if (offset + chunk.byteLength > expected.size) {
           throw new ContainerdError(
-            'FAILED_PRECONDITION',
-            'content.Write',
-            `blob ${expected.digest} is longer than its expected ${expected.size} bytes`,
+            'CONTAINERD_FAILED_PRECONDITION',
+            `blob ${expected.digest} is longer than its expected ${expected.size} bytes; its source served wrong bytes, fetch it again`,
+            { method: 'content.Write' },
           );
         }
         hash.update(chunk);
@@ -197,9 +208,9 @@ export class ContentService {
       const actual = `${expected.digest.split(':')[0]}:${hash.digest('hex')}`;
       if (offset !== expected.size || actual !== expected.digest) {
         throw new ContainerdError(
-          'FAILED_PRECONDITION',
-          'content.Write',
-          `blob ${expected.digest} has ${offset} bytes with digest ${actual}, expected ${expected.size} bytes`,
+          'CONTAINERD_FAILED_PRECONDITION',
+          `blob ${expected.digest} has ${offset} bytes with digest ${actual}, expected ${expected.size} bytes; its source served wrong bytes, fetch it again`,
+          { method: 'content.Write' },
         );
       }
       const res = await exchange.send({
@@ -224,8 +235,9 @@ export class ContentService {
           await this.updateLabels(expected.digest, options.labels);
         return { digest: expected.digest, size: expected.size, existed: true, written: offset };
       }
-      // The other writer's ingest is not ours to abort.
-      if (!isLockedRef(err)) await this.abort(ref).catch(() => undefined);
+      // The other writer's ingest is not ours to abort. Ours is aborted even when the view's signal
+      // is what ended the write: an abort must not leave a partial ingest behind.
+      if (!isLockedRef(err)) await this.abortIngest(ref, uncancellable(this.scope)).catch(() => undefined);
       throw err;
     }
   }
@@ -267,7 +279,7 @@ export class ContentService {
  */
 function isLockedRef(err: unknown): boolean {
   return (
-    (isContainerdError(err, 'UNAVAILABLE') || isContainerdError(err, 'UNKNOWN')) &&
+    isContainerdError(err, 'CONTAINERD_UNAVAILABLE', 'CONTAINERD_UNKNOWN') &&
     /\bref \S+ locked\b/.test(err.message)
   );
 }
@@ -285,13 +297,30 @@ function toContentInfo(info: WireInfo): ContentInfo {
 function hashAlgorithm(digest: string): string {
   const algorithm = digest.split(':')[0];
   if (algorithm !== 'sha256' && algorithm !== 'sha512') {
-    throw new ContainerdError(
-      'INVALID_ARGUMENT',
-      'content.Write',
-      `unsupported digest algorithm in ${digest}`,
-    );
+    throw new ContainerdError('CONTAINERD_INVALID_ARGUMENT', `unsupported digest algorithm in ${digest}`, {
+      method: 'content.Write',
+    });
   }
   return algorithm;
+}
+
+/**
+ * The pieces of `source`, until `failed` rejects: a stream cancelled (the view's signal) or broken
+ * while the source is slow to give its next piece ends the write at once. The source is then closed.
+ */
+async function* untilFailed<T>(source: AsyncIterable<T>, failed: Promise<never>): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    while (!done) {
+      const next = await Promise.race([iterator.next(), failed]);
+      done = next.done === true;
+      if (!done) yield next.value;
+    }
+  } finally {
+    // Not awaited: a source still waiting for its next piece closes when that piece comes.
+    if (!done) iterator.return?.()?.catch(() => undefined);
+  }
 }
 
 /** Re-cuts input into pieces of at most WRITE_CHUNK bytes. */

@@ -19,13 +19,24 @@ export interface PrepareCall {
   labels: Labels;
 }
 
+/** A Prepare the fake never answers; `cancelled` resolves when the caller (through containerd) cancels it. */
+export interface HeldPrepare {
+  key: string;
+  cancelled: Promise<void>;
+}
+
 /**
  * A proxy snapshotter for tests of the pull's remote path: a Prepare whose labels satisfy `isRemote`
  * is "mounted remotely" — committed at once under its target chain ID — and answered ALREADY_EXISTS,
  * like a remote snapshotter does. Any other Prepare gets an empty directory as a bind mount, so
- * containerd's Diff.Apply can fill it. Not a real snapshotter: no overlay, no parents' content.
+ * containerd's Diff.Apply can fill it; one whose labels satisfy `hold` is never answered (a hung
+ * snapshotter), and `nextHeld()` gives it. Not a real snapshotter: no overlay, no parents' content.
  */
-export async function startFakeRemoteSnapshotter(isRemote: (labels: Labels) => boolean) {
+export async function startFakeRemoteSnapshotter(
+  isRemote: (labels: Labels) => boolean,
+  hold: (labels: Labels) => boolean = () => false,
+) {
+  const heldWaiters: ((held: HeldPrepare) => void)[] = [];
   const dir = await mkdtemp(join(tmpdir(), 'soci-fake-sn-'));
   const socket = join(dir, 'snapshotter.sock');
   const entries = new Map<string, Entry>();
@@ -88,6 +99,11 @@ export async function startFakeRemoteSnapshotter(isRemote: (labels: Labels) => b
         parent: call.request.parent,
         labels: { ...call.request.labels },
       });
+      if (hold(call.request.labels)) {
+        const cancelled = new Promise<void>((resolve) => call.on('cancelled', () => resolve()));
+        heldWaiters.shift()?.({ key: call.request.key, cancelled });
+        return;
+      }
       void create(call.request, 'ACTIVE', cb);
     },
     View: (call: Call<PrepareCall>, cb: Done) => void create(call.request, 'VIEW', cb),
@@ -141,8 +157,10 @@ export async function startFakeRemoteSnapshotter(isRemote: (labels: Labels) => b
     socket,
     prepares,
     entries,
+    /** The next Prepare held from now on. */
+    nextHeld: () => new Promise<HeldPrepare>((resolve) => heldWaiters.push(resolve)),
     async stop() {
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      server.forceShutdown(); // a held Prepare never ends by itself
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -6,10 +6,11 @@ export function recordingSource(repo: Repository): ImageSource & { blobs: string
   const blobs: string[] = [];
   return {
     blobs,
-    fetchImageManifest: (reference, platform) => repo.fetchImageManifest(reference, platform),
-    fetchBlob: (blob) => {
+    fetchImageManifest: (reference, platform, options) =>
+      repo.fetchImageManifest(reference, platform, options),
+    fetchBlob: (blob, options) => {
       blobs.push(typeof blob === 'string' ? blob : blob.digest);
-      return repo.fetchBlob(blob);
+      return repo.fetchBlob(blob, options);
     },
   };
 }

@@ -93,7 +93,7 @@ export class FuseNativeBackend implements FuseBackend {
     } catch (err) {
       await forceUnmount(mnt);
       throw new LazyFsError(
-        'MOUNT_FAILED',
+        'LAZYFS_MOUNT_FAILED',
         `could not mount a FUSE file system at ${mnt}: ${String(err)}; check that /dev/fuse exists and fusermount is installed`,
         { cause: err },
       );
@@ -104,7 +104,10 @@ export class FuseNativeBackend implements FuseBackend {
       unmounted ??= (async () => {
         await new Promise<void>((done) => fuse.unmount(() => done()));
         if (!(await forceUnmount(mnt))) {
-          throw new LazyFsError('UNMOUNT_FAILED', `${mnt} is still mounted; unmount it with umount -l`);
+          throw new LazyFsError(
+            'LAZYFS_UNMOUNT_FAILED',
+            `${mnt} is still mounted; unmount it with umount -l`,
+          );
         }
         live.delete(mnt);
       })();

@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { LazyFsError } from '../errors.js';
+import { hasCode, type SociErrorOptions } from '@soci-ts/errors';
+import { LazyFsError, type LazyFsErrorCode, messageOf } from '../errors.js';
 import type { FuseBackend, FuseMount, FuseMountOptions, FuseNodeOps } from './backend.js';
 import {
   type KeeperRequest,
@@ -37,7 +38,10 @@ export class KeeperFuseBackend implements FuseBackend {
       // wait for a daemon, unmounting it would take it from the containers using it.
       const kept = await this.sessions().catch(() => []);
       if (kept.some((s) => s.mountpoint === mnt)) {
-        throw new LazyFsError('MOUNT_FAILED', `the FUSE keeper holds a session at ${mnt}; attach to it`);
+        throw new LazyFsError(
+          'LAZYFS_MOUNT_FAILED',
+          `the FUSE keeper holds a session at ${mnt}; attach to it`,
+        );
       }
       // A mount whose keeper died answers ENOTCONN, to the mkdir below too: clear it first.
       await forceUnmount(mnt);
@@ -45,7 +49,9 @@ export class KeeperFuseBackend implements FuseBackend {
     try {
       await mkdir(mnt, { recursive: true });
     } catch (err) {
-      throw new LazyFsError('MOUNT_FAILED', `cannot mount at ${mnt}: ${messageOf(err)}`, { cause: err });
+      throw new LazyFsError('LAZYFS_MOUNT_FAILED', `cannot mount at ${mnt}: ${messageOf(err)}`, {
+        cause: err,
+      });
     }
     const mountOptions = ['ro', 'nosuid', 'nodev'];
     if (options.allowOther ?? true) mountOptions.push('allow_other');
@@ -54,9 +60,9 @@ export class KeeperFuseBackend implements FuseBackend {
     const { socket, rest } = await this.open({ op: 'mount', mountpoint: mnt, fsName, mountOptions }).catch(
       (err: unknown) => {
         // No keeper is its own failure: the caller may start one and try again.
-        if (err instanceof LazyFsError && err.code === 'KEEPER_UNAVAILABLE') throw err;
+        if (hasCode(err, 'LAZYFS_KEEPER_UNAVAILABLE')) throw err;
         throw new LazyFsError(
-          'MOUNT_FAILED',
+          'LAZYFS_MOUNT_FAILED',
           `could not mount a FUSE file system at ${mnt}: ${messageOf(err)}`,
           {
             cause: err,
@@ -119,7 +125,10 @@ export class KeeperFuseBackend implements FuseBackend {
           }
           await session.close();
           if (!(await forceUnmount(mnt))) {
-            throw new LazyFsError('UNMOUNT_FAILED', `${mnt} is still mounted; unmount it with umount -l`);
+            throw new LazyFsError(
+              'LAZYFS_UNMOUNT_FAILED',
+              `${mnt} is still mounted; unmount it with umount -l`,
+            );
           }
         })();
         return unmounted;
@@ -132,7 +141,7 @@ export class KeeperFuseBackend implements FuseBackend {
     const { socket, response, rest } = await this.ask(request);
     if (!response.ok) {
       socket.destroy();
-      throw new KeeperRefusal(response.code, response.message);
+      throw new KeeperRefusal('LAZYFS_KEEPER_REFUSED', response.message, { answer: response.code });
     }
     return { socket, rest };
   }
@@ -172,23 +181,24 @@ export class KeeperFuseBackend implements FuseBackend {
   }
 }
 
-/** The keeper refused a request; `answer` is its reason code. */
+/**
+ * The keeper refused a request. `answer` is the keeper's wire-protocol reason (`MOUNT_FAILED`,
+ * `NO_SESSION`, `BAD_REQUEST`): not an error code, since a running keeper outlives upgrades of
+ * this package and keeps speaking the protocol it started with.
+ */
 class KeeperRefusal extends LazyFsError {
-  constructor(
-    readonly answer: string,
-    message: string,
-  ) {
-    super('KEEPER_REFUSED', message);
+  override readonly name: string = 'KeeperRefusal';
+  readonly answer: string | undefined;
+
+  constructor(code: LazyFsErrorCode, message: string, options: SociErrorOptions & { answer?: string } = {}) {
+    super(code, message, options);
+    this.answer = options.answer;
   }
 }
 
 function unavailable(socketPath: string, why: string): LazyFsError {
   return new LazyFsError(
-    'KEEPER_UNAVAILABLE',
+    'LAZYFS_KEEPER_UNAVAILABLE',
     `the FUSE keeper at ${socketPath} cannot be reached (${why}); start soci-fuse-keeper (see docs/install.md)`,
   );
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -385,12 +385,15 @@ async function claimSocket(path: string): Promise<void> {
   const state = await socketPathState(path);
   if (state === 'live') {
     throw new LazyFsError(
-      'KEEPER_REFUSED',
+      'LAZYFS_KEEPER_REFUSED',
       `another FUSE keeper answers at ${path}; stop it or choose another socket`,
     );
   }
   if (state === 'not-a-socket') {
-    throw new LazyFsError('KEEPER_REFUSED', `${path} exists and is not a socket; choose another socket path`);
+    throw new LazyFsError(
+      'LAZYFS_KEEPER_REFUSED',
+      `${path} exists and is not a socket; choose another socket path`,
+    );
   }
   await removeStaleSocket(path);
 }

@@ -116,7 +116,7 @@ export function layerOps(layer: RemoteLayer, options: LayerOpsOptions = {}): Fus
     },
     async read(ino, buffer, position) {
       const inode = tree.inodeOfIno(ino);
-      if (!inode) throw new LazyFsError('NOT_FOUND', `no inode ${ino} in the layer`);
+      if (!inode) throw new LazyFsError('LAZYFS_NOT_FOUND', `no inode ${ino} in the layer`);
       if (onRead) {
         try {
           onRead({ path: pathOf(inode), offset: position, length: buffer.length, fileSize: inode.size });

@@ -3,6 +3,7 @@ import { existsSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hasCode } from '@soci-ts/errors';
 import { KeeperFuseBackend, LazyFsError, socketPathState } from '@soci-ts/lazy-fs';
 import type { Logger } from 'pino';
 import type { SnapshotterConfig } from '../config.js';
@@ -19,7 +20,7 @@ export function keeperLauncher(): string {
     dir = dirname(dir);
   }
   throw new LazyFsError(
-    'KEEPER_UNAVAILABLE',
+    'LAZYFS_KEEPER_UNAVAILABLE',
     'bin/soci-fuse-keeper.cjs is missing from the installed package',
   );
 }
@@ -51,7 +52,7 @@ export class FuseKeeperLink {
     try {
       return await use(this.backend);
     } catch (err) {
-      if (!isUnavailable(err) || !this.config.fuseKeeper.start) throw err;
+      if (!hasCode(err, 'LAZYFS_KEEPER_UNAVAILABLE') || !this.config.fuseKeeper.start) throw err;
       await this.start();
       return use(this.backend);
     }
@@ -109,14 +110,10 @@ export class FuseKeeperLink {
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new LazyFsError(
-      'KEEPER_UNAVAILABLE',
+      'LAZYFS_KEEPER_UNAVAILABLE',
       `the FUSE keeper started for ${socket} did not answer; see ${logFile}`,
     );
   }
-}
-
-function isUnavailable(err: unknown): boolean {
-  return err instanceof LazyFsError && err.code === 'KEEPER_UNAVAILABLE';
 }
 
 /** The systemd service this process runs in, if any (cgroup v2 path ending in `.service`). */

@@ -1,18 +1,14 @@
-import type { Repository } from '@soci-ts/oci-referrers';
+import { type ImageManifest, type Repository, untilAborted } from '@soci-ts/oci-referrers';
 import {
-  DEFAULT_SOCI_INDEX_LIMITS,
   type DiscoveryRepository as FindRepository,
   type FoundSociIndex,
+  fetchPrefetch,
+  fetchZtoc,
   findSociIndex,
-  type ImageManifest,
-  PREFETCH_MEDIA_TYPE,
   type PrefetchRef,
   type PrefetchSpan,
-  parsePrefetch,
-  SociIndexError,
-  ZTOC_MEDIA_TYPE,
 } from '@soci-ts/soci-index';
-import { DEFAULT_ZTOC_LIMITS, decodeZtoc, type Ztoc, ZtocError } from '@soci-ts/ztoc';
+import { decodeZtoc, type Ztoc } from '@soci-ts/ztoc';
 
 /** What the daemon knows about one image manifest: its layers and, when it has one, its SOCI index. */
 export interface ImageLayers {
@@ -36,9 +32,6 @@ export interface BlobKeeper {
   putBlob(digest: string, bytes: Uint8Array): Promise<void>;
 }
 
-/** soci-index's bound on a prefetch blob (a few bytes per span range); a bigger one is not even fetched. */
-const MAX_PREFETCH_BLOB_BYTES = DEFAULT_SOCI_INDEX_LIMITS.maxPrefetchBytes;
-
 /** How long "this image has no SOCI index" is believed before the registry is asked again. */
 export const NO_INDEX_RECHECK_MS = 60_000;
 
@@ -47,6 +40,10 @@ export const NO_INDEX_RECHECK_MS = 60_000;
  * zTOC is fetched once per layer however many snapshots use it. Failed lookups are forgotten
  * so that a registry hiccup does not pin an image to the fallback path for the daemon's life,
  * and "no index" is forgotten after a while, so an index pushed later is found without a restart.
+ *
+ * Cancellation: a load is shared, so one caller's signal must not stop it for the others. Loads
+ * run under `lifetime` (the daemon's: aborted when it shuts down); each caller stops waiting when
+ * its own `signal` aborts (containerd gave up on the Prepare), and the load goes on into the cache.
  */
 export class ImageIndexCache {
   private readonly images = new Map<string, Promise<ImageLayers>>();
@@ -58,67 +55,66 @@ export class ImageIndexCache {
     private readonly noIndexRecheckMs = NO_INDEX_RECHECK_MS,
     /** Where zTOCs are kept on disk (and looked up first), so that a restart needs no registry. */
     private readonly blobs?: BlobKeeper,
+    /** Stops every load in flight: the daemon's shutdown. */
+    private readonly lifetime: AbortSignal = new AbortController().signal,
   ) {}
 
   image(
     repo: DiscoveryRepository,
     manifestDigest: string,
     explicitIndexDigest?: string,
+    signal?: AbortSignal,
   ): Promise<ImageLayers> {
     const key = `${repo.registry}/${repo.name}@${manifestDigest}#${explicitIndexDigest ?? ''}`;
     return this.memo(
       this.images,
       key,
-      async () => {
-        const { manifest } = await repo.fetchManifest(manifestDigest);
+      async (lifetime) => {
+        const { manifest } = await repo.fetchManifest(manifestDigest, { signal: lifetime });
         const soci = await findSociIndex(repo, manifestDigest, {
           explicitDigest: explicitIndexDigest,
           v2: this.modes.sociV2,
           v1: this.modes.sociV1Referrers,
           referrersTagFallback: this.modes.referrersTagFallback,
+          signal: lifetime,
         });
         return { manifestDigest, manifest: manifest as ImageManifest, soci };
       },
+      signal,
       (image) => (image.soci ? undefined : this.noIndexRecheckMs),
     );
   }
 
   /** A zTOC by digest: kept bytes when there are (they are verified), else fetched and kept. */
-  ztoc(repo: Pick<Repository, 'fetchBlobBytes'>, ztocDigest: string, size: number): Promise<Ztoc> {
-    return this.memo(this.ztocs, ztocDigest, async () => {
-      let bytes = await this.blobs?.blob(ztocDigest);
-      if (!bytes && size > DEFAULT_ZTOC_LIMITS.maxZtocBytes) {
-        // The decoder would refuse it anyway: do not download it first.
-        throw new ZtocError(
-          'LIMIT_EXCEEDED',
-          `zTOC ${ztocDigest} is ${size} bytes, more than the ${DEFAULT_ZTOC_LIMITS.maxZtocBytes} soci-ts accepts; rebuild the index`,
-        );
-      }
-      if (!bytes) {
-        bytes = await repo.fetchBlobBytes({ mediaType: ZTOC_MEDIA_TYPE, digest: ztocDigest, size });
+  ztoc(
+    repo: Pick<Repository, 'fetchBlobBytes'>,
+    ztocDigest: string,
+    size: number,
+    signal?: AbortSignal,
+  ): Promise<Ztoc> {
+    return this.memo(
+      this.ztocs,
+      ztocDigest,
+      async (lifetime) => {
+        const kept = await this.blobs?.blob(ztocDigest);
+        if (kept) return decodeZtoc(kept);
+        // Declared size checked against the limits before a byte is downloaded.
+        const { bytes, ztoc } = await fetchZtoc(repo, { digest: ztocDigest, size }, { signal: lifetime });
         await this.blobs?.putBlob(ztocDigest, bytes);
-      }
-      return decodeZtoc(bytes);
-    });
+        return ztoc;
+      },
+      signal,
+    );
   }
 
-  /** The span ranges of a prefetch blob (verified against its digest, then parsed). */
-  prefetch(repo: Repository, ref: PrefetchRef): Promise<PrefetchSpan[]> {
-    return this.memo(this.prefetches, ref.digest, async () => {
-      if (ref.size > MAX_PREFETCH_BLOB_BYTES) {
-        throw new SociIndexError(
-          'INVALID_SOCI_INDEX',
-          `prefetch blob ${ref.digest} is ${ref.size} bytes, more than the ${MAX_PREFETCH_BLOB_BYTES} a list of span ranges needs; rebuild the index`,
-        );
-      }
-      return parsePrefetch(
-        await repo.fetchBlobBytes({
-          mediaType: PREFETCH_MEDIA_TYPE,
-          digest: ref.digest,
-          size: ref.size,
-        }),
-      );
-    });
+  /** The span ranges of a prefetch blob (size checked first, verified against its digest, parsed). */
+  prefetch(repo: Repository, ref: PrefetchRef, signal?: AbortSignal): Promise<PrefetchSpan[]> {
+    return this.memo(
+      this.prefetches,
+      ref.digest,
+      (lifetime) => fetchPrefetch(repo, ref, { signal: lifetime }),
+      signal,
+    );
   }
 
   /**
@@ -128,12 +124,13 @@ export class ImageIndexCache {
   private memo<T>(
     map: Map<string, Promise<T>>,
     key: string,
-    load: () => Promise<T>,
+    load: (lifetime: AbortSignal) => Promise<T>,
+    signal: AbortSignal | undefined,
     forgetAfterMs?: (value: T) => number | undefined,
   ): Promise<T> {
     let found = map.get(key);
     if (!found) {
-      found = load();
+      found = load(this.lifetime);
       map.set(key, found);
       found.then(
         (value) => {
@@ -143,6 +140,6 @@ export class ImageIndexCache {
         () => map.delete(key),
       );
     }
-    return found;
+    return signal ? untilAborted(found, signal) : found;
   }
 }

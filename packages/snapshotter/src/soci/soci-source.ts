@@ -71,6 +71,8 @@ export class SociRemoteSource implements RemoteLayerSource {
   /** The FUSE sessions live in the keeper process, so they outlive this one. */
   private readonly keeper: FuseKeeperLink;
   private readonly pull: ParallelPullUnpack;
+  /** Aborted by close(): stops the shared discoveries and zTOC fetches still in flight. */
+  private readonly lifetime = new AbortController();
 
   constructor(private readonly options: SociRemoteSourceOptions) {
     this.keeper = new FuseKeeperLink(options.config, options.logger);
@@ -88,7 +90,7 @@ export class SociRemoteSource implements RemoteLayerSource {
       blob: (digest) => this.artifacts.then((a) => a.blob(digest)).catch(() => undefined),
       putBlob: (digest, bytes) => this.artifacts.then((a) => a.putBlob(digest, bytes)).catch(() => {}),
     };
-    this.images = new ImageIndexCache(options.config.discovery, undefined, keeper);
+    this.images = new ImageIndexCache(options.config.discovery, undefined, keeper, this.lifetime.signal);
     this.memory = new SpanMemoryCache(options.config.spanCache.memoryBytes);
     this.metrics = new PrometheusLayerMetrics(options.metrics, {
       memoryBytes: () => this.memory.bytes,
@@ -164,6 +166,8 @@ export class SociRemoteSource implements RemoteLayerSource {
   }
 
   async close(): Promise<void> {
+    // Discoveries and zTOC fetches in flight are no longer needed by anyone.
+    this.lifetime.abort(new Error('the snapshotter is shutting down'));
     await Promise.allSettled([...this.mounted.keys()].map((m) => this.unmount(m, 'shutdown')));
     await this.recorder?.close();
     await this.pull.close();
@@ -191,8 +195,9 @@ export class SociRemoteSource implements RemoteLayerSource {
       const parsed = parseReference(imageRef);
       const manifestDigest =
         labels[LABEL.manifestDigest] ??
-        (await repo.fetchImageManifest(parsed.digest ?? parsed.tag ?? 'latest')).descriptor.digest;
-      image = await this.images.image(repo, manifestDigest, labels[LABEL.sociIndexDigest]);
+        (await repo.fetchImageManifest(parsed.digest ?? parsed.tag ?? 'latest', undefined, { signal }))
+          .descriptor.digest;
+      image = await this.images.image(repo, manifestDigest, labels[LABEL.sociIndexDigest], signal);
     } catch (err) {
       log.warn({ err }, 'SOCI index discovery failed; containerd pulls the layer');
       return { fallback: 'discovery-error' };
@@ -211,8 +216,8 @@ export class SociRemoteSource implements RemoteLayerSource {
       // Errors here (zTOC fetch, FUSE mount) propagate: the snapshotter logs them and falls back.
       const discovered = performance.now();
       const [ztoc, prefetch] = await Promise.all([
-        this.images.ztoc(repo, ztocRef.digest, ztocRef.size),
-        this.prefetchOf(repo, image, layerDigest, log),
+        this.images.ztoc(repo, ztocRef.digest, ztocRef.size, signal),
+        this.prefetchOf(repo, image, layerDigest, log, signal),
       ]);
       const fetched = performance.now();
       signal.throwIfAborted();
@@ -222,6 +227,7 @@ export class SociRemoteSource implements RemoteLayerSource {
           prefetch,
           onRead: reads?.onRead,
           takeOver: restore?.takeOver,
+          signal,
         });
       } catch (err) {
         reads?.close();
@@ -295,11 +301,12 @@ export class SociRemoteSource implements RemoteLayerSource {
     try {
       const repo = this.options.registry.repository(record.imageRef);
       // Kept bytes, verified against the digest; the registry is asked only if they are gone.
-      const ztoc = await this.images.ztoc(repo, record.ztoc.digest, record.ztoc.size);
+      const ztoc = await this.images.ztoc(repo, record.ztoc.digest, record.ztoc.size, request.signal);
       request.signal.throwIfAborted();
       await this.mountLazily(repo, record.layer, ztoc, request.mountpoint, {
         prefetch: record.prefetch,
         takeOver,
+        signal: request.signal,
       });
       log.info({ restoring: true, from: 'local record' }, 'layer mounted lazily');
       return true;
@@ -329,12 +336,13 @@ export class SociRemoteSource implements RemoteLayerSource {
     image: ImageLayers,
     layerDigest: string,
     log: Logger,
+    signal: AbortSignal,
   ): Promise<SpanRangeRequest[]> {
     if (!this.options.config.prefetch.enabled || !image.soci) return [];
     const ranges: SpanRangeRequest[] = [];
     for (const ref of image.soci.index.prefetches.filter((p) => p.layerDigest === layerDigest)) {
       try {
-        for (const { startSpan, endSpan } of await this.images.prefetch(repo, ref)) {
+        for (const { startSpan, endSpan } of await this.images.prefetch(repo, ref, signal)) {
           ranges.push({ startSpan, endSpan });
         }
       } catch (err) {
@@ -349,7 +357,7 @@ export class SociRemoteSource implements RemoteLayerSource {
     layer: Descriptor,
     ztoc: Parameters<typeof mountRemoteLayer>[0]['ztoc'],
     mountpoint: string,
-    extra: Pick<MountRemoteLayerOptions, 'prefetch' | 'onRead'> & { takeOver?: boolean },
+    extra: Pick<MountRemoteLayerOptions, 'prefetch' | 'onRead' | 'signal'> & { takeOver?: boolean },
   ): Promise<void> {
     const { config } = this.options;
     const bg = config.backgroundFetch;
@@ -360,8 +368,7 @@ export class SociRemoteSource implements RemoteLayerSource {
       const options: MountRemoteLayerOptions = {
         ztoc,
         blob: repo.blobReader(layer),
-        layerDigest: layer.digest,
-        layerSize: layer.size,
+        layer: { digest: layer.digest, size: layer.size },
         mountpoint,
         cache: await this.spanCache(),
         memoryCache: this.memory,
@@ -372,7 +379,7 @@ export class SociRemoteSource implements RemoteLayerSource {
           fetchAll: bg.enabled,
           concurrency: bg.maxConcurrency,
           bytesPerSecond: bg.bytesPerSecond,
-          quietMs: bg.silencePeriodMs,
+          silencePeriodMs: bg.silencePeriodMs,
         },
         ...layerExtra,
       };

@@ -1,7 +1,7 @@
 import { UnpackError } from './errors.js';
 
 export function abortedError(signal: AbortSignal): UnpackError {
-  return new UnpackError('ABORTED', 'layer unpack was aborted; nothing of it was kept', {
+  return new UnpackError('SNAPSHOTTER_ABORTED', 'layer unpack was aborted; nothing of it was kept', {
     cause: signal.reason,
   });
 }

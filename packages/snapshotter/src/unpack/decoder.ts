@@ -3,6 +3,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { PassThrough, type Readable, Transform, type Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { SociError } from '@soci-ts/errors';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { UnpackError } from './errors.js';
 import type { LayerCompression } from './media-type.js';
@@ -32,7 +33,7 @@ export interface LayerDecoder {
 }
 
 /** The compressed stream is not valid gzip/zstd (what the decoder said is the message). */
-export class DecodeError extends Error {
+export class DecodeError extends SociError<'SNAPSHOTTER_DECODE_FAILED'> {
   override readonly name = 'DecodeError';
 }
 
@@ -56,7 +57,7 @@ export function openDecoder(
 
 function notInstalled(tool: string, compression: string): UnpackError {
   return new UnpackError(
-    'TOOL_FAILED',
+    'SNAPSHOTTER_TOOL_FAILED',
     `${tool} is not installed but the config asks for it to decode ${compression} layers; install it or choose "auto"`,
   );
 }
@@ -67,7 +68,7 @@ function streamDecoder(name: string, stream: Transform): LayerDecoder {
     stream.on('error', (err: Error & { code?: unknown }) => {
       // zlib's own failures carry Z_* codes, fzstd's are all about the data; anything else is ours.
       const bad = name === 'fzstd' || (typeof err.code === 'string' && err.code.startsWith('Z_'));
-      reject(bad ? new DecodeError(err.message, { cause: err }) : err);
+      reject(bad ? new DecodeError('SNAPSHOTTER_DECODE_FAILED', err.message, { cause: err }) : err);
     });
   });
   done.catch(() => {});
@@ -83,12 +84,16 @@ function toolDecoder(name: string, path: string): LayerDecoder {
   child.stdin!.on('error', () => {});
   const done = new Promise<void>((resolve, reject) => {
     child.on('error', (err) =>
-      reject(new DecodeError(`could not run ${path}: ${err.message}`, { cause: err })),
+      reject(
+        new DecodeError('SNAPSHOTTER_DECODE_FAILED', `could not run ${path}: ${err.message}`, { cause: err }),
+      ),
     );
     child.on('close', (code, signal) => {
       if (code === 0) return resolve();
       const said = Buffer.concat(stderr).toString().trim() || '(no message)';
-      reject(new DecodeError(`${name} -d exited with ${code ?? signal}: ${said}`));
+      reject(
+        new DecodeError('SNAPSHOTTER_DECODE_FAILED', `${name} -d exited with ${code ?? signal}: ${said}`),
+      );
     });
   });
   done.catch(() => {});

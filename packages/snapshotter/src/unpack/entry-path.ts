@@ -29,7 +29,7 @@ const NEEDS_CLEANING = /(?:^|\/)(?:\.\.?)?(?:\/|$)|\0/;
 
 export function unsafePath(what: string, name: string, why: string): UnpackError {
   return new UnpackError(
-    'UNSAFE_PATH',
+    'SNAPSHOTTER_UNSAFE_PATH',
     `${what} ${JSON.stringify(name)} ${why}; a layer may only write below its own root, the layer is rejected`,
   );
 }

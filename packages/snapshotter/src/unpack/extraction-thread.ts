@@ -114,7 +114,9 @@ function onWorker(options: ExtractionOptions): ExtractionHandle {
   const onError = (err: Error) => {
     release(false);
     settle.reject(
-      new UnpackError('WRITE_FAILED', `the unpack worker thread failed: ${err.message}`, { cause: err }),
+      new UnpackError('SNAPSHOTTER_WRITE_FAILED', `the unpack worker thread failed: ${err.message}`, {
+        cause: err,
+      }),
     );
   };
   const onExit = (code: number) => onError(new Error(`it exited with code ${code}`));
@@ -188,7 +190,7 @@ export function runExtractionWorker(): void {
       case 'abort':
         extraction?.abort();
         extraction = undefined;
-        fail(new UnpackError('ABORTED', 'layer unpack was aborted'));
+        fail(new UnpackError('SNAPSHOTTER_ABORTED', 'layer unpack was aborted'));
         return;
     }
   });

@@ -1,3 +1,4 @@
+import { hasCode } from '@soci-ts/errors';
 import { type FileMetadata, TarIndexer, ZtocError } from '@soci-ts/ztoc';
 import { DecodeError } from './decoder.js';
 import { UnpackError } from './errors.js';
@@ -88,7 +89,7 @@ export class TarExtraction {
 
   /** Stops (the caller then empties the root). */
   abort(): void {
-    this.failure ??= new UnpackError('ABORTED', 'layer unpack was aborted');
+    this.failure ??= new UnpackError('SNAPSHOTTER_ABORTED', 'layer unpack was aborted');
     this.writer.abandon();
   }
 }
@@ -97,18 +98,21 @@ export class TarExtraction {
 export function classify(err: unknown): UnpackError {
   if (err instanceof UnpackError) return err;
   if (err instanceof ZtocError) {
-    const code = err.code.startsWith('UNSUPPORTED') ? 'UNSUPPORTED_ENTRY' : 'BAD_LAYER';
+    // An entry the tar walker cannot describe is a valid layer this unpacker cannot write, not a broken one.
+    const code = hasCode(err, 'ZTOC_UNSUPPORTED_SPARSE', 'ZTOC_UNSUPPORTED_ENTRY')
+      ? 'SNAPSHOTTER_UNSUPPORTED_ENTRY'
+      : 'SNAPSHOTTER_BAD_LAYER';
     return new UnpackError(code, `layer tar cannot be unpacked: ${err.message}`, { cause: err });
   }
   if (err instanceof DecodeError) {
     return new UnpackError(
-      'BAD_LAYER',
+      'SNAPSHOTTER_BAD_LAYER',
       `layer blob is not a valid compressed stream (${err.message}): the image is corrupt`,
       { cause: err },
     );
   }
   // Host trouble (disk full, permissions): not the layer's fault.
-  return new UnpackError('WRITE_FAILED', `could not write the layer: ${(err as Error).message}`, {
+  return new UnpackError('SNAPSHOTTER_WRITE_FAILED', `could not write the layer: ${(err as Error).message}`, {
     cause: err,
   });
 }

@@ -310,7 +310,7 @@ export class LayerWriter {
       node = node.children!.get(part);
       if (!node) {
         throw new UnpackError(
-          'BAD_LAYER',
+          'SNAPSHOTTER_BAD_LAYER',
           `hardlink ${JSON.stringify(entry.name)} points at ${JSON.stringify(entry.linkname)}, ` +
             'which no earlier entry of the layer created: the layer is corrupt',
         );
@@ -353,7 +353,7 @@ function rawXattr(entry: FileMetadata, name: string, pax: readonly Uint8Array[])
   const raw = rawPaxValue(pax, key, entry.xattrs[key]!);
   if (raw) return raw;
   throw new UnpackError(
-    'BAD_LAYER',
+    'SNAPSHOTTER_BAD_LAYER',
     `xattr ${name} of tar entry ${JSON.stringify(entry.name)} is binary and its bytes could not be read back`,
   );
 }
@@ -365,7 +365,7 @@ function describe(node: TreeNode): string {
 function writeFailed(entry: FileMetadata, err: unknown): unknown {
   if (err instanceof UnpackError) return err;
   return new UnpackError(
-    'WRITE_FAILED',
+    'SNAPSHOTTER_WRITE_FAILED',
     `could not write tar entry ${JSON.stringify(entry.name)}: ${(err as Error).message}`,
     {
       cause: err,

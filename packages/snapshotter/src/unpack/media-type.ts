@@ -8,7 +8,7 @@ export function layerCompression(mediaType: string): LayerCompression {
   const compression = layerCompressionOf(mediaType);
   if (compression) return compression;
   throw new UnpackError(
-    'UNSUPPORTED_MEDIA_TYPE',
+    'SNAPSHOTTER_UNSUPPORTED_MEDIA_TYPE',
     `layer media type "${mediaType}" cannot be unpacked: expected a tar, tar+gzip or tar+zstd layer media type`,
   );
 }

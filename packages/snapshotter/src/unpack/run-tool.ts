@@ -46,12 +46,12 @@ export function runToolSync(command: string, args: readonly string[], input: str
 
 function notRun(command: string, err: NodeJS.ErrnoException): UnpackError {
   const why = err.code === 'ENOENT' ? `${command} is not installed` : err.message;
-  return new UnpackError('TOOL_FAILED', `could not run ${command}: ${why}`, { cause: err });
+  return new UnpackError('SNAPSHOTTER_TOOL_FAILED', `could not run ${command}: ${why}`, { cause: err });
 }
 
 function failed(command: string, args: readonly string[], status: unknown, said: string): UnpackError {
   return new UnpackError(
-    'TOOL_FAILED',
+    'SNAPSHOTTER_TOOL_FAILED',
     `${command} ${args.join(' ')} exited with ${String(status)}: ${said || '(no message)'}`,
   );
 }

@@ -56,16 +56,22 @@ export async function unpackLayer(options: UnpackLayerOptions): Promise<UnpackRe
   const compression = layerCompression(options.mediaType);
   if (!DIGEST.test(options.digest)) {
     throw new UnpackError(
-      'BAD_ARGUMENT',
+      'SNAPSHOTTER_BAD_ARGUMENT',
       `layer digest "${options.digest}" is not sha256:<64 lowercase hex>`,
     );
   }
   if ((options.whiteouts ?? 'overlay') !== 'overlay') {
-    throw new UnpackError('BAD_ARGUMENT', `whiteouts "${options.whiteouts}" is not supported; use "overlay"`);
+    throw new UnpackError(
+      'SNAPSHOTTER_BAD_ARGUMENT',
+      `whiteouts "${options.whiteouts}" is not supported; use "overlay"`,
+    );
   }
   const opaqueXattr = options.opaqueXattr ?? 'trusted.overlay.opaque';
   if (opaqueXattr !== 'trusted.overlay.opaque' && opaqueXattr !== 'user.overlay.opaque') {
-    throw new UnpackError('BAD_ARGUMENT', `opaqueXattr "${opaqueXattr}" is not an overlayfs opaque xattr`);
+    throw new UnpackError(
+      'SNAPSHOTTER_BAD_ARGUMENT',
+      `opaqueXattr "${opaqueXattr}" is not an overlayfs opaque xattr`,
+    );
   }
   const { signal, size } = options;
   throwIfAborted(signal);
@@ -107,7 +113,7 @@ export async function unpackLayer(options: UnpackLayerOptions): Promise<UnpackRe
     decoder?.destroy();
     await extraction?.abort();
     await removeContents(root, opaqueXattr);
-    if (signal?.aborted && !(err instanceof UnpackError && err.code === 'ABORTED'))
+    if (signal?.aborted && !(err instanceof UnpackError && err.code === 'SNAPSHOTTER_ABORTED'))
       throw abortedError(signal);
     throw err;
   } finally {
@@ -146,7 +152,7 @@ async function pump(decoder: LayerDecoder, extraction: ExtractionHandle): Promis
 /** The blob is not what its descriptor says. */
 function mismatch(what: string): UnpackError {
   return new UnpackError(
-    'DIGEST_MISMATCH',
+    'SNAPSHOTTER_DIGEST_MISMATCH',
     `layer blob does not match its descriptor: ${what}; fetch it again`,
   );
 }
@@ -160,7 +166,7 @@ async function emptyDirectory(dest: string): Promise<string> {
     if ((await readdir(root)).length) throw new Error('not empty');
   } catch (err) {
     throw new UnpackError(
-      'BAD_DESTINATION',
+      'SNAPSHOTTER_BAD_DESTINATION',
       `layer destination ${dest} must be an existing empty directory (${(err as Error).message})`,
       { cause: err },
     );

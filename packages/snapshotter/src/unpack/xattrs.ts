@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { hasCode } from '@soci-ts/errors';
 import type { FileMetadata } from '@soci-ts/ztoc';
 import { runToolSync } from './run-tool.js';
 
@@ -47,7 +48,7 @@ export function restoreXattrs(
     runToolSync('setfattr', ['-h', `--restore=${dumpPath}`], '');
     return [];
   } catch (err) {
-    if (mode === 'strict' || (err as { code?: string }).code !== 'TOOL_FAILED') throw err;
+    if (mode === 'strict' || !hasCode(err, 'SNAPSHOTTER_TOOL_FAILED')) throw err;
     return [(err as Error).message];
   }
 }

@@ -125,9 +125,10 @@ function writeCompressionInfo(b: Builder, ztoc: Ztoc): number {
   let algorithm: number;
   if (info.algorithm === 'gzip') algorithm = ALGORITHM_GZIP;
   else if (info.algorithm === 'uncompressed') algorithm = ALGORITHM_UNCOMPRESSED;
-  else throw new ZtocError('BAD_ARGUMENT', `unknown compression algorithm ${String(info.algorithm)}`);
+  else
+    throw new ZtocError('ZTOC_INVALID_ARGUMENT', `unknown compression algorithm ${String(info.algorithm)}`);
   if (!Number.isInteger(info.maxSpanId) || info.maxSpanId < -1 || info.maxSpanId > 0x7fffffff) {
-    throw new ZtocError('BAD_ARGUMENT', `maxSpanId ${info.maxSpanId} is not an int32 >= -1`);
+    throw new ZtocError('ZTOC_INVALID_ARGUMENT', `maxSpanId ${info.maxSpanId} is not an int32 >= -1`);
   }
 
   b.startObject(COMPRESSION_FIELDS);
@@ -146,14 +147,14 @@ function writeOffsetVector(b: Builder, offsets: readonly number[]): number {
 
 function int64(value: number, field: string): bigint {
   if (!Number.isSafeInteger(value)) {
-    throw new ZtocError('BAD_ARGUMENT', `${field} must be a safe integer, got ${value}`);
+    throw new ZtocError('ZTOC_INVALID_ARGUMENT', `${field} must be a safe integer, got ${value}`);
   }
   return BigInt(value);
 }
 
 function uint32(value: number, field: string): number {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new ZtocError('BAD_ARGUMENT', `${field} must be a uint32, got ${value}`);
+    throw new ZtocError('ZTOC_INVALID_ARGUMENT', `${field} must be a uint32, got ${value}`);
   }
   return value;
 }

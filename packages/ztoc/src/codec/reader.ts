@@ -30,7 +30,7 @@ const FILE_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 export interface ReadZtocOptions {
-  /** Overrides of {@link DEFAULT_ZTOC_LIMITS}; a zTOC beyond one gives LIMIT_EXCEEDED. */
+  /** Overrides of {@link DEFAULT_ZTOC_LIMITS}; a zTOC beyond one gives ZTOC_LIMIT_EXCEEDED. */
   limits?: Partial<ZtocLimits>;
 }
 
@@ -38,7 +38,7 @@ export interface ReadZtocOptions {
  * Reads a serialized zTOC in place. Construction checks the top-level tables, the limits and the
  * checkpoints against the archive sizes; each file entry is decoded (and checked, its name against
  * the limits too) when asked for, so opening a zTOC with 10^5 entries is cheap.
- * Every accessor throws ZtocError('BAD_ZTOC' or 'LIMIT_EXCEEDED') on bad bytes, never anything else.
+ * Every accessor throws ZtocError('ZTOC_INVALID' or 'ZTOC_LIMIT_EXCEEDED') on bad bytes, never anything else.
  */
 export class ZtocReader {
   readonly version: string;
@@ -55,12 +55,15 @@ export class ZtocReader {
 
   constructor(bytes: Uint8Array, options: ReadZtocOptions = {}) {
     if (!(bytes instanceof Uint8Array))
-      throw new ZtocError('BAD_ARGUMENT', 'zTOC bytes must be a Uint8Array');
+      throw new ZtocError('ZTOC_INVALID_ARGUMENT', 'zTOC bytes must be a Uint8Array');
     this.limits = resolveZtocLimits(options.limits);
     checkLimit(this.limits, 'maxZtocBytes', bytes.length, 'the zTOC size');
     const buf = new FbBuffer(bytes);
     if (buf.length < 8) {
-      throw new ZtocError('BAD_ZTOC', `a zTOC is at least 8 bytes, got ${buf.length}; is this blob a zTOC?`);
+      throw new ZtocError(
+        'ZTOC_INVALID',
+        `a zTOC is at least 8 bytes, got ${buf.length}; is this blob a zTOC?`,
+      );
     }
     const root = buf.root();
     this.version = root.string(ZtocField.version, 'version');
@@ -117,7 +120,7 @@ export class ZtocReader {
   /** `sha256:<hex>` digest of span `id`'s compressed bytes. */
   spanDigest(id: number): string {
     if (!this.digests)
-      throw new ZtocError('OUT_OF_RANGE', `span ${id} does not exist: the zTOC has no spans`);
+      throw new ZtocError('ZTOC_OUT_OF_RANGE', `span ${id} does not exist: the zTOC has no spans`);
     return this.digests.string(id);
   }
 
@@ -202,7 +205,7 @@ export class ZtocReader {
 
   private entry(i: number): FbTable {
     if (!this.metadata)
-      throw new ZtocError('OUT_OF_RANGE', `file ${i} does not exist: the zTOC lists no files`);
+      throw new ZtocError('ZTOC_OUT_OF_RANGE', `file ${i} does not exist: the zTOC lists no files`);
     return this.metadata.table(i);
   }
 
@@ -232,8 +235,8 @@ export class ZtocReader {
 }
 
 /**
- * Decodes a serialized zTOC completely; throws ZtocError BAD_ZTOC on corrupt input and
- * LIMIT_EXCEEDED on a zTOC beyond `options.limits` (defaults: DEFAULT_ZTOC_LIMITS).
+ * Decodes a serialized zTOC completely; throws ZtocError ZTOC_INVALID on corrupt input and
+ * ZTOC_LIMIT_EXCEEDED on a zTOC beyond `options.limits` (defaults: DEFAULT_ZTOC_LIMITS).
  */
 export function decodeZtoc(bytes: Uint8Array, options: ReadZtocOptions = {}): Ztoc {
   return new ZtocReader(bytes, options).toZtoc();

@@ -3,7 +3,7 @@ import { slot } from './schema.js';
 
 /**
  * Bounds-checked flatbuffers access. The `flatbuffers` runtime trusts its input; a zTOC comes
- * from a registry, so every offset is checked here and a bad one becomes a BAD_ZTOC error
+ * from a registry, so every offset is checked here and a bad one becomes a ZTOC_INVALID error
  * instead of a RangeError, garbage or an endless loop.
  */
 export class FbBuffer {
@@ -164,7 +164,7 @@ export class FbVector {
 
   private element(i: number): number {
     if (!Number.isInteger(i) || i < 0 || i >= this.length) {
-      throw new ZtocError('OUT_OF_RANGE', `${this.what}[${i}] is out of range (length ${this.length})`);
+      throw new ZtocError('ZTOC_OUT_OF_RANGE', `${this.what}[${i}] is out of range (length ${this.length})`);
     }
     return this.buf.indirect(this.start + 4 * i, `${this.what}[${i}]`);
   }
@@ -185,7 +185,7 @@ export class FbVector {
 /** The one error for bytes that are not a well-formed zTOC. */
 export function corrupt(message: string): ZtocError {
   return new ZtocError(
-    'BAD_ZTOC',
+    'ZTOC_INVALID',
     `corrupt zTOC: ${message}; rebuild the zTOC or check that the blob is one`,
   );
 }

@@ -70,7 +70,7 @@ function verifyChecksum(block: Uint8Array, offset: number): void {
   const signed = unsigned - 256 * high;
   if (stored !== signed) {
     throw new ZtocError(
-      'BAD_TAR',
+      'ZTOC_BAD_TAR',
       `tar header at offset ${offset} has checksum ${stored}, expected ${unsigned}: ` +
         'the layer is not a tar stream or is corrupt',
     );
@@ -136,7 +136,7 @@ export function numeric(
 }
 
 function badField(field: string, offset: number, why: string): ZtocError {
-  return new ZtocError('BAD_TAR', `tar header at offset ${offset}: bad ${field} field (${why})`);
+  return new ZtocError('ZTOC_BAD_TAR', `tar header at offset ${offset}: bad ${field} field (${why})`);
 }
 
 /** NUL-terminated UTF-8 text field. */

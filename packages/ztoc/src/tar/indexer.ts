@@ -52,7 +52,7 @@ type State =
  *
  * Supports ustar, GNU (long names `L`/`K`, base-256 numbers), PAX local `x` and global `g`
  * headers (global records apply to every later entry). Sparse files (GNU `S`, PAX
- * `GNU.sparse.*`) are rejected with UNSUPPORTED_SPARSE: their data is not stored contiguously,
+ * `GNU.sparse.*`) are rejected with ZTOC_UNSUPPORTED_SPARSE: their data is not stored contiguously,
  * so a byte range in the tar is not the file's content.
  */
 export class TarIndexer {
@@ -149,7 +149,7 @@ export class TarIndexer {
       (state.kind === 'skip' && state.remaining <= state.padding);
     if (!complete) {
       throw new ZtocError(
-        'TRUNCATED_TAR',
+        'ZTOC_TRUNCATED_TAR',
         `tar stream ended at byte ${this.position} before its end-of-archive marker: the layer is truncated`,
       );
     }
@@ -164,7 +164,7 @@ export class TarIndexer {
     }
     if (this.zeroBlocks) {
       throw new ZtocError(
-        'BAD_TAR',
+        'ZTOC_BAD_TAR',
         `tar header at offset ${at} follows an empty block: the archive is corrupt`,
       );
     }
@@ -185,7 +185,7 @@ export class TarIndexer {
   private startSpecial(h: RawHeader, at: number): void {
     if (h.size > MAX_SPECIAL_SIZE) {
       throw new ZtocError(
-        'BAD_TAR',
+        'ZTOC_BAD_TAR',
         `tar header at offset ${at}: '${h.typeflag}' payload of ${h.size} bytes exceeds ${MAX_SPECIAL_SIZE}`,
       );
     }
@@ -253,7 +253,7 @@ export class TarIndexer {
     const type = entryType(h.typeflag, name);
     if (!type) {
       throw new ZtocError(
-        'UNSUPPORTED_ENTRY',
+        'ZTOC_UNSUPPORTED_ENTRY',
         `tar entry "${name}" at offset ${at} has typeflag '${h.typeflag}', which a container layer cannot hold`,
       );
     }
@@ -310,7 +310,7 @@ function entryType(flag: string, name: string): FileType | undefined {
 
 function sparse(name: string, at: number): ZtocError {
   return new ZtocError(
-    'UNSUPPORTED_SPARSE',
+    'ZTOC_UNSUPPORTED_SPARSE',
     `tar entry "${name}" at offset ${at} is a sparse file, which zTOCs cannot describe; ` +
       'rebuild the layer without --sparse',
   );

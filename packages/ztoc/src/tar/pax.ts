@@ -52,5 +52,5 @@ export function parsePaxInteger(key: string, value: string, offset: number): num
 }
 
 function bad(offset: number, why: string): ZtocError {
-  return new ZtocError('BAD_TAR', `PAX header at offset ${offset}: ${why}`);
+  return new ZtocError('ZTOC_BAD_TAR', `PAX header at offset ${offset}: ${why}`);
 }

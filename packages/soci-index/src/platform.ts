@@ -1,1 +1,0 @@
-export { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '@soci-ts/oci-referrers';
