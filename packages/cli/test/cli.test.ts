@@ -82,7 +82,7 @@ describe('soci create + push (v1)', () => {
     await sociOk('create', target, '--root', root, ...BUILD);
     await sociOk('push', target, '--root', root, '--quiet');
     const c = client();
-    const found = await findSociIndex(c.repository(target), image.manifestDigest, { v2: false });
+    const found = await findSociIndex(c.repository(target), image.manifestDigest, { sociV2: false });
     await c.close();
     expect(found?.via).toBe('v1-referrers');
     // The fallback tag was not needed.

@@ -29,7 +29,7 @@ export {
 } from './pull/labels.js';
 export type { LayerReport } from './pull/layer-pull.js';
 export { type PullImageOptions, type PullReport, pullImage } from './pull/pull.js';
-export type { ImageSource } from './pull/source.js';
+export type { PullSource } from './pull/source.js';
 export {
   type BlobData,
   ContentService,

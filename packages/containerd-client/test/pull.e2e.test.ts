@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   ContainerdClient,
   chainIds,
-  type ImageSource,
   LABEL,
   type PullError,
+  type PullSource,
   pullImage,
 } from '../src/index.js';
 import { recordingSource } from './support/recording-source.js';
@@ -212,7 +212,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
   test('a layer whose bytes do not match its digest fails in the content writer and leaves nothing half-made', async () => {
     const fresh = client.withNamespace('pull-corrupt');
     const real = source(ref);
-    const corrupting: ImageSource = {
+    const corrupting: PullSource = {
       fetchImageManifest: real.fetchImageManifest,
       fetchBlob: async (d) => {
         const stream = await real.fetchBlob(d);
@@ -226,7 +226,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
             first = false;
             yield copy;
           }
-        })() as unknown as Awaited<ReturnType<ImageSource['fetchBlob']>>;
+        })() as unknown as Awaited<ReturnType<PullSource['fetchBlob']>>;
       },
     };
     const err = await expectPullError(
@@ -260,7 +260,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     const controller = new AbortController();
     const reason = new Error('the test aborts');
     const real = source(ref);
-    const aborting: ImageSource = {
+    const aborting: PullSource = {
       fetchImageManifest: real.fetchImageManifest,
       fetchBlob: async (d) => {
         // Abort as the first layer's download starts (this stream is not given the signal): its
@@ -298,7 +298,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
       try {
         const stallRepo = registries.repository(`${stall.host}/e2e/busybox`);
         // The stalled read goes to the stalling server, through the options the pull passes.
-        const registry: ImageSource = {
+        const registry: PullSource = {
           fetchImageManifest: (reference, platform, options) =>
             (stalled === 'manifest' ? stallRepo : real).fetchImageManifest(reference, platform, options),
           fetchBlob: (blob, options) =>
@@ -361,7 +361,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     const fresh = client.withNamespace('pull-down');
     const real = source(doomedRef);
     // Manifest and config come through; the registry stops before the first layer download.
-    const dying: ImageSource = {
+    const dying: PullSource = {
       fetchImageManifest: real.fetchImageManifest,
       fetchBlob: async (d) => {
         if (typeof d !== 'string' && !d.mediaType.includes('config')) await doomed.stop();

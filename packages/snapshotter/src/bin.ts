@@ -58,8 +58,8 @@ async function main(): Promise<number> {
   installCrashGuard(logger);
   const daemon = await startSnapshotter(config, {
     logger,
-    remote: ({ logger, registry }) =>
-      new SociRemoteSource({ config, registry: registryFromConfig(config), logger, metrics: registry }),
+    remote: ({ logger, metrics }) =>
+      new SociRemoteSource({ config, registryClient: registryFromConfig(config), logger, metrics }),
   });
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {

@@ -17,8 +17,8 @@ import { Snapshotter } from './snapshotter.js';
 export interface RemoteSourceContext {
   config: SnapshotterConfig;
   logger: Logger;
-  /** Add the source's own metrics here; they are served on /metrics. */
-  registry: Registry;
+  /** The daemon's Prometheus registry: add the source's own metrics here; /metrics serves them. */
+  metrics: Registry;
 }
 
 export interface StartOptions {
@@ -32,7 +32,8 @@ export interface RunningSnapshotter {
   readonly config: SnapshotterConfig;
   readonly snapshotter: Snapshotter;
   readonly logger: Logger;
-  readonly registry: Registry;
+  /** The Prometheus registry /metrics serves. */
+  readonly metrics: Registry;
   /** The unix socket path gRPC listens on. */
   readonly socket: string;
   /** host:port /metrics is served on, or undefined when disabled. */
@@ -86,7 +87,7 @@ export async function startSnapshotter(
   const metrics = new SnapshotterMetrics(() => sn?.countByKind() ?? { active: 0, view: 0, committed: 0 });
   const remote =
     typeof options.remote === 'function'
-      ? await options.remote({ config, logger, registry: metrics.registry })
+      ? await options.remote({ config, logger, metrics: metrics.registry })
       : options.remote;
   sn = await Snapshotter.open({
     root: config.root,
@@ -149,7 +150,7 @@ export async function startSnapshotter(
     config,
     snapshotter,
     logger,
-    registry: metrics.registry,
+    metrics: metrics.registry,
     socket: config.socket,
     metricsAddress: http?.address,
     close,

@@ -13,12 +13,13 @@ import type { ParseOptions } from './limits.js';
 import type { Descriptor, ImageManifest } from './oci.js';
 
 export interface FindOptions extends ParseOptions, AbortOptions {
+  // The names are the daemon config's [discovery] keys (soci_v2, soci_v1_referrers ...).
   /** An index digest given by the user (e.g. a snapshot label); tried first. */
-  explicitDigest?: string;
+  indexDigest?: string;
   /** Look at the v2 annotation on the manifest (default true). */
-  v2?: boolean;
-  /** Look for v1 referrers (default true). */
-  v1?: boolean;
+  sociV2?: boolean;
+  /** Look for v1 indexes among the manifest's referrers (default true). */
+  sociV1Referrers?: boolean;
   /** For v1, read the referrers tag schema on registries without the referrers API (default true). */
   referrersTagFallback?: boolean;
 }
@@ -66,14 +67,14 @@ async function discover(
     checkIndexSubject(found.index, manifestDigest, digest);
     return found;
   };
-  if (options.explicitDigest) return load(options.explicitDigest, 'explicit');
-  if (options.v2 ?? true) {
+  if (options.indexDigest) return load(options.indexDigest, 'explicit');
+  if (options.sociV2 ?? true) {
     checkAborted(signal, what);
     const { manifest } = await repo.fetchManifest(manifestDigest, { signal });
     const digest = (manifest as ImageManifest).annotations?.[ANNOTATION_INDEX_DIGEST];
     if (digest) return load(digest, 'v2-annotation');
   }
-  if (options.v1 ?? true) {
+  if (options.sociV1Referrers ?? true) {
     checkAborted(signal, what);
     const [first] = await repo.referrers(manifestDigest, {
       artifactType: SOCI_INDEX_V1,

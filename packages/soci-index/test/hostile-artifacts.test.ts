@@ -220,7 +220,7 @@ describe('an index bound to the wrong image', () => {
     const wrong = v1For(subject);
     await expect(findSociIndex(registry([wrong]), image)).rejects.toThrow(code('INDEX_WRONG_SUBJECT'));
     await expect(
-      findSociIndex(registry([wrong]), image, { explicitDigest: wrong.descriptor.digest }),
+      findSociIndex(registry([wrong]), image, { indexDigest: wrong.descriptor.digest }),
     ).rejects.toThrow(/not for sha256:/);
     await expect(findSociIndex(registry([], wrong), image)).rejects.toThrow(code('INDEX_WRONG_SUBJECT'));
   });

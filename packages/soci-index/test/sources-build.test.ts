@@ -116,13 +116,13 @@ describe('findSociIndex order', () => {
   }
   it('explicit digest, then v2 annotation, then the first v1 referrer', async () => {
     expect(
-      (await findSociIndex(repo(true), manifestDigest, { explicitDigest: explicit.descriptor.digest }))?.index
+      (await findSociIndex(repo(true), manifestDigest, { indexDigest: explicit.descriptor.digest }))?.index
         .buildToolIdentifier,
     ).toBe('explicit');
     expect((await findSociIndex(repo(true), manifestDigest))?.via).toBe('v2-annotation');
     const viaV1 = await findSociIndex(repo(false), manifestDigest);
     expect(viaV1?.via).toBe('v1-referrers');
     expect(viaV1?.descriptor.digest).toBe(v1.descriptor.digest);
-    expect(await findSociIndex(repo(false), manifestDigest, { v1: false })).toBeUndefined();
+    expect(await findSociIndex(repo(false), manifestDigest, { sociV1Referrers: false })).toBeUndefined();
   });
 });

@@ -45,7 +45,7 @@ export function registerCat(program: Command, io: Io): void {
           const found = await findSociIndex(
             source.repository,
             image.descriptor.digest,
-            o.index ? { explicitDigest: o.index, signal } : { signal },
+            o.index ? { indexDigest: o.index, signal } : { signal },
           );
           index = found?.index;
           readZtoc = (digest) => source.repository.fetchBlobBytes(digest, { signal });

@@ -5,7 +5,7 @@ import type { Descriptor, Labels } from '../types.js';
 import { refKey, unpackKey } from './containerd-keys.js';
 import { LABEL, snapshotLabels } from './labels.js';
 import { pullFailure, pullStep } from './pull-errors.js';
-import type { ImageSource } from './source.js';
+import type { PullSource } from './source.js';
 
 /** What happened to one layer. */
 export interface LayerReport {
@@ -30,7 +30,7 @@ export interface LayerJob {
   /** Whose reads the pull's signal cancels. */
   signal: AbortSignal | undefined;
   imageName: string;
-  source: ImageSource;
+  source: PullSource;
   manifestDesc: Descriptor;
   layers: readonly Descriptor[];
   index: number;

@@ -15,7 +15,7 @@ import { refKey } from './containerd-keys.js';
 import { configSnapshotGcLabel, distributionSourceLabel, manifestGcLabels } from './labels.js';
 import { type LayerReport, pullLayer } from './layer-pull.js';
 import { pullStep } from './pull-errors.js';
-import { type ImageSource, isManifestType } from './source.js';
+import { isManifestType, type PullSource } from './source.js';
 
 export interface PullImageOptions {
   client: ContainerdClient;
@@ -24,7 +24,7 @@ export interface PullImageOptions {
   /** Snapshotter to unpack into: `overlayfs`, or a remote one such as `soci`. */
   snapshotter: string;
   /** Where the image is read from: the repository `ref` names (`new RegistryClient().repository(ref)` of @soci-ts/oci-referrers). */
-  source: ImageSource;
+  source: PullSource;
   /** Platform to pick from an index: `linux/amd64` or a Platform; the host's by default. */
   platform?: string | Platform;
   /** Extra `containerd.io/snapshot/...` labels for a layer's Prepare, e.g. the SOCI index digest. */
@@ -197,7 +197,7 @@ interface ResolvedManifest {
 
 /** The platform's image manifest (through an index if the reference names one), checked for what we unpack. */
 async function resolveManifest(
-  source: ImageSource,
+  source: PullSource,
   reference: Reference,
   name: string,
   platform: Platform,
@@ -236,7 +236,7 @@ async function resolveManifest(
 }
 
 async function fetchVerified(
-  source: ImageSource,
+  source: PullSource,
   desc: Descriptor,
   what: string,
   signal: AbortSignal | undefined,

@@ -6,7 +6,7 @@ import { isIndexMediaType, isManifestMediaType, type Repository } from '@soci-ts
  * the platform's manifest and verifies digests; `fetchBlob` streams a blob and fails the stream on a
  * digest or size mismatch.
  */
-export type ImageSource = Pick<Repository, 'fetchImageManifest' | 'fetchBlob'>;
+export type PullSource = Pick<Repository, 'fetchImageManifest' | 'fetchBlob'>;
 
 /** An image manifest (OCI or Docker schema 2), not an index of them. */
 export function isManifestType(mediaType: string): boolean {

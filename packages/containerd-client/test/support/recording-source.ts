@@ -1,8 +1,8 @@
 import type { Repository } from '@soci-ts/oci-referrers';
-import type { ImageSource } from '../../src/index.js';
+import type { PullSource } from '../../src/index.js';
 
-/** An ImageSource over a repository that records the digest of every blob the pull downloads. */
-export function recordingSource(repo: Repository): ImageSource & { blobs: string[] } {
+/** An PullSource over a repository that records the digest of every blob the pull downloads. */
+export function recordingSource(repo: Repository): PullSource & { blobs: string[] } {
   const blobs: string[] = [];
   return {
     blobs,

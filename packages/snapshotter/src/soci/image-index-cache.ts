@@ -1,5 +1,6 @@
 import { type ImageManifest, type Repository, untilAborted } from '@soci-ts/oci-referrers';
 import {
+  type FindOptions,
   type DiscoveryRepository as FindRepository,
   type FoundSociIndex,
   fetchPrefetch,
@@ -20,11 +21,10 @@ export interface ImageLayers {
 /** What discovery needs of a repository (a Repository of @soci-ts/oci-referrers fits). */
 export type DiscoveryRepository = FindRepository & Pick<Repository, 'registry' | 'name'>;
 
-export interface DiscoveryModes {
-  sociV2: boolean;
-  sociV1Referrers: boolean;
-  referrersTagFallback: boolean;
-}
+/** The daemon config's [discovery] switches, which are findSociIndex's options of the same names. */
+export type DiscoveryModes = Required<
+  Pick<FindOptions, 'sociV2' | 'sociV1Referrers' | 'referrersTagFallback'>
+>;
 
 /** Blobs kept on local disk by digest (LocalArtifacts). */
 export interface BlobKeeper {
@@ -62,20 +62,18 @@ export class ImageIndexCache {
   image(
     repo: DiscoveryRepository,
     manifestDigest: string,
-    explicitIndexDigest?: string,
+    indexDigest?: string,
     signal?: AbortSignal,
   ): Promise<ImageLayers> {
-    const key = `${repo.registry}/${repo.name}@${manifestDigest}#${explicitIndexDigest ?? ''}`;
+    const key = `${repo.registry}/${repo.name}@${manifestDigest}#${indexDigest ?? ''}`;
     return this.memo(
       this.images,
       key,
       async (lifetime) => {
         const { manifest } = await repo.fetchManifest(manifestDigest, { signal: lifetime });
         const soci = await findSociIndex(repo, manifestDigest, {
-          explicitDigest: explicitIndexDigest,
-          v2: this.modes.sociV2,
-          v1: this.modes.sociV1Referrers,
-          referrersTagFallback: this.modes.referrersTagFallback,
+          ...this.modes,
+          indexDigest,
           signal: lifetime,
         });
         return { manifestDigest, manifest: manifest as ImageManifest, soci };

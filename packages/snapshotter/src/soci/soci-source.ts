@@ -38,7 +38,8 @@ import { type MountReads, ReadRecorder } from './read-recorder.js';
 
 export interface SociRemoteSourceOptions {
   config: SnapshotterConfig;
-  registry: RegistryClient;
+  /** Reads images and their indexes from their registries (registryFromConfig builds it from `[registry]`). */
+  registryClient: RegistryClient;
   logger: Logger;
   metrics: Registry;
 }
@@ -171,7 +172,7 @@ export class SociRemoteSource implements RemoteLayerSource {
     await Promise.allSettled([...this.mounted.keys()].map((m) => this.unmount(m, 'shutdown')));
     await this.recorder?.close();
     await this.pull.close();
-    await this.options.registry.close();
+    await this.options.registryClient.close();
   }
 
   /** `restore` is set when the daemon restarts: `takeOver` when the keeper still holds the mount. */
@@ -187,7 +188,7 @@ export class SociRemoteSource implements RemoteLayerSource {
     if (!imageRef || !layerDigest) return { fallback: 'no-labels' };
     const log = this.options.logger.child({ image: imageRef, layer: layerDigest });
 
-    const repo = this.options.registry.repository(imageRef);
+    const repo = this.options.registryClient.repository(imageRef);
     const started = performance.now();
     let image: ImageLayers;
     try {
@@ -299,7 +300,7 @@ export class SociRemoteSource implements RemoteLayerSource {
     if (!record) return false;
     const log = this.options.logger.child({ image: record.imageRef, layer: record.layer.digest });
     try {
-      const repo = this.options.registry.repository(record.imageRef);
+      const repo = this.options.registryClient.repository(record.imageRef);
       // Kept bytes, verified against the digest; the registry is asked only if they are gone.
       const ztoc = await this.images.ztoc(repo, record.ztoc.digest, record.ztoc.size, request.signal);
       request.signal.throwIfAborted();
