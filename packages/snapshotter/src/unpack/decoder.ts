@@ -55,6 +55,14 @@ export function openDecoder(
   return streamDecoder('fzstd', fzstdTransform());
 }
 
+function toolFailed(what: string, cause?: unknown): UnpackError {
+  return new UnpackError(
+    'SNAPSHOTTER_TOOL_FAILED',
+    `${what}; the layer was not decoded: repair the tool, or set gzip_decoder = "zlib" / zstd_decoder = "fzstd" in the config`,
+    { cause },
+  );
+}
+
 function notInstalled(tool: string, compression: string): UnpackError {
   return new UnpackError(
     'SNAPSHOTTER_TOOL_FAILED',
@@ -83,17 +91,14 @@ function toolDecoder(name: string, path: string): LayerDecoder {
   // EPIPE when the tool exits early: its exit status says why.
   child.stdin!.on('error', () => {});
   const done = new Promise<void>((resolve, reject) => {
-    child.on('error', (err) =>
-      reject(
-        new DecodeError('SNAPSHOTTER_DECODE_FAILED', `could not run ${path}: ${err.message}`, { cause: err }),
-      ),
-    );
+    // The tool could not run, or something killed it: the host's trouble, not the layer's.
+    child.on('error', (err) => reject(toolFailed(`could not run ${path}: ${err.message}`, err)));
     child.on('close', (code, signal) => {
       if (code === 0) return resolve();
       const said = Buffer.concat(stderr).toString().trim() || '(no message)';
-      reject(
-        new DecodeError('SNAPSHOTTER_DECODE_FAILED', `${name} -d exited with ${code ?? signal}: ${said}`),
-      );
+      if (code === null) return reject(toolFailed(`${name} -d was killed by ${signal} (${said})`));
+      // A tool that ran and refused the bytes: the blob is not valid gzip/zstd.
+      reject(new DecodeError('SNAPSHOTTER_DECODE_FAILED', `${name} -d exited with ${code}: ${said}`));
     });
   });
   done.catch(() => {});
