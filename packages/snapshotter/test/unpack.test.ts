@@ -493,6 +493,21 @@ describe.each(IMPLEMENTATIONS)('unpackLayer arguments and abort, %s', (_label, i
   useImplementation(impl);
   const tiny = gzipSync(Buffer.alloc(1024));
 
+  it('keeps a name that begins with a byte-order mark (ustar name and PAX path alike)', async () => {
+    const bom = '\uFEFF';
+    for (const format of ['ustar', 'pax']) {
+      const src = await freshDir(`bom-${format}`);
+      await mkdir(join(src, `${bom}dir`));
+      await writeFile(join(src, `${bom}dir`, `${bom}file`), 'marked\n');
+      const out = join(scratch, `bom-${counter++}.tar`);
+      // Named without ./ in front, so that the name field begins with the mark.
+      await run('tar', [`--format=${format}`, '-C', src, '-cf', out, `${bom}dir`]);
+      const dest = await freshDir(`bom-${format}-dest`);
+      await unpackBlob(gzipSync(await readFile(out)), dest);
+      expect(await readFile(join(dest, `${bom}dir`, `${bom}file`), 'utf8')).toBe('marked\n');
+    }
+  });
+
   it('refuses unknown media types before reading anything', async () => {
     const dest = await freshDir('dest');
     for (const mediaType of [

@@ -1,4 +1,4 @@
-const utf8 = new TextDecoder('utf-8');
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /**
  * The raw bytes of a PAX record value that reached us as a string.

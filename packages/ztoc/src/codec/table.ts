@@ -8,7 +8,7 @@ import { slot } from './schema.js';
  */
 export class FbBuffer {
   readonly view: DataView;
-  private readonly utf8 = new TextDecoder('utf-8');
+  private readonly utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
   constructor(readonly bytes: Uint8Array) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -18,7 +18,7 @@ export interface RawHeader {
   devminor: number;
 }
 
-const utf8 = new TextDecoder('utf-8');
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export function isZeroBlock(block: Uint8Array): boolean {
   for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;

@@ -219,7 +219,7 @@ export class TarIndexer {
     // GNU long name/link: NUL-terminated (sometimes NUL-padded) text.
     let end = data.indexOf(0);
     if (end < 0) end = data.length;
-    const text = new TextDecoder('utf-8').decode(data.subarray(0, end));
+    const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(data.subarray(0, end));
     if (flag === 'L') this.longName = text;
     else this.longLink = text;
   }

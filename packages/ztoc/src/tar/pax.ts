@@ -1,6 +1,6 @@
 import { ZtocError } from '../errors.js';
 
-const utf8 = new TextDecoder('utf-8');
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /**
  * Parses PAX extended header data: records `"<len> <key>=<value>\n"` where len counts the
