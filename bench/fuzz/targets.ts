@@ -141,8 +141,8 @@ export const targets: Record<string, FuzzTarget> = {
       const size = ztoc.uncompressedArchiveSize;
       if (size > 0) {
         const plan = spansForRange(ztoc, size - 1, 1);
-        invariant(plan.compressedStart <= plan.compressedEnd, 'plan range');
-        invariant(plan.compressedEnd <= ztoc.compressedArchiveSize, 'plan past the blob');
+        invariant(plan.compressed.start <= plan.compressed.end, 'plan range');
+        invariant(plan.compressed.end <= ztoc.compressedArchiveSize, 'plan past the blob');
       }
     },
     expected: isZtocError,

@@ -1,9 +1,8 @@
-import { decodeSpan } from '@soci-ts/seekable-gzip';
 import { ZtocError } from './errors.js';
+import { layerSpans } from './layer-spans.js';
 import type { Ztoc } from './model.js';
 import { findFile, spansForRange } from './queries.js';
 import { sha256Digest } from './sha256.js';
-import { spanLayout } from './span-layout.js';
 
 /** Reads compressed layer bytes [start, end) (end exclusive), e.g. with one HTTP range request. */
 export type FetchRange = (start: number, end: number) => Promise<Uint8Array>;
@@ -29,45 +28,34 @@ export async function extractRange(
 ): Promise<Uint8Array> {
   const plan = spansForRange(ztoc, offset, length);
   const out = new Uint8Array(length);
-  if (plan.spans.length === 0) return out;
-  const compressed = await fetchRange(plan.compressedStart, plan.compressedEnd);
-  const want = plan.compressedEnd - plan.compressedStart;
-  if (compressed.length !== want) {
+  if (plan.spanIds.length === 0) return out;
+  const { start, end } = plan.compressed;
+  const compressed = await fetchRange(start, end);
+  if (compressed.length !== end - start) {
     throw new ZtocError(
       'ZTOC_OUT_OF_RANGE',
-      `fetching layer bytes [${plan.compressedStart}, ${plan.compressedEnd}) returned ${compressed.length} bytes, not ${want}`,
+      `fetching layer bytes [${start}, ${end}) returned ${compressed.length} bytes, not ${end - start}`,
     );
   }
-  const layout = spanLayout(ztoc);
-  for (const span of plan.spans) {
-    const bytes = compressed.subarray(
-      span.compressedStart - plan.compressedStart,
-      span.compressedEnd - plan.compressedStart,
-    );
+  const spans = layerSpans(ztoc);
+  for (const id of plan.spanIds) {
+    const range = spans.compressedRange(id);
+    const bytes = compressed.subarray(range.start - start, range.end - start);
     if (o.verify ?? true) {
-      const expected = ztoc.compressionInfo.spanDigests[span.spanId];
+      const expected = spans.digest(id);
       const actual = await sha256Digest(bytes);
       if (actual !== expected) {
         throw new ZtocError(
           'ZTOC_DIGEST_MISMATCH',
-          `span ${span.spanId} has digest ${actual}, the zTOC says ${expected}: the layer or zTOC is wrong`,
+          `span ${id} has digest ${actual}, the zTOC says ${expected}: the layer or zTOC is wrong`,
         );
       }
     }
     // Only the part of the span inside the range is inflated (decoding stops at its end).
-    const from = Math.max(offset, span.uncompressedStart);
-    const to = Math.min(offset + length, span.uncompressedEnd);
-    const part = { offset: from - span.uncompressedStart, length: to - from };
-    const data = layout.gzipIndex
-      ? await decodeSpan(layout.gzipIndex, span.spanId, bytes, part)
-      : bytes.subarray(part.offset, part.offset + part.length);
-    if (data.length !== part.length) {
-      throw new ZtocError(
-        'ZTOC_INVALID',
-        `span ${span.spanId} decoded to ${data.length} bytes, expected ${part.length}`,
-      );
-    }
-    out.set(data, from - offset);
+    const tar = spans.uncompressedRange(id);
+    const from = Math.max(offset, tar.start);
+    const to = Math.min(offset + length, tar.end);
+    out.set(await spans.decode(id, bytes, { offset: from - tar.start, length: to - from }), from - offset);
   }
   return out;
 }

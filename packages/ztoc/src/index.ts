@@ -4,7 +4,7 @@ export { decodeZtoc, normalizePath, type ReadZtocOptions, ZtocReader } from './c
 export { ZTOC_VERSION } from './codec/schema.js';
 export { ZtocError, type ZtocErrorCode } from './errors.js';
 export { type ExtractOptions, extractFileBytes, extractRange, type FetchRange } from './extract.js';
-export { type ByteRange, type LayerSpans, layerSpans } from './layer-spans.js';
+export { type ByteRange, type LayerSpans, layerSpans, type SpanPart } from './layer-spans.js';
 export { DEFAULT_ZTOC_LIMITS, type ZtocLimits } from './limits.js';
 export type { CompressionAlgorithm, CompressionInfo, FileMetadata, FileType, Ztoc } from './model.js';
 export { formatModTime, parseModTime } from './modtime.js';

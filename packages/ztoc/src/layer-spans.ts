@@ -33,13 +33,33 @@ export interface LayerSpans {
   digest(spanId: number): string;
   /**
    * Decodes the span's verified compressed bytes (exactly its compressed range) to its whole
-   * uncompressed range. Always a new buffer: the input may be a view into a larger fetch.
+   * uncompressed range, or to `part` of it only (offset relative to the span's uncompressed
+   * start; decoding stops at its end). Always a new buffer: the input may be a view into a
+   * larger fetch.
    */
-  decode(spanId: number, compressed: Uint8Array): Promise<Uint8Array>;
+  decode(spanId: number, compressed: Uint8Array, part?: SpanPart): Promise<Uint8Array>;
 }
+
+/** Bytes [offset, offset + length) of a span's uncompressed range, relative to its start. */
+export interface SpanPart {
+  offset: number;
+  length: number;
+}
+
+/** Built once per zTOC: queries ask for it per file and per range. */
+const built = new WeakMap<Ztoc, LayerSpans>();
 
 /** Throws ZtocError ZTOC_INVALID when the zTOC's checkpoints, span digests and sizes disagree. */
 export function layerSpans(ztoc: Ztoc): LayerSpans {
+  let spans = built.get(ztoc);
+  if (!spans) {
+    spans = buildLayerSpans(ztoc);
+    built.set(ztoc, spans);
+  }
+  return spans;
+}
+
+function buildLayerSpans(ztoc: Ztoc): LayerSpans {
   const layout = spanLayout(ztoc);
   const n = layout.spanCount;
   const digests = ztoc.compressionInfo.spanDigests;
@@ -71,9 +91,10 @@ export function layerSpans(ztoc: Ztoc): LayerSpans {
   };
   const gzipIndex = layout.gzipIndex;
   const inflate = gzipIndex
-    ? (id: number, bytes: Uint8Array) => decodeSpan(gzipIndex, id, bytes)
+    ? (id: number, bytes: Uint8Array, part: SpanPart) => decodeSpan(gzipIndex, id, bytes, part)
     : // A copy, as the fetch buffer may hold several spans (and Buffer#slice would give a view).
-      async (_id: number, bytes: Uint8Array) => new Uint8Array(bytes);
+      async (_id: number, bytes: Uint8Array, part: SpanPart) =>
+        new Uint8Array(bytes.subarray(part.offset, part.offset + part.length));
 
   return {
     spanCount: n,
@@ -82,8 +103,22 @@ export function layerSpans(ztoc: Ztoc): LayerSpans {
     uncompressedRange: (id) => pair(uncompressed, id),
     spanForOffset: (offset) => spanStartingAtOrBefore(uncompressed, n, offset),
     digest: (id) => digests[checked(id)]!,
-    decode: async (id, bytes) => {
+    decode: async (id, bytes, wanted) => {
       const want = pair(compressed, id);
+      const whole = uncompressed[2 * id + 1]! - uncompressed[2 * id]!;
+      const part = wanted ?? { offset: 0, length: whole };
+      if (
+        !Number.isSafeInteger(part.offset) ||
+        !Number.isSafeInteger(part.length) ||
+        part.offset < 0 ||
+        part.length < 0 ||
+        part.offset + part.length > whole
+      ) {
+        throw new ZtocError(
+          'ZTOC_INVALID_ARGUMENT',
+          `part [${part.offset}, +${part.length}) is not inside span ${id}'s ${whole} uncompressed bytes`,
+        );
+      }
       if (bytes.length !== want.end - want.start) {
         throw new ZtocError(
           'ZTOC_INVALID_ARGUMENT',
@@ -92,7 +127,7 @@ export function layerSpans(ztoc: Ztoc): LayerSpans {
       }
       let decoded: Uint8Array;
       try {
-        decoded = await inflate(id, bytes);
+        decoded = await inflate(id, bytes, part);
       } catch (cause) {
         throw new ZtocError(
           'ZTOC_INVALID',
@@ -100,11 +135,10 @@ export function layerSpans(ztoc: Ztoc): LayerSpans {
           { cause },
         );
       }
-      const size = uncompressed[2 * id + 1]! - uncompressed[2 * id]!;
-      if (decoded.length !== size) {
+      if (decoded.length !== part.length) {
         throw new ZtocError(
           'ZTOC_INVALID',
-          `span ${id} decoded to ${decoded.length} bytes, the zTOC says ${size}; the zTOC does not belong to this layer`,
+          `span ${id} decoded to ${decoded.length} bytes, the zTOC says ${part.length}; the zTOC does not belong to this layer`,
         );
       }
       return decoded;

@@ -1,23 +1,22 @@
 import { normalizePath } from './codec/reader.js';
 import { ZtocError } from './errors.js';
+import { type ByteRange, layerSpans } from './layer-spans.js';
 import type { FileMetadata, FileType, Ztoc } from './model.js';
-import { type SpanRange, spanLayout } from './span-layout.js';
+import { spanLayout } from './span-layout.js';
 
-/** What to fetch and decode to read `length` bytes at uncompressed `offset`. */
+/** What to fetch and decode to read `length` bytes at uncompressed `offset`, in ranges of layerSpans. */
 export interface SpanPlan {
   offset: number;
   length: number;
   /** First and last span (inclusive) holding the range; for an empty range both are the span at `offset`. */
   startSpan: number;
   endSpan: number;
-  /** The spans to fetch, in order; empty for an empty range. */
-  spans: SpanRange[];
-  /** One contiguous compressed byte range [start, end) covering all `spans`. */
-  compressedStart: number;
-  compressedEnd: number;
-  /** The uncompressed range [start, end) those spans decode to. */
-  uncompressedStart: number;
-  uncompressedEnd: number;
+  /** The spans to fetch, in order (startSpan..endSpan); none for an empty range. */
+  spanIds: number[];
+  /** One contiguous compressed range covering those spans (empty for an empty range). */
+  compressed: ByteRange;
+  /** The uncompressed range those spans decode to. */
+  uncompressed: ByteRange;
 }
 
 /** Spans holding uncompressed bytes [offset, offset + length) of the layer's tar stream. */
@@ -34,46 +33,36 @@ export function spansForRange(ztoc: Ztoc, offset: number, length: number): SpanP
       `range [${offset}, ${offset + length}) ends after the ${ztoc.uncompressedArchiveSize}-byte tar stream`,
     );
   }
-  const layout = spanLayout(ztoc);
-  if (layout.spanCount === 0) {
-    return { offset, length, startSpan: 0, endSpan: 0, spans: [], ...emptyAt(0) };
+  const spans = layerSpans(ztoc);
+  if (spans.spanCount === 0) {
+    return { offset, length, startSpan: 0, endSpan: 0, spanIds: [], ...emptyAt(0, 0) };
   }
-  const startSpan = layout.spanAt(offset);
+  const startSpan = spans.spanForOffset(offset);
   if (length === 0) {
-    const at = layout.range(startSpan);
-    return {
-      offset,
-      length,
-      startSpan,
-      endSpan: startSpan,
-      spans: [],
-      ...emptyAt(at.compressedStart, offset),
-    };
+    const at = spans.compressedRange(startSpan).start;
+    return { offset, length, startSpan, endSpan: startSpan, spanIds: [], ...emptyAt(at, offset) };
   }
-  const endSpan = layout.spanAt(offset + length - 1);
-  const spans: SpanRange[] = [];
-  for (let id = startSpan; id <= endSpan; id++) spans.push(layout.range(id));
-  const first = spans[0]!;
-  const last = spans[spans.length - 1]!;
+  const endSpan = spans.spanForOffset(offset + length - 1);
+  const spanIds: number[] = [];
+  for (let id = startSpan; id <= endSpan; id++) spanIds.push(id);
   return {
     offset,
     length,
     startSpan,
     endSpan,
-    spans,
-    compressedStart: first.compressedStart,
-    compressedEnd: last.compressedEnd,
-    uncompressedStart: first.uncompressedStart,
-    uncompressedEnd: last.uncompressedEnd,
+    spanIds,
+    compressed: { start: spans.compressedRange(startSpan).start, end: spans.compressedRange(endSpan).end },
+    uncompressed: {
+      start: spans.uncompressedRange(startSpan).start,
+      end: spans.uncompressedRange(endSpan).end,
+    },
   };
 }
 
-function emptyAt(compressed: number, uncompressed = 0) {
+function emptyAt(compressed: number, uncompressed: number): Pick<SpanPlan, 'compressed' | 'uncompressed'> {
   return {
-    compressedStart: compressed,
-    compressedEnd: compressed,
-    uncompressedStart: uncompressed,
-    uncompressedEnd: uncompressed,
+    compressed: { start: compressed, end: compressed },
+    uncompressed: { start: uncompressed, end: uncompressed },
   };
 }
 

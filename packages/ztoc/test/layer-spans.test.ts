@@ -85,6 +85,31 @@ describe('layerSpans', () => {
     }
   });
 
+  it('decodes any part of a span to that slice of the tar, and refuses a part outside it', async () => {
+    for (const { name, ztoc, blob } of layers.filter((_, i) => i % 2 === 0)) {
+      const spans = layerSpans(ztoc);
+      await fc.assert(
+        fc.asyncProperty(fc.nat(), fc.nat(), fc.nat(), async (idSeed, a, b) => {
+          const id = idSeed % spans.spanCount;
+          const c = spans.compressedRange(id);
+          const u = spans.uncompressedRange(id);
+          const size = u.end - u.start;
+          const offset = a % (size + 1);
+          const length = b % (size - offset + 1);
+          const part = await spans.decode(id, blob.subarray(c.start, c.end), { offset, length });
+          const want = tar.subarray(u.start + offset, u.start + offset + length);
+          expect(Buffer.from(part).equals(want), `${name} span ${id} [${offset}, +${length})`).toBe(true);
+        }),
+        { numRuns: 25 },
+      );
+      const c = spans.compressedRange(0);
+      const size = spans.uncompressedRange(0).end - spans.uncompressedRange(0).start;
+      await expect(
+        spans.decode(0, blob.subarray(c.start, c.end), { offset: size, length: 1 }),
+      ).rejects.toEqual(code('ZTOC_INVALID_ARGUMENT'));
+    }
+  });
+
   it('plain-tar spans decode to a copy, never a view of the fetch buffer', async () => {
     const { ztoc } = layers.find((l) => l.name.startsWith('tar'))!;
     const spans = layerSpans(ztoc);

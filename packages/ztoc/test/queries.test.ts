@@ -8,6 +8,7 @@ import {
   extractFileBytes,
   extractRange,
   fileSpans,
+  layerSpans,
   spansForRange,
   type Ztoc,
   ZtocError,
@@ -42,16 +43,23 @@ describe.each(['gzip', 'uncompressed'])('queries on a %s layer', (kind) => {
         const length = Math.min(len, tar.length - offset);
         const plan = spansForRange(ztoc, offset, length);
         if (length > 0) {
-          expect(plan.uncompressedStart).toBeLessThanOrEqual(offset);
-          expect(plan.uncompressedEnd).toBeGreaterThanOrEqual(offset + length);
-          expect(plan.spans.map((s) => s.spanId)).toEqual(
+          expect(plan.uncompressed.start).toBeLessThanOrEqual(offset);
+          expect(plan.uncompressed.end).toBeGreaterThanOrEqual(offset + length);
+          expect(plan.spanIds).toEqual(
             Array.from({ length: plan.endSpan - plan.startSpan + 1 }, (_, i) => plan.startSpan + i),
           );
+          // The plan is in the ranges of the one span model, layerSpans.
+          const spans = layerSpans(ztoc);
+          expect(plan.compressed).toEqual({
+            start: spans.compressedRange(plan.startSpan).start,
+            end: spans.compressedRange(plan.endSpan).end,
+          });
           // No span more than needed: the first ends after offset, the last starts before the end.
-          expect(plan.spans[0]!.uncompressedEnd).toBeGreaterThan(offset);
-          expect(plan.spans.at(-1)!.uncompressedStart).toBeLessThan(offset + length);
+          expect(spans.uncompressedRange(plan.startSpan).end).toBeGreaterThan(offset);
+          expect(spans.uncompressedRange(plan.endSpan).start).toBeLessThan(offset + length);
         } else {
-          expect(plan.spans).toEqual([]);
+          expect(plan.spanIds).toEqual([]);
+          expect(plan.compressed.end - plan.compressed.start).toBe(0);
         }
         const got = await extractRange(ztoc, offset, length, fetchFrom(blob));
         expect(Buffer.from(got).equals(tar.subarray(offset, offset + length))).toBe(true);
@@ -80,7 +88,7 @@ describe.each(['gzip', 'uncompressed'])('queries on a %s layer', (kind) => {
     const { ztoc, blob } = layers[kind]!;
     const plan = fileSpans(ztoc, './small.txt');
     const bad = Buffer.from(blob);
-    bad[plan.compressedStart + 3]! ^= 0x55;
+    bad[plan.compressed.start + 3]! ^= 0x55;
     await expect(extractFileBytes(ztoc, './small.txt', fetchFrom(bad))).rejects.toMatchObject({
       code: 'ZTOC_DIGEST_MISMATCH',
     });
