@@ -61,6 +61,19 @@ const source = (reference: string) => recordingSource(registries.repository(refe
 /** `ctr` in the test namespace; its stdout. */
 const ctr = async (args: string[]) => (await ctd.ctr(args)).stdout;
 
+/**
+ * An aborted pull left no image, lease or ingest; what it committed before the abort goes with
+ * containerd's garbage collector (run here by deleting a lease synchronously).
+ */
+async function expectNothingLeft(fresh: ContainerdClient): Promise<void> {
+  expect(await fresh.images.list()).toEqual([]);
+  expect(await fresh.leases.list()).toEqual([]);
+  expect(await fresh.content.listStatuses()).toEqual([]);
+  const lease = await fresh.leases.create();
+  await fresh.leases.delete(lease.id, { sync: true });
+  expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
+}
+
 async function expectPullError(promise: Promise<unknown>, code: string): Promise<PullError> {
   const err = (await promise.then(
     () => undefined,
@@ -281,13 +294,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
     );
     expect(err.cause).toBe(reason);
     expect(real.blobs).toHaveLength(2); // config and the first layer only
-    expect(await fresh.images.list()).toEqual([]);
-    expect(await fresh.leases.list()).toEqual([]);
-    expect(await fresh.content.listStatuses()).toEqual([]);
-    // What was committed before the abort is left to containerd's garbage collector.
-    const lease = await fresh.leases.create();
-    await fresh.leases.delete(lease.id, { sync: true });
-    expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
+    await expectNothingLeft(fresh);
   });
 
   test('an abort while the manifest or a layer is half read ends the pull at once with PULL_ABORTED', async () => {
@@ -326,12 +333,7 @@ describe('pullImage with overlayfs (every layer unpacked through Diff.Apply)', (
         await stall.stop();
       }
     }
-    expect(await fresh.images.list()).toEqual([]);
-    expect(await fresh.leases.list()).toEqual([]);
-    expect(await fresh.content.listStatuses()).toEqual([]);
-    const lease = await fresh.leases.create();
-    await fresh.leases.delete(lease.id, { sync: true });
-    expect(await fresh.snapshots(SNAPSHOTTER).list()).toEqual([]);
+    await expectNothingLeft(fresh);
   });
 
   test("a missing image is PULL_REGISTRY_FAILED with the registry's not-found code, and leaves nothing behind", async () => {
