@@ -1,4 +1,5 @@
 import { webcrypto } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { untilAborted } from '@soci-ts/oci-referrers';
 import type { LayerSpans } from '@soci-ts/ztoc';
 import { LazyFsError, messageOf } from './errors.js';
@@ -57,7 +58,8 @@ export class SpanFetcher {
     // Every request of this fetch ends at the deadline or when the layer closes, whichever comes first.
     const signal = AbortSignal.any([deadline, this.hooks.closed]);
     for (let attempt = 1; attempt <= this.maxAttempts && todo.length > 0 && !signal.aborted; attempt++) {
-      if (attempt > 1) await sleep(this.retryDelayMs * (attempt - 1), signal);
+      // The pause ends early when the signal aborts (checked next).
+      if (attempt > 1) await sleep(this.retryDelayMs * (attempt - 1), undefined, { signal }).catch(() => {});
       if (signal.aborted) break;
       const groups = attempt === 1 ? [todo] : todo.map((id) => [id]);
       const results = await Promise.allSettled(
@@ -167,19 +169,4 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   // WebCrypto digests run on libuv's thread pool: hashing a span never blocks the event loop.
   const digest = await webcrypto.subtle.digest('SHA-256', bytes);
   return `sha256:${Buffer.from(digest).toString('hex')}`;
-}
-
-/** Waits `ms`, or less when `signal` aborts (the caller looks at the signal next). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const wake = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', wake);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', wake, { once: true });
-  });
 }
